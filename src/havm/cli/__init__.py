@@ -1,0 +1,1 @@
+"""The ``havm`` operator command line. Each part registers its own subcommands."""

@@ -1,0 +1,1 @@
+"""havm.fencing"""
