@@ -101,3 +101,29 @@ class AuthError(HavmError):
     code = "unauthorized"
     exit_status = 10
     http_status = 401
+
+
+def error_to_payload(e: HavmError) -> dict[str, object]:
+    """The JSON body an API returns for ``e`` (the inverse of ``error_from_payload``)."""
+    err: dict[str, object] = {"code": e.code, "message": str(e)}
+    if isinstance(e, ConfigError):
+        err["issues"] = [{"file": i.file, "line": i.line, "field": i.field, "message": i.message}
+                         for i in e.issues]
+    return {"error": err}
+
+
+def error_from_payload(payload: object, status: int, where: str) -> HavmError:
+    """Rebuild the error a daemon answered with, keeping its class and code."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return HavmError(f"havmd at {where} answered HTTP {status}")
+    code, message = str(err.get("code", "")), str(err.get("message", ""))
+    if code in (ConfigError.code, UnsafeKeyError.code):
+        issues = [ConfigIssue(str(i.get("file", "")), i.get("line"), str(i.get("field", "")),
+                              str(i.get("message", "")))
+                  for i in err.get("issues", []) if isinstance(i, dict)]
+        return ConfigError(issues or [ConfigIssue("", None, "", message)])
+    for cls in (UsageError, NotReachable, NoQuorum, Conflict, NotFound, Timeout, LabError, AuthError):
+        if cls.code == code:
+            return cls(message)
+    return HavmError(message or f"havmd at {where} answered HTTP {status}")

@@ -1,1 +1,6 @@
-"""havm.commands"""
+"""Operator commands shared by the CLI, the REST API and the daemon."""
+
+from havm.commands.base import REGISTRY, Command, command_from_json
+from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+
+__all__ = ["REGISTRY", "ApplyConfig", "Command", "GetConfig", "GetStatus", "command_from_json"]

@@ -132,6 +132,7 @@ def load_config(path: str, check_key: bool = True) -> LoadedConfig:
     with open(path, encoding="utf-8") as f:
         text = f.read()
     issues: list[ConfigIssue] = []
+    error_class: type[ConfigError] = ConfigError
     config = None
     try:
         config = validate_document(located)
@@ -143,8 +144,9 @@ def load_config(path: str, check_key: bool = True) -> LoadedConfig:
             read_key(key_file)
         except ConfigError as e:
             issues.extend(e.issues)
+            error_class = type(e)  # keep "unsafe key" distinguishable for callers
     if issues:
-        raise ConfigError(issues)
+        raise error_class(issues)
     assert config is not None
     return LoadedConfig(config, text, path)
 
