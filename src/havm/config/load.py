@@ -107,6 +107,8 @@ def _real_path(data: Any, path: Path) -> Path:
     real: list[str | int] = []
     node = data
     for part in path:
+        if isinstance(part, str) and part.startswith("<") and part.endswith(">"):
+            continue  # a union branch tag such as <primitive>, not a key
         if isinstance(node, dict) and part in node:
             real.append(part)
             node = node[part]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
+from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
 from havm.config.types import Name
 
 SCHEMA_VERSION = 1
@@ -29,9 +31,10 @@ class ClusterConfig(Strict):
     auth: Auth = Field(default_factory=Auth)
     daemon: Daemon = Field(default_factory=Daemon)
     # Sections owned by later parts; empty means "none configured".
-    resources: list[dict[str, Any]] = Field(default_factory=list)
-    constraints: list[dict[str, Any]] = Field(default_factory=list)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    resources: list[Resource] = Field(default_factory=list)
+    constraints: list[Constraint] = Field(default_factory=list)
+    properties: Properties = Field(default_factory=Properties)
+    resource_defaults: Meta = Field(default_factory=Meta)
     fencing: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -67,6 +70,17 @@ class ClusterConfig(Strict):
             problems.append("at least one node must have a vote")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _resource_references(self) -> ClusterConfig:
+        # Raised as a ValidationError so each problem keeps its own location
+        # (constraints[3].with) and hence its own line in the loader's report.
+        problems = check_references(self.resources, self.constraints, self.node_names)
+        if problems:
+            raise ValidationError.from_exception_data("ClusterConfig", [
+                InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
+                for loc, message, value in problems])
         return self
 
     def node(self, name: str) -> Node:
