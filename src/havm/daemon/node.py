@@ -1,0 +1,267 @@
+"""The node daemon: membership thread + control loop + API.
+
+Threads and loops (heartbeats are never late because of other work):
+
+- the membership thread runs its own asyncio loop: it only sends and reads
+  heartbeats and computes the membership view;
+- the control loop (this module, the main thread) serves the API, replicates
+  the configuration and, later, runs the controller; it reacts to views the
+  membership thread hands over through a queue;
+- heavy work (scheduling a large cluster, agent calls) goes to worker
+  processes and subprocesses, never onto either loop.
+
+The control loop never dies of one bad event: each step is guarded, logged
+and retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from havm.clock import Clock, SystemClock
+from havm.commands.base import Command
+from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+from havm.config.load import LoadedConfig
+from havm.daemon.api import make_app
+from havm.daemon.peers import PeerClient
+from havm.daemon.status import build_status
+from havm.errors import HavmError, NoQuorum, UsageError
+from havm.membership.thread import MembershipThread
+from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
+
+log = logging.getLogger("havm.daemon")
+
+SYNC_INTERVAL = 1.0  # seconds between checks that our config is the newest
+PUSH_TIMEOUT = 5.0
+
+
+class NodeDaemon:
+    def __init__(self, bootstrap: LoadedConfig, node: str, key: bytes, state_dir: str,
+                 socket_path: str, clock: Clock | None = None) -> None:
+        self.node = node
+        self.key = key
+        self.clock = clock or SystemClock()
+        self.state_dir = state_dir
+        self.socket_path = socket_path
+        self.replica = ConfigReplica(ConfigFileStore(state_dir), bootstrap, node)
+        self.config = self.replica.loaded.config
+        if node not in self.config.node_names:
+            raise UsageError(f"node {node!r} is not in the configuration (nodes: {', '.join(self.config.node_names)})")
+        self.started_at = self.clock.wall()
+        self._app_info: dict[str, Any] = {}
+        self._refresh_app_info()
+        self.thread = MembershipThread.for_node(self.config, node, key, app_info=self.app_info, clock=self.clock)
+        self.membership = self.thread.service
+        self.peers = PeerClient(key, node)
+        self._views: asyncio.Queue[Any] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self._runners: list[web.AppRunner] = []
+        self._sync_lock = asyncio.Lock()
+
+    # -- called from the membership thread: must only read an immutable value --
+    def app_info(self) -> dict[str, Any]:
+        return self._app_info
+
+    def _refresh_app_info(self) -> None:
+        self._app_info = {"cfg": self.replica.version.to_wire(), "api": self.config.daemon.api.port}
+
+    # -- lifecycle --
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.membership.subscribe(lambda view: loop.call_soon_threadsafe(self._views.put_nowait, view))
+        self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
+        await self._serve()
+        log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
+                 self.replica.version.short())
+        try:
+            while not self._stop.is_set():
+                try:
+                    await asyncio.wait_for(self._views.get(), timeout=SYNC_INTERVAL)
+                except TimeoutError:
+                    pass
+                await self._guarded(self.sync_config())
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _guarded(self, coro: Any) -> None:
+        try:
+            await coro
+        except HavmError as e:
+            log.warning("%s", e)
+        except Exception:  # noqa: BLE001 - the loop never dies of one event
+            log.exception("unexpected error in the control loop; continuing")
+
+    async def _serve(self) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(self.socket_path)), exist_ok=True)
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+        unix = web.AppRunner(make_app(self, trusted=True), access_log=None)
+        await unix.setup()
+        old = os.umask(0o077)
+        try:
+            await web.UnixSite(unix, self.socket_path).start()
+        finally:
+            os.umask(old)
+        self._runners.append(unix)
+        tcp = web.AppRunner(make_app(self, trusted=False), access_log=None)
+        await tcp.setup()
+        for addr in self.config.node(self.node).addresses.values():
+            try:
+                await web.TCPSite(tcp, addr, self.config.daemon.api.port, reuse_address=True).start()
+            except OSError as e:
+                log.error("cannot serve the API on %s:%s: %s", addr, self.config.daemon.api.port, e.strerror)
+        self._runners.append(tcp)
+
+    async def _shutdown(self) -> None:
+        self.thread.stop()
+        for r in self._runners:
+            await r.cleanup()
+        await self.peers.close()
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+        log.info("havmd %s stopped", self.node)
+
+    # -- membership helpers --
+    def view(self) -> Any:
+        return self.membership.snapshot()
+
+    def peer_addresses(self, node: str) -> list[str]:
+        return list(self.config.node(node).addresses.values())
+
+    def peer_versions(self) -> dict[str, ConfigVersion]:
+        out: dict[str, ConfigVersion] = {}
+        view = self.view()
+        for name in view.members:
+            if name == self.node:
+                continue
+            info = view.peer(name).app or {}
+            try:
+                out[name] = ConfigVersion.from_wire(info.get("cfg"))
+            except ValueError:
+                continue
+        return out
+
+    # -- configuration replication --
+    async def sync_config(self) -> None:
+        """Catch up with the newest configuration any member advertises."""
+        async with self._sync_lock:
+            source = self.replica.newest_peer(self.peer_versions())
+            if source is None:
+                return
+            data = await self.peers.request(self.peer_addresses(source), self.config.daemon.api.port,
+                                            "GET", "/internal/config")
+            self.offer_config(data, sender=source)
+
+    def offer_config(self, data: Any, sender: str) -> dict[str, Any]:
+        try:
+            candidate = StoredConfig.from_json(data)
+        except ValueError as e:
+            raise UsageError(f"bad configuration offer from {sender}: {e}") from None
+        result = self.replica.offer(candidate)
+        if result.adopted:
+            self._adopted()
+        return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire()}
+
+    def _adopted(self) -> None:
+        old = self.config
+        self.config = self.replica.loaded.config
+        self._refresh_app_info()
+        try:
+            self.membership.update_config(self.config)
+        except ValueError as e:
+            log.warning("configuration %s changes what membership cannot follow live (%s): "
+                        "restart havmd on every node to apply that part", self.replica.version.short(), e)
+        if old.daemon.api.port != self.config.daemon.api.port:
+            log.warning("daemon.api.port changed: takes effect when havmd restarts")
+
+    # -- commands --
+    async def execute(self, cmd: Command, forwarded: bool = False, sender: str = "local") -> Any:
+        if isinstance(cmd, GetStatus):
+            return self.status()
+        if isinstance(cmd, GetConfig):
+            return self.replica.current.to_json()
+        if isinstance(cmd, ApplyConfig):
+            return await self._apply_config(cmd, forwarded)
+        raise UsageError(f"command {cmd.name!r} is not supported by this daemon yet")
+
+    async def _to_controller(self, cmd: Command, forwarded: bool) -> tuple[bool, Any]:
+        """Forward ``cmd`` to the controller unless we are it. Returns (handled, result)."""
+        view = self.view()
+        if not view.quorate or view.controller is None:
+            raise NoQuorum(f"node {self.node} is not in a quorate partition: the change is refused")
+        if view.controller == self.node:
+            return False, None
+        if forwarded:
+            raise NoQuorum(f"node {self.node} is not the controller ({view.controller} is); try again")
+        result = await self.peers.request(self.peer_addresses(view.controller), self.config.daemon.api.port,
+                                          "POST", f"/internal/commands/{cmd.name}", cmd.to_json(),
+                                          timeout=PUSH_TIMEOUT * 3)
+        return True, result
+
+    async def _apply_config(self, cmd: ApplyConfig, forwarded: bool) -> dict[str, Any]:
+        handled, result = await self._to_controller(cmd, forwarded)
+        if handled:
+            return result
+        # A new controller may not hold the newest configuration yet: catch up
+        # first, so a change is never based on (and never overwrites) a stale one.
+        await self.sync_config()
+        base = None
+        if cmd.base_epoch is not None:
+            if len(cmd.base_epoch) != 2:
+                raise UsageError("base_epoch must be [admin_epoch, epoch]")
+            base = ConfigVersion(cmd.base_epoch[0], cmd.base_epoch[1], "")
+        before = self.replica.version
+        stored = self.replica.propose(cmd.text, by=cmd.by or "unknown", now=self.clock.wall(), base=base,
+                                      force=cmd.force, comment=cmd.comment)
+        changed = stored.version != before
+        if changed:
+            self._adopted()
+        acked, missing = await self._push(stored)
+        votes = {n.name: n.votes for n in self.config.nodes}
+        total = sum(votes.values())
+        held = sum(votes.get(n, 0) for n in acked)
+        if held * 2 <= total:
+            # Persisted here and on some nodes, but a later quorate partition might
+            # not contain any of them: tell the operator it is not safely committed.
+            raise NoQuorum(f"configuration {stored.version.short()} is stored on {', '.join(acked)} only "
+                           f"({held} of {total} votes): not committed on a majority; it will spread when "
+                           f"{', '.join(missing)} answer, or be superseded")
+        return {"changed": changed, "version": stored.version.to_wire(), "controller": self.node,
+                "acked": acked, "missing": missing}
+
+    async def _push(self, stored: StoredConfig) -> tuple[list[str], list[str]]:
+        """Push to every member; return (nodes that hold it, members that did not answer)."""
+        view = self.view()
+        others = [n for n in view.members if n != self.node]
+
+        async def one(n: str) -> bool:
+            try:
+                r = await self.peers.request(self.peer_addresses(n), self.config.daemon.api.port, "POST",
+                                             "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
+                return ConfigVersion.from_wire(r.get("version")) >= stored.version
+            except (HavmError, ValueError) as e:
+                log.warning("pushing config %s to %s failed: %s", stored.version.short(), n, e)
+                return False
+
+        results = await asyncio.gather(*(one(n) for n in others))
+        acked = [self.node] + [n for n, ok in zip(others, results, strict=True) if ok]
+        missing = [n for n, ok in zip(others, results, strict=True) if not ok]
+        return sorted(acked), sorted(missing)
+
+    # -- status --
+    def status(self) -> dict[str, Any]:
+        return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
+                            started_at=self.started_at, now=time.time())
