@@ -1,0 +1,205 @@
+"""The failure detector: Heartbeat's timers applied to when each peer was last heard.
+
+Pure logic: no clock, no socket. Callers pass ``now`` (monotonic seconds) to
+every method, so tests drive it with exact times.
+
+Semantics (``Timing``):
+
+- a peer is **alive** while it was heard on any link within ``warntime``;
+- **late** once silent on every link for ``warntime`` (one warning per episode:
+  the episode ends when it is heard again);
+- **dead** once silent on every link for ``deadtime``; a peer never heard since we
+  started is **unknown** until ``initdead`` after our start, then dead;
+- a peer that said LEAVE is dead at once (until heard again: a new incarnation).
+
+Per link: a link is **up** for a peer while that peer was heard on it within
+``deadtime``, **down** after, **unknown** if never heard and still within
+``initdead``. A node stays alive while any one of its links works; link events
+are reported only for peers that stay alive, so a dead peer is one message,
+not one per link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from havm.config.cluster import Timing
+
+
+class PeerStatus(StrEnum):
+    UNKNOWN = "unknown"
+    ALIVE = "alive"
+    LATE = "late"
+    DEAD = "dead"
+
+
+class LinkStatus(StrEnum):
+    UNKNOWN = "unknown"
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class DetectorEvent:
+    """A change worth a log line. kind: late, dead, alive, left, link-down, link-up."""
+
+    kind: str
+    peer: str
+    link: str | None = None
+    previous: str = ""
+    silence: float | None = None
+
+    def describe(self) -> str:
+        silent = f" (silent {self.silence:.2f}s)" if self.silence is not None else ""
+        if self.kind == "late":
+            return f"peer {self.peer} is late{silent}"
+        if self.kind == "dead":
+            never = " (never heard since start)" if self.previous == PeerStatus.UNKNOWN else ""
+            return f"peer {self.peer} is dead{silent}{never}"
+        if self.kind == "alive":
+            how = "joined" if self.previous == PeerStatus.UNKNOWN else "is back"
+            return f"peer {self.peer} {how}"
+        if self.kind == "left":
+            return f"peer {self.peer} left (stopped on purpose)"
+        return f"link {self.link} to peer {self.peer} is {self.kind.removeprefix('link-')}{silent}"
+
+
+@dataclass
+class _Peer:
+    last: list[float | None]
+    status: PeerStatus = PeerStatus.UNKNOWN
+    links: list[LinkStatus] = field(default_factory=list)
+    left: bool = False
+
+
+class FailureDetector:
+    """Tracks every peer of one node. Not thread-safe: owned by the membership thread."""
+
+    def __init__(self, timing: Timing, peers: Iterable[str], links: Sequence[str], start: float) -> None:
+        self.timing = timing
+        self.links = tuple(links)
+        self.start = start
+        self._peers: dict[str, _Peer] = {}
+        self.set_peers(peers, start)
+
+    # -- inputs ---------------------------------------------------------------
+    def set_peers(self, peers: Iterable[str], now: float) -> None:
+        """Add new peers (they get initdead from ``now``) and forget removed ones."""
+        wanted = list(peers)
+        for name in list(self._peers):
+            if name not in wanted:
+                del self._peers[name]
+        for name in wanted:
+            if name not in self._peers:
+                self._peers[name] = _Peer([None] * len(self.links),
+                                          links=[LinkStatus.UNKNOWN] * len(self.links))
+        if now > self.start and any(p.status == PeerStatus.UNKNOWN for p in self._peers.values()):
+            # A peer added by a config change deserves initdead from now, not from our start.
+            self.start = now
+
+    def heard(self, peer: str, link: int, now: float) -> list[DetectorEvent]:
+        """A valid packet of ``peer`` arrived on ``link``; returns the changes it causes."""
+        state = self._peers[peer]
+        previous = state.last[link]
+        state.last[link] = now if previous is None else max(previous, now)
+        state.left = False
+        return self._evaluate_peer(peer, state, now)
+
+    def left(self, peer: str, now: float) -> list[DetectorEvent]:
+        """The peer announced it is stopping: dead now, no deadtime wait."""
+        state = self._peers[peer]
+        state.left = True
+        state.last = [None] * len(self.links)
+        return self._evaluate_peer(peer, state, now)
+
+    def evaluate(self, now: float) -> list[DetectorEvent]:
+        """Apply the timers at ``now``; returns the transitions since the last call."""
+        events: list[DetectorEvent] = []
+        for name, state in self._peers.items():
+            events.extend(self._evaluate_peer(name, state, now))
+        return events
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def peers(self) -> tuple[str, ...]:
+        return tuple(self._peers)
+
+    def status(self, peer: str) -> PeerStatus:
+        return self._peers[peer].status
+
+    def link_status(self, peer: str, link: int) -> LinkStatus:
+        return self._peers[peer].links[link]
+
+    def has_left(self, peer: str) -> bool:
+        return self._peers[peer].left
+
+    def last_heard(self, peer: str) -> float | None:
+        heard = [t for t in self._peers[peer].last if t is not None]
+        return max(heard) if heard else None
+
+    def settled(self) -> bool:
+        """True once no peer is unknown: each was heard, or initdead has passed."""
+        return all(p.status != PeerStatus.UNKNOWN for p in self._peers.values())
+
+    def next_deadline(self, now: float) -> float | None:
+        """The earliest future time at which ``evaluate`` could report a change."""
+        t = self.timing
+        times: list[float] = []
+        for state in self._peers.values():
+            if state.status == PeerStatus.UNKNOWN:
+                times.append(self.start + t.initdead)
+            heard = [x for x in state.last if x is not None]
+            if heard and not state.left:
+                last = max(heard)
+                times.extend((last + t.warntime, last + t.deadtime))
+                times.extend(x + t.deadtime for x in heard)
+            if any(s == LinkStatus.UNKNOWN for s in state.links):
+                times.append(self.start + t.initdead)
+        future = [x for x in times if x > now]
+        return min(future) if future else None
+
+    # -- the rules ------------------------------------------------------------
+    def _evaluate_peer(self, name: str, state: _Peer, now: float) -> list[DetectorEvent]:
+        t = self.timing
+        in_initdead = now - self.start < t.initdead
+        heard = [x for x in state.last if x is not None]
+        silence = now - max(heard) if heard else None
+        if state.left:
+            status = PeerStatus.DEAD
+        elif silence is None:
+            status = PeerStatus.UNKNOWN if in_initdead else PeerStatus.DEAD
+        elif silence >= t.deadtime:
+            status = PeerStatus.DEAD
+        elif silence >= t.warntime:
+            status = PeerStatus.LATE
+        else:
+            status = PeerStatus.ALIVE
+
+        events: list[DetectorEvent] = []
+        before = state.status
+        if status != before:
+            if status == PeerStatus.DEAD:
+                events.append(DetectorEvent("left" if state.left else "dead", name, previous=before.value,
+                                            silence=silence))
+            elif status == PeerStatus.LATE and before == PeerStatus.ALIVE:
+                events.append(DetectorEvent("late", name, silence=silence))
+            elif status in (PeerStatus.ALIVE, PeerStatus.LATE) and before in (PeerStatus.UNKNOWN, PeerStatus.DEAD):
+                events.append(DetectorEvent("alive", name, previous=before.value))
+            state.status = status
+
+        stays_alive = before in (PeerStatus.ALIVE, PeerStatus.LATE) and status in (PeerStatus.ALIVE, PeerStatus.LATE)
+        for i, last in enumerate(state.last):
+            if last is None:
+                link = LinkStatus.UNKNOWN if in_initdead and not state.left else LinkStatus.DOWN
+            else:
+                link = LinkStatus.UP if now - last < t.deadtime else LinkStatus.DOWN
+            if link != state.links[i]:
+                first_up = state.links[i] == LinkStatus.UNKNOWN and link == LinkStatus.UP
+                if stays_alive and link != LinkStatus.UNKNOWN and not first_up:
+                    events.append(DetectorEvent(
+                        "link-" + link.value, name, self.links[i], previous=state.links[i].value,
+                        silence=None if last is None else now - last))
+                state.links[i] = link
+        return events

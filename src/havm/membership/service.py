@@ -1,0 +1,388 @@
+"""The membership service of one node: heartbeats out, heartbeats in, one view.
+
+``MembershipService`` owns the mutable state (detector, anti-replay, peers'
+latest heartbeats, counters) and publishes an immutable ``MembershipView``
+after every change. Its two entry points do all the work synchronously, so
+unit tests drive them with a ManualClock and a FakeNetwork, without a loop:
+
+- ``tick()``: send the heartbeat round if due, apply the detector's timers;
+- ``on_datagram(data, link, source)``: check and account one received packet.
+
+``run()`` is the production driver: it opens the transport and calls ``tick``
+at the fixed heartbeat cadence (and at detector deadlines) on an asyncio loop.
+``MembershipThread`` (thread.py) runs it on a dedicated thread.
+
+Thread-safety: ``snapshot``, ``subscribe``, ``update_config`` and ``stop`` may be
+called from any thread; everything else runs on the membership thread.
+Subscribers are called on the membership thread, outside the lock, and must be
+quick (hand the view to a queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from havm.clock import Clock
+from havm.config.schema import ClusterConfig
+from havm.membership.detector import DetectorEvent, FailureDetector, LinkStatus, PeerStatus
+from havm.membership.packet import Heartbeat, MessageType, PacketCodec, PacketError, Reason
+from havm.membership.replay import ReplayGuard, Verdict
+from havm.membership.tiebreak import PingProber, Prober
+from havm.membership.transport import Transport
+from havm.membership.view import (
+    JitterStats,
+    LinkView,
+    MembershipView,
+    PeerView,
+    Traffic,
+    choose_controller,
+    compute_members,
+    decide_quorum,
+    views_agree,
+)
+
+log = logging.getLogger("havm.membership")
+
+MAX_APP_INFO_BYTES = 400
+JITTER_WINDOW = 1024
+Subscriber = Callable[[MembershipView], None]
+
+
+@dataclass
+class _PeerInfo:
+    generation: int | None = None
+    restarts: int = 0
+    heartbeat: Heartbeat | None = None
+    last_seq: dict[int, int] = field(default_factory=dict)  # link -> last accepted seq
+
+
+class MembershipService:
+    def __init__(self, config: ClusterConfig, node: str, key: bytes, clock: Clock, transport: Transport,
+                 app_info: Callable[[], Mapping[str, Any]] | None = None, *,
+                 prober: Prober | None = None, generation: int | None = None) -> None:
+        """``generation`` defaults to wall-clock nanoseconds now; a daemon may pass a
+        persisted, strictly increasing value to survive a clock set backwards.
+        ``prober`` defaults to a PingProber when the tiebreaker is ``ping``."""
+        config.node(node)  # KeyError early if the node is not configured
+        self.node = node
+        self.clock = clock
+        self.transport = transport
+        self._key = key
+        self._app_info = app_info or dict
+        self.generation = generation if generation is not None else int(clock.wall() * 1e9)
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._started = clock.monotonic()
+        self._seq = 0
+        self._next_send = self._started
+        self._guard = ReplayGuard()
+        self._peers: dict[str, _PeerInfo] = {}
+        self._drops: Counter[str] = Counter()
+        self._sent = [0] * len(config.links)
+        self._received = [0] * len(config.links)
+        self._lost = [0] * len(config.links)
+        self._traffic = {"sent_packets": 0, "sent_bytes": 0, "received_packets": 0, "received_bytes": 0,
+                         "send_errors": 0}
+        self._jitter: deque[float] = deque(maxlen=JITTER_WINDOW)
+        self._app: dict[str, Any] = {}
+        self._app_error_logged = False
+        self._stopping: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.config = config
+        self._codec = PacketCodec(key, config.cluster, config.node_names, len(config.links))
+        self._detector = FailureDetector(config.timing, self._peer_names(config),
+                                         [lk.name for lk in config.links], self._started)
+        self._peers = {p: _PeerInfo() for p in self._peer_names(config)}
+        tiebreaker = config.quorum.tiebreaker
+        if prober is None and tiebreaker.type == "ping":
+            prober = PingProber(tiebreaker.targets, tiebreaker.interval)
+        self.prober = prober
+        self._view = self._build_view(self._started)
+
+    def _peer_names(self, config: ClusterConfig) -> list[str]:
+        return [n for n in config.node_names if n != self.node]
+
+    # -- public API (any thread) ----------------------------------------------
+    def snapshot(self) -> MembershipView:
+        """The latest view; immutable, cheap, safe from any thread."""
+        with self._lock:
+            return self._view
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(view)`` (on the membership thread) whenever members, quorum,
+        controller, view agreement, a peer's state/links/generation/app info or a
+        link's state change."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def update_config(self, config: ClusterConfig) -> None:
+        """Follow a new configuration: nodes added/removed, votes, timing, quorum.
+
+        Links (names, modes, ports) cannot change while running: raises ValueError
+        saying a restart is needed. Added peers get initdead from now.
+        """
+        if [lk.model_dump() for lk in config.links] != [lk.model_dump() for lk in self.config.links]:
+            raise ValueError("heartbeat links changed: restart havmd to apply")
+        if config.cluster != self.config.cluster:
+            raise ValueError("the cluster name changed: restart havmd to apply")
+        config.node(self.node)
+        with self._lock:
+            now = self.clock.monotonic()
+            self.config = config
+            self._codec = PacketCodec(self._key, config.cluster, config.node_names, len(config.links))
+            peers = self._peer_names(config)
+            for gone in set(self._peers) - set(peers):
+                self._guard.forget(gone)
+                del self._peers[gone]
+            for new in peers:
+                self._peers.setdefault(new, _PeerInfo())
+            self._detector.timing = config.timing
+            self._detector.set_peers(peers, now)
+            self.transport.set_config(config)
+        self._publish(now)
+
+    def stop(self) -> None:
+        """Ask ``run()`` to send LEAVE and return (thread-safe)."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            loop.call_soon_threadsafe(stopping.set)
+
+    # -- production driver ----------------------------------------------------
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Open the transport, heartbeat on a fixed cadence until ``stop()``, then LEAVE.
+
+        ``ready`` is called once the transport is open (sockets bound); errors
+        opening it (TransportError) propagate before that.
+        """
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        await self.transport.open(self.on_datagram)
+        if ready is not None:
+            ready()
+        if self.prober is not None:
+            self.prober.start()
+        try:
+            while not self._stopping.is_set():
+                self.tick()
+                delay = max(0.0, self.next_wakeup() - self.clock.monotonic())
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+            self.leave()
+        finally:
+            if self.prober is not None:
+                self.prober.stop()
+            self.transport.close()
+
+    def next_wakeup(self) -> float:
+        """When ``tick`` next has something to do: the next send or detector deadline."""
+        with self._lock:
+            deadline = self._detector.next_deadline(self.clock.monotonic())
+            return self._next_send if deadline is None else min(self._next_send, deadline)
+
+    # -- the work (membership thread) -----------------------------------------
+    def tick(self) -> None:
+        """Send the heartbeat round if due; apply timers; publish the view if it changed."""
+        now = self.clock.monotonic()
+        with self._lock:
+            if now >= self._next_send:
+                self._jitter.append(now - self._next_send)
+                self._send_round(MessageType.HEARTBEAT, now)
+                # Fixed cadence: the next round is due one keepalive after the
+                # *scheduled* time, so late wake-ups do not accumulate drift;
+                # rounds missed entirely (a stalled process) are skipped.
+                keepalive = self.config.timing.keepalive
+                self._next_send += keepalive
+                if self._next_send <= now:
+                    skipped = int((now - self._next_send) // keepalive) + 1
+                    self._next_send += skipped * keepalive
+                    log.warning("heartbeat: %d round(s) skipped, the membership thread was stalled", skipped)
+            events = self._detector.evaluate(now)
+        self._log_events(events)
+        self._publish(now)
+
+    def leave(self) -> None:
+        """Tell peers we stop on purpose (they mark us dead without waiting deadtime)."""
+        with self._lock:
+            self._send_round(MessageType.LEAVE, self.clock.monotonic())
+
+    def on_datagram(self, data: bytes, link: int, source: tuple[str, int]) -> None:
+        """Check one datagram and apply it. Never raises for bad input: drops are counted."""
+        now = self.clock.monotonic()
+        events: list[DetectorEvent] = []
+        with self._lock:
+            self._traffic["received_packets"] += 1
+            self._traffic["received_bytes"] += len(data)
+            try:
+                changed = self._accept(data, link, now, events)
+            except PacketError as e:
+                self._drops[e.reason] += 1
+                if e.reason != Reason.OWN:
+                    log.debug("dropped packet from %s on link %d: %s", source, link, e)
+                return
+        self._log_events(events)
+        if changed:
+            self._publish(now)
+
+    def _accept(self, data: bytes, link: int, now: float, events: list[DetectorEvent]) -> bool:
+        """Returns whether the packet may have changed the view."""
+        packet = self._codec.decode(data)
+        if packet.sender == self.node:
+            raise PacketError(Reason.OWN)
+        if packet.link != link:
+            raise PacketError(Reason.WRONG_LINK, f"sent on link {packet.link}, received on link {link}")
+        heartbeat = Heartbeat.from_payload(packet.payload) if packet.type == MessageType.HEARTBEAT else None
+        verdict = self._guard.check(packet.sender, packet.generation, packet.seq, link)
+        info = self._peers[packet.sender]
+        changed = False
+        if verdict == Verdict.RESTART:
+            info.restarts += 1
+            info.last_seq.clear()
+            info.heartbeat = None
+            changed = True
+            log.warning("peer %s restarted (generation %d -> %d)", packet.sender, info.generation or 0,
+                        packet.generation)
+        info.generation = packet.generation
+        previous = info.last_seq.get(link)
+        if previous is not None and packet.seq > previous + 1:
+            self._lost[link] += min(packet.seq - previous - 1, 1000)
+        info.last_seq[link] = max(packet.seq, previous or 0)
+        self._received[link] += 1
+        if packet.type == MessageType.LEAVE:
+            self._guard.retire(packet.sender, packet.generation)
+            info.heartbeat = None
+            events.extend(self._detector.left(packet.sender, now))
+            return True
+        assert heartbeat is not None
+        before_status = self._detector.status(packet.sender)
+        before_link = self._detector.link_status(packet.sender, link)
+        events.extend(self._detector.heard(packet.sender, link, now))
+        old = info.heartbeat
+        info.heartbeat = heartbeat
+        return (changed or bool(events) or old is None
+                or old.hears != heartbeat.hears or old.members != heartbeat.members
+                or old.quorate != heartbeat.quorate or old.app != heartbeat.app
+                or before_status != self._detector.status(packet.sender)
+                or before_link != self._detector.link_status(packet.sender, link))
+
+    def _send_round(self, mtype: MessageType, now: float) -> None:
+        self._seq += 1
+        payload: dict[str, Any] = {}
+        if mtype == MessageType.HEARTBEAT:
+            view = self._view
+            hears = tuple(p for p in self._detector.peers
+                          if self._detector.status(p) in (PeerStatus.ALIVE, PeerStatus.LATE))
+            payload = Heartbeat(hears, view.members, view.quorate, self._current_app_info()).to_payload(self.node)
+        wall = self.clock.wall()
+        for index in range(len(self.config.links)):
+            try:
+                data = self._codec.encode(mtype, self.node, self.generation, self._seq, wall, index, payload)
+            except PacketError as e:
+                log.error("heartbeat not sent: %s", e)
+                self._traffic["send_errors"] += 1
+                continue
+            result = self.transport.send(index, data)
+            self._sent[index] += result.datagrams
+            self._traffic["sent_packets"] += result.datagrams
+            self._traffic["sent_bytes"] += result.datagrams * len(data)
+            self._traffic["send_errors"] += result.errors
+
+    def _current_app_info(self) -> dict[str, Any]:
+        try:
+            info = dict(self._app_info())
+            size = len(json.dumps(info, separators=(",", ":")))
+            if size > MAX_APP_INFO_BYTES:
+                raise ValueError(f"app info is {size} bytes, at most {MAX_APP_INFO_BYTES} fit a heartbeat")
+        except Exception as e:
+            if not self._app_error_logged:  # once per episode, not twice a second
+                log.error("app info unavailable, sending the last good one: %s", e)
+                self._app_error_logged = True
+            return self._app
+        self._app = info
+        self._app_error_logged = False
+        return info
+
+    # -- the view ---------------------------------------------------------------
+    def _build_view(self, now: float) -> MembershipView:
+        det = self._detector
+        alive = {p for p in det.peers if det.status(p) in (PeerStatus.ALIVE, PeerStatus.LATE)}
+        hears_of = {p: frozenset(i.heartbeat.hears) for p, i in self._peers.items() if i.heartbeat}
+        reported = {p: frozenset(i.heartbeat.members) for p, i in self._peers.items() if i.heartbeat}
+        members = compute_members(self.node, alive, hears_of)
+        ping = self.prober.reachable() if self.prober is not None else None
+        quorum = decide_quorum(self.config, members, det.settled(), ping)
+        controller = choose_controller(quorum.quorate, members, reported)
+        link_names = [lk.name for lk in self.config.links]
+        peers = []
+        for name in det.peers:
+            info = self._peers[name]
+            last = det.last_heard(name)
+            hb = info.heartbeat
+            peers.append(PeerView(
+                name=name, state=det.status(name).value, member=name in members,
+                links={lk: det.link_status(name, i).value for i, lk in enumerate(link_names)},
+                last_heard_age=None if last is None else now - last,
+                generation=info.generation, restarts=info.restarts, left=det.has_left(name),
+                hears=hb.hears if hb else (), members=hb.members if hb else (),
+                quorate=hb.quorate if hb else None, app=dict(hb.app) if hb else {}))
+        links = []
+        for i, lk in enumerate(self.config.links):
+            up = sum(1 for p in det.peers if det.link_status(p, i) == LinkStatus.UP)
+            links.append(LinkView(lk.name, lk.mode, up > 0 or not det.peers, up, len(det.peers),
+                                  self._sent[i], self._received[i], self._lost[i]))
+        jitter = sorted(self._jitter)
+        jitter_stats = JitterStats(len(jitter), statistics.median(jitter), jitter[int(0.99 * (len(jitter) - 1))],
+                                   jitter[-1]) if jitter else JitterStats()
+        return MembershipView(
+            node=self.node, cluster=self.config.cluster, generation=self.generation, seq=self._seq,
+            at=self.clock.wall(), uptime=now - self._started, members=tuple(sorted(members)),
+            quorate=quorum.quorate, votes=quorum.votes, expected_votes=quorum.expected,
+            quorum_reason=quorum.reason, controller=controller,
+            agreed=views_agree(self.node, members, reported), peers=tuple(peers), links=tuple(links),
+            traffic=Traffic(drops=dict(self._drops), **self._traffic), jitter=jitter_stats)
+
+    def _publish(self, now: float) -> None:
+        with self._lock:
+            old = self._view
+            view = self._build_view(now)
+            self._view = view
+            subscribers = list(self._subscribers)
+        if view.key() == old.key():
+            return
+        self._log_changes(old, view)
+        for callback in subscribers:
+            try:
+                callback(view)
+            except Exception:
+                log.exception("membership subscriber %r failed", callback)
+
+    def _log_events(self, events: list[DetectorEvent]) -> None:
+        for event in events:
+            level = logging.WARNING if event.kind in ("late", "dead", "link-down") else logging.INFO
+            log.log(level, "%s", event.describe())
+
+    def _log_changes(self, old: MembershipView, new: MembershipView) -> None:
+        if old.members != new.members:
+            log.info("members: %s", ", ".join(new.members))
+        if old.quorate != new.quorate:
+            if new.quorate:
+                log.info("quorum gained (%d of %d votes, %s)", new.votes, new.expected_votes, new.quorum_reason)
+            else:
+                log.warning("quorum lost (%d of %d votes, %s)", new.votes, new.expected_votes, new.quorum_reason)
+        if old.controller != new.controller:
+            log.info("controller: %s -> %s", old.controller, new.controller)
+        for link_old, link_new in zip(old.links, new.links, strict=False):
+            if link_old.up != link_new.up:
+                if link_new.up:
+                    log.info("link %s is up", link_new.name)
+                else:
+                    log.warning("link %s is down for every peer", link_new.name)
