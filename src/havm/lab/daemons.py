@@ -1,0 +1,100 @@
+"""The processes of lab nodes: start a node's havmd, list a node's processes,
+wait until daemons answer on their sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from havm.lab import netns, process
+from havm.lab.plan import daemon_argv
+from havm.lab.state import LabState, NodeRecord
+
+READY_POLL = 0.1  # seconds between readiness rounds
+
+
+def daemon_alive(rec: NodeRecord) -> bool:
+    return process.is_alive(rec.pid, rec.pid_start)
+
+
+def spawn_daemon(state: LabState, rec: NodeRecord, env: dict[str, str] | None = None) -> None:
+    """Start ``rec``'s daemon inside its namespace and record its pid in ``rec``.
+
+    The caller saves the state right after, so a crash never loses a pid.
+    """
+    os.makedirs(rec.state_dir, exist_ok=True)
+    if os.path.exists(rec.socket):
+        os.unlink(rec.socket)  # stale: no daemon of ours is alive (checked by callers)
+    argv = daemon_argv(state, rec)
+    full_env = dict(os.environ)
+    full_env["PYTHONUNBUFFERED"] = "1"
+    full_env.update(env or {})
+    with open(rec.log, "a", encoding="utf-8") as log:
+        log.write(f"=== havm lab: starting {rec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
+                  f"{' '.join(argv)}\n")
+    rec.pid, rec.pid_start = process.spawn_detached(
+        argv, rec.log, prefix=netns.in_netns(rec.netns, []), cwd=state.dir, env=full_env)
+
+
+def node_pids(rec: NodeRecord) -> list[int]:
+    """Every live process of the node: all of its namespace, or (loopback) the
+    daemon's process group, which also holds what the daemon started."""
+    if rec.netns:
+        return [p for p in netns.netns_pids(rec.netns) if p != os.getpid()]
+    pids = process.group_members(rec.pid) if rec.pid else []
+    return pids
+
+
+def socket_answers(path: str, timeout: float = 0.5) -> bool:
+    """True if a daemon answers an HTTP request on the unix socket ``path``."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall(b"GET /v1/status HTTP/1.0\r\nHost: lab\r\n\r\n")
+            return s.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: list[str]
+    failed: dict[str, str]  # node -> why (with the log's tail)
+
+
+def wait_ready(state: LabState, names: Iterable[str], timeout: float) -> Readiness:
+    """Wait (at most ``timeout``) until every named node's daemon answers.
+
+    A daemon that exits is reported at once, not after the timeout.
+    """
+    pending = list(names)
+    ready: list[str] = []
+    failed: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for name in list(pending):
+            rec = state.nodes[name]
+            if not daemon_alive(rec):
+                failed[name] = f"havmd exited; last lines of {rec.log}:\n{process.log_tail(rec.log)}"
+                pending.remove(name)
+            elif socket_answers(rec.socket):
+                ready.append(name)
+                pending.remove(name)
+        if not pending:
+            break
+        if time.monotonic() >= deadline:
+            for name in pending:
+                rec = state.nodes[name]
+                failed[name] = (f"no answer on {rec.socket} within {timeout:g}s; last lines of {rec.log}:\n"
+                                f"{process.log_tail(rec.log)}")
+            break
+        time.sleep(READY_POLL)
+    return Readiness(ready=ready, failed=failed)
+
+
+def describe_failures(failed: dict[str, str]) -> str:
+    return "\n".join(f"{name}: {why}" for name, why in failed.items())

@@ -1,0 +1,175 @@
+"""Network faults of a lab: partitions, lost packets, pulled cables.
+
+The lab's ``Faults`` record is the single source of truth. Each change
+updates the record, then renders every affected node's rules from it
+(``node_rules``, pure) and loads them whole, so applying twice is harmless
+and ``heal`` is simply "render with no faults".
+
+Mechanics, all inside the lab's own namespaces:
+
+- partition: iptables DROP in chain ``HAVM-PART`` (hooked from INPUT and
+  OUTPUT) of each node, for every address of every node outside its group,
+  on all links, both directions;
+- loss: tc netem on the node's interface when the kernel has it (also gives
+  ``--delay``), else iptables ``statistic`` random DROP in chain
+  ``HAVM-LOSS`` (hooked from OUTPUT); loss applies to what the node sends;
+- link down: the node's port on the link's bridge is set down in the switch
+  namespace, as if its cable were pulled (the node sees NO-CARRIER).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from havm.errors import LabError, UsageError
+from havm.lab import netns
+from havm.lab.state import Faults, LabState
+
+PART_CHAIN = "HAVM-PART"
+LOSS_CHAIN = "HAVM-LOSS"
+
+CHAIN_SETUP = f"""*filter
+:{PART_CHAIN} - [0:0]
+:{LOSS_CHAIN} - [0:0]
+-A INPUT -j {PART_CHAIN}
+-A OUTPUT -j {PART_CHAIN}
+-A OUTPUT -j {LOSS_CHAIN}
+COMMIT
+"""
+
+
+def parse_groups(specs: Sequence[str], nodes: Sequence[str]) -> list[list[str]]:
+    """``["n1,n2", "n3"]`` -> groups; nodes not named form one more group together."""
+    groups: list[list[str]] = []
+    seen: set[str] = set()
+    for spec in specs:
+        group = [n.strip() for n in spec.split(",") if n.strip()]
+        if not group:
+            raise UsageError(f"empty partition group {spec!r}")
+        for n in group:
+            if n not in nodes:
+                raise UsageError(f"unknown node {n!r} in partition; nodes are {', '.join(nodes)}")
+            if n in seen:
+                raise UsageError(f"node {n!r} is in two partition groups")
+            seen.add(n)
+        groups.append(group)
+    rest = [n for n in nodes if n not in seen]
+    if rest:
+        groups.append(rest)
+    if len(groups) < 2:
+        raise UsageError("a partition needs at least two groups (e.g. 'n1,n2 n3')")
+    return groups
+
+
+def node_rules(state: LabState, node: str) -> str:
+    """The full content of the lab chains of ``node`` (iptables-restore input)."""
+    faults = state.faults
+    lines = ["*filter", f":{PART_CHAIN} - [0:0]", f":{LOSS_CHAIN} - [0:0]",
+             f"-F {PART_CHAIN}", f"-F {LOSS_CHAIN}"]
+    if faults.partition is not None:
+        mine = next((g for g in faults.partition if node in g), [node])
+        for other in state.nodes.values():
+            if other.name in mine:
+                continue
+            for addr in other.addresses.values():
+                lines.append(f"-A {PART_CHAIN} -s {addr}/32 -j DROP")
+                lines.append(f"-A {PART_CHAIN} -d {addr}/32 -j DROP")
+    rec = state.nodes[node]
+    for link, loss in sorted(faults.loss.get(node, {}).items()):
+        if loss.get("method") != "iptables":
+            continue
+        probability = min(1.0, loss["percent"] / 100.0)
+        lines.append(f"-A {LOSS_CHAIN} -o {rec.interfaces[link].node_if} -m statistic "
+                     f"--mode random --probability {probability:.6f} -j DROP")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def require_netns(state: LabState, what: str) -> None:
+    if not state.netns_mode:
+        raise LabError(f"{what} needs network namespaces; this lab runs on loopback addresses "
+                       "(start it as root without --no-netns)")
+
+
+def setup_chains(state: LabState, node: str) -> None:
+    ns = state.nodes[node].netns
+    assert ns is not None
+    netns.iptables_restore(ns, CHAIN_SETUP)
+
+
+def apply_rules(state: LabState, nodes: Iterable[str]) -> None:
+    for node in nodes:
+        ns = state.nodes[node].netns
+        assert ns is not None
+        netns.iptables_restore(ns, node_rules(state, node))
+
+
+def set_partition(state: LabState, groups: list[list[str]] | None) -> None:
+    require_netns(state, "partition")
+    state.faults.partition = groups
+    apply_rules(state, state.nodes)
+
+
+def set_link(state: LabState, node: str, link: str, up: bool) -> None:
+    require_netns(state, "link-down/link-up")
+    rec = state.node(node)
+    if link not in rec.interfaces:
+        raise UsageError(f"unknown link {link!r}; links are {', '.join(state.links)}")
+    assert state.switch_netns is not None
+    netns.set_link(state.switch_netns, rec.interfaces[link].switch_if, up)
+    down = [lk for lk in state.faults.links_down.get(node, []) if lk != link]
+    if not up:
+        down.append(link)
+    if down:
+        state.faults.links_down[node] = sorted(down)
+    else:
+        state.faults.links_down.pop(node, None)
+
+
+def set_loss(state: LabState, node: str, percent: float, link: str | None = None,
+             delay_ms: float = 0.0) -> dict[str, dict[str, object]]:
+    """Lose ``percent`` % of what ``node`` sends on ``link`` (all links if None); 0 removes it."""
+    require_netns(state, "loss")
+    if not 0 <= percent <= 100:
+        raise UsageError(f"loss must be a percentage between 0 and 100, got {percent:g}")
+    if delay_ms < 0:
+        raise UsageError(f"delay must not be negative, got {delay_ms:g}")
+    rec = state.node(node)
+    if link is not None and link not in rec.interfaces:
+        raise UsageError(f"unknown link {link!r}; links are {', '.join(state.links)}")
+    assert rec.netns is not None
+    links = [link] if link else list(rec.interfaces)
+    current = state.faults.loss.setdefault(node, {})
+    for lk in links:
+        ifname = rec.interfaces[lk].node_if
+        netns.clear_qdisc(rec.netns, ifname)
+        current.pop(lk, None)
+        if percent == 0 and delay_ms == 0:
+            continue
+        if netns.netem_available(rec.netns, ifname):
+            netns.set_netem(rec.netns, ifname, percent, delay_ms)
+            method = "netem"
+        elif delay_ms > 0:
+            raise LabError("--delay needs the netem qdisc (sch_netem), which this kernel lacks; "
+                           "loss alone works without it (iptables statistic)")
+        else:
+            method = "iptables"
+        current[lk] = {"percent": percent, "delay_ms": delay_ms, "method": method}
+    if not current:
+        state.faults.loss.pop(node, None)
+    apply_rules(state, [node])
+    return dict(state.faults.loss.get(node, {}))
+
+
+def heal(state: LabState) -> None:
+    """Remove every partition, loss and link-down (idempotent; nothing to do on loopback)."""
+    state.faults = Faults()
+    if not state.netns_mode:
+        return
+    assert state.switch_netns is not None
+    for rec in state.nodes.values():
+        assert rec.netns is not None
+        for itf in rec.interfaces.values():
+            netns.clear_qdisc(rec.netns, itf.node_if)
+            netns.set_link(state.switch_netns, itf.switch_if, True)
+    apply_rules(state, state.nodes)

@@ -1,0 +1,241 @@
+"""Lab lifecycle: ``up``, ``down`` and ``status``.
+
+``up`` records its plan in lab.json before creating anything and records
+each process as soon as it starts, so ``down`` can always undo it: after a
+clean ``up``, a partial one, a crash, or even with lab.json lost (the lab's
+namespaces are found by their name prefix, derived from the lab dir).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import socket
+import time
+from typing import Any
+
+import yaml
+
+from havm.config.load import load_config, write_key
+from havm.errors import HavmError, LabError
+from havm.lab import daemons, faults, netns, process
+from havm.lab.plan import (
+    LabSpec,
+    cluster_document,
+    default_lab_octet,
+    fill_timing,
+    heartbeat_port,
+    network_commands,
+    plan_lab,
+)
+from havm.lab.state import STATE_FILE, LabState, load_optional, locked, netns_prefix
+
+GENERATED = ("cluster.yaml", "authkey", STATE_FILE, "nodes")
+STOP_GRACE = 2.0  # seconds daemons get to exit on SIGTERM at 'down' before SIGKILL
+
+
+def _live_leftovers(lab_dir: str, state: LabState | None) -> list[str]:
+    """What of a previous lab in ``lab_dir`` still exists (namespaces, live daemons)."""
+    left = [ns for ns in _lab_namespaces(lab_dir, state) if netns.exists(ns)]
+    if state is not None:
+        left += [f"{n.name} (pid {n.pid})" for n in state.nodes.values() if daemons.daemon_alive(n)]
+    return left
+
+
+def _lab_namespaces(lab_dir: str, state: LabState | None) -> list[str]:
+    names = set(state.namespaces()) if state else set()
+    if os.geteuid() == 0 and os.path.isdir(netns.NETNS_DIR):
+        prefix = netns_prefix(lab_dir)
+        names.update(n for n in os.listdir(netns.NETNS_DIR) if n.startswith(prefix))
+    return sorted(names)
+
+
+def _prepare_dir(lab_dir: str) -> None:
+    """Make ``lab_dir`` ready for a new lab, removing only files a lab generates."""
+    if os.path.isdir(lab_dir):
+        entries = [e for e in os.listdir(lab_dir) if not e.startswith(".lab.lock")]
+        if entries and not os.path.exists(os.path.join(lab_dir, STATE_FILE)):
+            raise LabError(f"{lab_dir} exists and is not a lab directory (no {STATE_FILE}); "
+                           "give an empty or new --dir")
+        for name in GENERATED:
+            path = os.path.join(lab_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.unlink(path)
+    os.makedirs(lab_dir, exist_ok=True)
+
+
+def _free_octet(lab_dir: str, links: int, port: int) -> int:
+    """A loopback octet whose node-1 addresses are not in use on ``port``."""
+    first = default_lab_octet(lab_dir)
+    for k in range(230):
+        octet = 20 + (first - 20 + k) % 230
+        if all(_udp_free(f"127.{li}.{octet}.1", port) for li in range(links)):
+            return octet
+    raise LabError("no free loopback range 127.x.<20..249>.y for a new lab")
+
+
+def _udp_free(addr: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            return e.errno != errno.EADDRINUSE
+    return True
+
+
+def _create_network(state: LabState) -> None:
+    netns.add_netns(state.namespaces())
+    root, switch, per_node = network_commands(state)
+    assert state.switch_netns is not None
+    netns.batch(root)
+    netns.batch(switch, state.switch_netns)
+    for name, cmds in per_node.items():
+        netns.batch(cmds, state.nodes[name].netns)
+        faults.setup_chains(state, name)
+
+
+def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) -> dict[str, Any]:
+    """Create the lab and start one havmd per node; with ``wait``, until all answer.
+
+    Raises LabError if the lab already runs, and (leaving the lab up for
+    inspection) if some daemons do not answer within ``timeout``, naming them
+    with their log's tail. Any other failure removes what was created.
+    """
+    if spec.netns and (why := netns.available()):
+        raise LabError(f"cannot build a namespace lab: {why} (use --no-netns for a loopback lab)")
+    timing = fill_timing(spec.keepalive, spec.warntime, spec.deadtime, spec.initdead)
+    lab_dir = os.path.realpath(lab_dir)
+    started = time.monotonic()
+    with locked(lab_dir):
+        old = load_optional(lab_dir)
+        if leftovers := _live_leftovers(lab_dir, old):
+            raise LabError(f"a lab already runs in {lab_dir} ({', '.join(leftovers)}); "
+                           "run 'havm lab down' first")
+        _prepare_dir(lab_dir)
+        is_root = os.geteuid() == 0
+        octet = 0 if spec.netns else _free_octet(lab_dir, spec.links, heartbeat_port(spec, is_root))
+        state = plan_lab(lab_dir, spec, octet, is_root)
+        state.save()  # the plan first: from here on 'down' knows what to remove
+        try:
+            with open(state.config, "w", encoding="utf-8") as f:
+                f.write(f"# havm lab {state.dir}: generated by 'havm lab up'\n")
+                yaml.safe_dump(cluster_document(state, timing), f, sort_keys=False)
+            write_key(state.key_file)
+            load_config(state.config)  # the lab must run a config havm accepts
+            for rec in state.nodes.values():
+                os.makedirs(rec.dir, exist_ok=True)
+            if state.netns_mode:
+                _create_network(state)
+            for rec in state.nodes.values():
+                daemons.spawn_daemon(state, rec, spec.extra_env)
+                state.save()
+            state.status = "up"
+            state.save()
+        except (HavmError, OSError) as e:
+            _teardown(lab_dir, state)
+            raise LabError(f"lab up failed, the partial lab was removed: {e}") from e
+        result = summary(state)
+        if wait:
+            readiness = daemons.wait_ready(state, state.nodes, timeout)
+            result["ready"] = readiness.ready
+            if readiness.failed:
+                raise LabError(f"{len(readiness.failed)} of {len(state.nodes)} lab nodes did not come up "
+                               f"(the lab is left up; 'havm lab down --dir {lab_dir}' removes it):\n"
+                               + daemons.describe_failures(readiness.failed))
+        result["elapsed"] = round(time.monotonic() - started, 3)
+        return result
+
+
+def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
+    """Kill every process and delete every namespace of the lab (idempotent)."""
+    namespaces = _lab_namespaces(lab_dir, state)
+    recorded = [n for n in state.nodes.values() if daemons.daemon_alive(n)] if state else []
+    # a short grace for daemons to clean up, then nothing is spared
+    for rec in recorded:
+        process.signal_pid(rec.pid, signal.SIGTERM, rec.pid_start)
+        process.signal_pid(rec.pid, signal.SIGCONT, rec.pid_start)
+    process.wait_gone([r.pid for r in recorded if r.pid], STOP_GRACE)
+
+    def everything() -> list[int]:
+        pids: set[int] = set()
+        for ns in namespaces:
+            pids.update(netns.netns_pids(ns))
+        for rec in state.nodes.values() if state else []:
+            if rec.netns is None and rec.pid:
+                pids.update(process.group_members(rec.pid))
+        pids.discard(os.getpid())
+        return sorted(pids)
+
+    killed = process.kill_all(everything)
+    deleted = [ns for ns in namespaces if netns.delete_netns(ns)]
+    if remaining := [ns for ns in namespaces if netns.exists(ns)]:
+        raise LabError(f"namespaces {remaining} could not be deleted")
+    if state is not None:
+        state.status = "down"
+        state.faults.clear()
+        for rec in state.nodes.values():
+            rec.pid = rec.pid_start = None
+            if os.path.exists(rec.socket):
+                os.unlink(rec.socket)
+        state.save()
+    return {"dir": lab_dir, "killed": killed, "stopped": [r.name for r in recorded],
+            "namespaces_deleted": deleted}
+
+
+def down(lab_dir: str) -> dict[str, Any]:
+    """Remove every process, namespace, interface and rule of the lab.
+
+    Safe to run twice, after a partial ``up``, after a crash, and without
+    lab.json. The lab dir (config, keys, logs) is kept.
+    """
+    lab_dir = os.path.realpath(lab_dir)
+    if not os.path.isdir(lab_dir):
+        return {"dir": lab_dir, "killed": [], "stopped": [], "namespaces_deleted": []}
+    with locked(lab_dir):
+        return _teardown(lab_dir, load_optional(lab_dir))
+
+
+def summary(state: LabState) -> dict[str, Any]:
+    return {
+        "dir": state.dir, "lab_id": state.lab_id, "mode": state.mode, "status": state.status,
+        "cluster": state.cluster, "config": state.config, "links": state.links, "port": state.port,
+        "nodes": {n.name: {"pid": n.pid, "netns": n.netns, "addresses": n.addresses, "socket": n.socket}
+                  for n in state.nodes.values()},
+    }
+
+
+def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
+    """Per node: process state, namespace, addresses, interfaces, applied faults."""
+    state = LabState.load(lab_dir)
+    result = summary(state)
+    result["switch_netns"] = state.switch_netns
+    result["faults"] = {"partition": state.faults.partition, "links_down": state.faults.links_down,
+                        "loss": state.faults.loss}
+    switch_ports = {}
+    if state.netns_mode and state.switch_netns and netns.exists(state.switch_netns):
+        switch_ports = netns.link_states(state.switch_netns)
+    nodes: dict[str, Any] = {}
+    for rec in state.nodes.values():
+        alive = daemons.daemon_alive(rec)
+        frozen = process.is_frozen(rec.pid, rec.pid_start)
+        node_ifs = netns.link_states(rec.netns) if rec.netns and netns.exists(rec.netns) else {}
+        nodes[rec.name] = {
+            "pid": rec.pid, "alive": alive, "frozen": frozen,
+            "state": ("down" if state.status == "down" else "not-started") if rec.pid is None else
+                     "frozen" if frozen else "running" if alive else "dead",
+            "processes": len(daemons.node_pids(rec)) if (rec.netns is None or netns.exists(rec.netns)) else 0,
+            "answers": (daemons.socket_answers(rec.socket, 0.3) if alive and not frozen else False)
+                       if probe else None,
+            "netns": rec.netns, "addresses": rec.addresses,
+            "interfaces": {lk: {"node_if": i.node_if, "switch_if": i.switch_if,
+                                "state": node_ifs.get(i.node_if), "switch_port": switch_ports.get(i.switch_if)}
+                           for lk, i in rec.interfaces.items()},
+            "socket": rec.socket, "log": rec.log, "state_dir": rec.state_dir,
+            "faults": state.faults.of_node(rec.name),
+        }
+    result["nodes"] = nodes
+    return result

@@ -1,0 +1,155 @@
+"""Network namespaces, veth pairs, bridges, iptables and tc, through their tools.
+
+Thin wrappers over ``ip``, ``iptables-restore`` and ``tc`` run as subprocesses:
+every failure raises ``LabError`` naming the command, its exit status and
+what the tool said. Nothing here decides anything; ``lab.py`` and
+``faults.py`` choose what to create, these functions create it.
+
+Everything a lab creates lives inside its own namespaces: veth pairs are
+created directly in the target namespaces (``ip link add NAME netns A type
+veth peer name PEER netns B``), so the root namespace never holds a lab
+interface and deleting the namespaces removes every interface and rule.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from havm.errors import LabError
+
+NETNS_DIR = "/run/netns"
+TOOL_TIMEOUT = 30.0  # seconds; a tool that hangs this long is broken
+
+
+def run(argv: Sequence[str], input: str | None = None, check: bool = True,
+        timeout: float = TOOL_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run a tool; raise LabError (with the command and its stderr) if it fails."""
+    try:
+        proc = subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise LabError(f"{argv[0]}: command not found (install iproute2 / iptables)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{' '.join(argv)}: no answer within {timeout:g}s") from None
+    if check and proc.returncode != 0:
+        said = (proc.stderr or proc.stdout).strip()
+        raise LabError(f"{' '.join(argv)} failed (exit {proc.returncode}): {said}")
+    return proc
+
+
+def available() -> str | None:
+    """None if network namespaces can be used here, else the reason why not."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "nsenter", "iptables-restore"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+def in_netns(netns: str | None, argv: Sequence[str]) -> list[str]:
+    """``argv`` prefixed so that it runs inside ``netns`` (network namespace only:
+    the process keeps the host's filesystem view, so lab paths stay valid)."""
+    if netns is None:
+        return list(argv)
+    return ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--", *argv]
+
+
+def list_netns() -> list[str]:
+    out = run(["ip", "netns", "list"]).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def exists(netns: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, netns))
+
+
+def batch(commands: Sequence[str], netns: str | None = None) -> None:
+    """Run ``ip`` commands in one process (``ip -batch``); the error names the failing line."""
+    if not commands:
+        return
+    argv = ["ip"] + (["-n", netns] if netns else []) + ["-batch", "-"]
+    proc = run(argv, input="\n".join(commands) + "\n", check=False)
+    if proc.returncode != 0:
+        said = proc.stderr.strip()
+        failing = ""
+        for line in said.splitlines():
+            # ip says "Command failed -:N"
+            if "Command failed -:" in line:
+                try:
+                    n = int(line.rsplit(":", 1)[1])
+                    failing = f" at 'ip {commands[n - 1]}'"
+                except (ValueError, IndexError):
+                    pass
+        where = f" in {netns}" if netns else ""
+        raise LabError(f"ip -batch{where} failed{failing}: {said}")
+
+
+def add_netns(names: Sequence[str]) -> None:
+    batch([f"netns add {n}" for n in names])
+
+
+def delete_netns(name: str) -> bool:
+    """Delete a namespace by name; False if it did not exist (idempotent)."""
+    if not exists(name):
+        return False
+    run(["ip", "netns", "delete", name])
+    return True
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Pids of every process whose network namespace is ``netns``."""
+    if not exists(netns):
+        return []
+    out = run(["ip", "netns", "pids", netns]).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def set_link(netns: str, ifname: str, up: bool) -> None:
+    run(["ip", "-n", netns, "link", "set", "dev", ifname, "up" if up else "down"])
+
+
+def link_states(netns: str) -> dict[str, str]:
+    """Interface name -> operational state (UP, DOWN, LOWERLAYERDOWN, ...) in ``netns``."""
+    out = run(["ip", "-n", netns, "-br", "link"]).stdout
+    states = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            states[parts[0].split("@")[0]] = parts[1]
+    return states
+
+
+def iptables_restore(netns: str, rules: str) -> None:
+    """Load ``rules`` (iptables-restore format) without flushing other chains."""
+    run(in_netns(netns, ["iptables-restore", "--noflush"]), input=rules)
+
+
+def iptables_save(netns: str) -> str:
+    return run(in_netns(netns, ["iptables-save"])).stdout
+
+
+def netem_available(netns: str, ifname: str) -> bool:
+    """Whether this kernel has the netem qdisc (probed on a lab interface; left unchanged)."""
+    proc = run(in_netns(netns, ["tc", "qdisc", "add", "dev", ifname, "root", "netem", "loss", "0%"]),
+               check=False)
+    if proc.returncode != 0:
+        return False
+    run(in_netns(netns, ["tc", "qdisc", "del", "dev", ifname, "root"]), check=False)
+    return True
+
+
+def set_netem(netns: str, ifname: str, percent: float, delay_ms: float) -> None:
+    argv = ["tc", "qdisc", "replace", "dev", ifname, "root", "netem"]
+    if percent > 0:
+        argv += ["loss", f"{percent:g}%"]
+    if delay_ms > 0:
+        argv += ["delay", f"{delay_ms:g}ms"]
+    run(in_netns(netns, argv))
+
+
+def clear_qdisc(netns: str, ifname: str) -> None:
+    """Remove a root qdisc if any (idempotent)."""
+    run(in_netns(netns, ["tc", "qdisc", "del", "dev", ifname, "root"]), check=False)
