@@ -112,9 +112,15 @@ class MembershipService:
 
     # -- public API (any thread) ----------------------------------------------
     def snapshot(self) -> MembershipView:
-        """The latest view; immutable, cheap, safe from any thread."""
+        """A fresh view (ages and counters as of now); immutable, safe from any thread."""
         with self._lock:
-            return self._view
+            return self._build_view(self.clock.monotonic())
+
+    @property
+    def next_heartbeat_at(self) -> float:
+        """Monotonic time the next heartbeat round is scheduled for."""
+        with self._lock:
+            return self._next_send
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback(view)`` (on the membership thread) whenever members, quorum,
@@ -336,9 +342,12 @@ class MembershipService:
                 quorate=hb.quorate if hb else None, app=dict(hb.app) if hb else {}))
         links = []
         for i, lk in enumerate(self.config.links):
-            up = sum(1 for p in det.peers if det.link_status(p, i) == LinkStatus.UP)
-            links.append(LinkView(lk.name, lk.mode, up > 0 or not det.peers, up, len(det.peers),
-                                  self._sent[i], self._received[i], self._lost[i]))
+            statuses = [det.link_status(p, i) for p in det.peers]
+            up = statuses.count(LinkStatus.UP)
+            state = ("up" if up or not statuses else
+                     "unknown" if all(s == LinkStatus.UNKNOWN for s in statuses) else "down")
+            links.append(LinkView(lk.name, lk.mode, state == "up", up, len(statuses),
+                                  self._sent[i], self._received[i], self._lost[i], state))
         jitter = sorted(self._jitter)
         jitter_stats = JitterStats(len(jitter), statistics.median(jitter), jitter[int(0.99 * (len(jitter) - 1))],
                                    jitter[-1]) if jitter else JitterStats()
@@ -381,7 +390,7 @@ class MembershipService:
         if old.controller != new.controller:
             log.info("controller: %s -> %s", old.controller, new.controller)
         for link_old, link_new in zip(old.links, new.links, strict=False):
-            if link_old.up != link_new.up:
+            if link_old.state != link_new.state and link_old.state != "unknown":
                 if link_new.up:
                     log.info("link %s is up", link_new.name)
                 else:

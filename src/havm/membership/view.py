@@ -117,6 +117,7 @@ class LinkView:
     sent: int  # packets we sent on it
     received: int  # valid packets we received on it
     lost: int  # estimated packets lost towards us (gaps in peers' seqs)
+    state: str = "unknown"  # up | down | unknown (no peer heard on it yet, within initdead)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ class MembershipView:
         return (self.members, self.quorate, self.controller, self.agreed,
                 tuple((p.name, p.state, p.member, tuple(sorted(p.links.items())), p.generation,
                        json.dumps(p.app, sort_keys=True, default=str)) for p in self.peers),
-                tuple((lk.name, lk.up) for lk in self.links))
+                tuple((lk.name, lk.state) for lk in self.links))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the daemon's API and ``havm status``)."""
