@@ -1,0 +1,183 @@
+"""The executor: runs agent actions on this node and keeps resources watched.
+
+Guarantees:
+- never two actions at once for one resource (a lock per resource);
+- every action has a timeout; on timeout its process group is killed and the
+  action counts as failed (a stop that times out is a failed stop);
+- a resource that runs here is monitored at its configured interval; a
+  monitor that finds it broken records a failure (failcount, time) and tells
+  the controller at once (``on_change``);
+- probes (a one-shot monitor) at start and on request tell the cluster what
+  already runs here, so it never starts a second copy.
+
+Everything it learns is in ``states()`` (per resource) and ``history``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from havm.agents.base import OCF
+from havm.clock import Clock
+from havm.errors import HavmError
+from havm.executor.invoke import Progress, invoke
+from havm.executor.records import ActionRecord, ActionRequest, History, LocalState
+from havm.executor.registry import resolve
+
+log = logging.getLogger("havm.executor")
+
+INFINITY = 1_000_000
+MONITOR_RCS_RUNNING = {OCF.SUCCESS: "started", OCF.RUNNING_PROMOTED: "promoted"}
+
+
+def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
+    """The resource's role here after ``action`` returned ``rc``, and whether it is a failure."""
+    if action in ("monitor",):
+        if rc in MONITOR_RCS_RUNNING:
+            return MONITOR_RCS_RUNNING[OCF(rc)], False
+        if rc == OCF.NOT_RUNNING:
+            # a probe finding it stopped is news, not a failure; a recurring monitor
+            # of a running resource finding it stopped is a failure
+            return "stopped", before in ("started", "promoted")
+        return "failed", True
+    if rc != OCF.SUCCESS:
+        if action == "stop":
+            return "stop-failed", True
+        if action in ("migrate_to", "migrate_check", "migrate_prepare"):
+            return before, True
+        return "failed", True
+    return {"start": "started", "stop": "stopped", "promote": "promoted", "demote": "started",
+            "migrate_from": "started", "migrate_abort": "stopped", "migrate_recover": "started"
+            }.get(action, before), False
+
+
+class Executor:
+    def __init__(self, node: str, clock: Clock, on_change: Callable[[LocalState], None] | None = None,
+                 default_params: Callable[[str, str], dict[str, Any]] | None = None) -> None:
+        """``default_params(rsc, agent)`` adds node-local defaults (e.g. a dummy's state dir)."""
+        self.node = node
+        self.clock = clock
+        self.on_change = on_change or (lambda s: None)
+        self.default_params = default_params or (lambda rsc, agent: {})
+        self.history = History()
+        self._states: dict[str, LocalState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._monitor_req: dict[str, ActionRequest] = {}
+        self.in_flight: dict[str, str] = {}  # rsc -> action running now
+
+    # -- state --
+    def states(self) -> dict[str, LocalState]:
+        return dict(self._states)
+
+    def state(self, rsc: str) -> LocalState:
+        return self._states.get(rsc) or LocalState(rsc)
+
+    def clear_failures(self, rsc: str) -> None:
+        st = self.state(rsc)
+        role = "stopped" if st.role == "failed" else st.role
+        self._set(replace(st, failcount=0, last_failure=None, role=role))
+
+    def _set(self, st: LocalState) -> None:
+        old = self._states.get(st.rsc)
+        self._states[st.rsc] = st
+        if old != st:
+            self.on_change(st)
+
+    # -- actions --
+    async def execute(self, req: ActionRequest, progress: Progress | None = None) -> ActionRecord:
+        lock = self._locks.setdefault(req.rsc, asyncio.Lock())
+        async with lock:
+            return await self._run(req, progress)
+
+    async def _run(self, req: ActionRequest, progress: Progress | None) -> ActionRecord:
+        started = self.clock.wall()
+        self.in_flight[req.rsc] = req.action
+        try:
+            try:
+                ref = resolve(req.agent)
+                params = {**self.default_params(req.rsc, req.agent), **req.params}
+                rc, output, data, duration = await invoke(ref, req.rsc, params, req.action, req.timeout,
+                                                          req.interval, req.args, progress)
+            except HavmError as e:
+                rc, output, data, duration = int(OCF.ERR_INSTALLED), str(e), {}, 0.0
+        finally:
+            self.in_flight.pop(req.rsc, None)
+        rec = ActionRecord(self.node, req.rsc, req.action, rc, started, duration, output, req.interval, data)
+        self.history.add(rec)
+        self._account(req, rec)
+        level = logging.INFO if rec.ok or (req.action == "monitor" and rc == OCF.NOT_RUNNING) else logging.WARNING
+        log.log(level, "%s %s%s: rc=%s (%s) in %.3fs", req.action, req.rsc,
+                f" (interval {req.interval:g}s)" if req.interval else "", rc,
+                OCF(rc).meaning if rc in OCF._value2member_map_ else "?", duration)
+        return rec
+
+    def _account(self, req: ActionRequest, rec: ActionRecord) -> None:
+        before = self.state(req.rsc)
+        role, failed = role_after(req.action, rec.rc, before.role)
+        st = replace(before, role=role, last_rc=rec.rc, last_action=req.action,
+                     probed=before.probed or (req.action == "monitor" and req.interval == 0))
+        if failed:
+            # a failed start makes this node unusable for the resource until cleanup
+            # (Pacemaker's start-failure-is-fatal); other failures count one
+            bump = INFINITY if req.action == "start" else 1
+            st = replace(st, failcount=min(INFINITY, st.failcount + bump), last_failure=rec.started_at)
+        self._set(st)
+        if role in ("started", "promoted") and req.action != "monitor" or (
+                req.action == "monitor" and req.interval == 0 and role in ("started", "promoted")):
+            self._arm_monitor(req.rsc)
+        elif role not in ("started", "promoted"):
+            self._disarm_monitor(req.rsc)
+
+    # -- recurring monitors --
+    def set_monitor(self, req: ActionRequest | None, rsc: str) -> None:
+        """Declare (or, with None, remove) the recurring monitor of ``rsc``."""
+        if req is None or req.interval <= 0:
+            self._monitor_req.pop(rsc, None)
+            self._disarm_monitor(rsc)
+            return
+        changed = self._monitor_req.get(rsc) != req
+        self._monitor_req[rsc] = req
+        if changed and rsc in self._monitors:
+            self._disarm_monitor(rsc)
+            self._arm_monitor(rsc)
+
+    def _arm_monitor(self, rsc: str) -> None:
+        req = self._monitor_req.get(rsc)
+        if req is None or (rsc in self._monitors and not self._monitors[rsc].done()):
+            return
+        self._monitors[rsc] = asyncio.get_running_loop().create_task(self._monitor_loop(req))
+
+    def _disarm_monitor(self, rsc: str) -> None:
+        task = self._monitors.pop(rsc, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _monitor_loop(self, req: ActionRequest) -> None:
+        while True:
+            await asyncio.sleep(req.interval)
+            if self.state(req.rsc).role not in ("started", "promoted"):
+                return
+            try:
+                rec = await self.execute(req)
+            except Exception:  # noqa: BLE001 - a monitor loop never dies of one error
+                log.exception("monitor of %s crashed; retrying", req.rsc)
+                continue
+            if self.state(req.rsc).role not in ("started", "promoted"):
+                log.warning("monitor: %s failed here (rc=%s)", req.rsc, rec.rc)
+                self._monitors.pop(req.rsc, None)
+                return
+
+    async def probe(self, reqs: Mapping[str, ActionRequest]) -> dict[str, ActionRecord]:
+        """One-shot monitor of each resource, in parallel (different resources)."""
+        results = await asyncio.gather(*(self.execute(r) for r in reqs.values()))
+        return {r.rsc: r for r in results}
+
+    async def close(self) -> None:
+        for task in list(self._monitors.values()):
+            task.cancel()
+        self._monitors.clear()

@@ -1,0 +1,136 @@
+"""Start one agent action as a process and wait for it, killing it on timeout.
+
+The action runs in a new session (its own process group). On timeout the
+whole group gets SIGKILL, so nothing the action started lingers (except what
+an agent deliberately daemonized, such as a QEMU guest, which is exactly what
+``stop`` exists to clean up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from havm.agents.base import OCF, OUTPUT_TAIL_CHARS
+from havm.executor.registry import OCF_ROOT, AgentRef
+
+Progress = Callable[[str], None]
+
+# our action names -> OCF's (ONLY APPEND)
+OCF_ACTION = {"start": "start", "stop": "stop", "monitor": "monitor", "validate": "validate-all",
+              "meta_data": "meta-data", "promote": "promote", "demote": "demote",
+              "migrate_to": "migrate_to", "migrate_from": "migrate_from"}
+
+
+def ocf_env(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str, timeout: float,
+            interval: float, args: Mapping[str, Any]) -> dict[str, str]:
+    """The environment an OCF agent expects (as Pacemaker's executor sets it)."""
+    _, provider, kind = ref.name.split(":", 2)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "OCF_ROOT": OCF_ROOT,
+        "OCF_FUNCTIONS_DIR": os.path.join(OCF_ROOT, "lib", "heartbeat"),
+        "OCF_RA_VERSION_MAJOR": "1",
+        "OCF_RA_VERSION_MINOR": "1",
+        "OCF_RESOURCE_INSTANCE": rsc,
+        "OCF_RESOURCE_TYPE": kind,
+        "OCF_RESOURCE_PROVIDER": provider,
+        "HA_RSCTMP": os.environ.get("HA_RSCTMP", "/run/resource-agents"),
+        "OCF_RESKEY_CRM_meta_timeout": str(int(timeout * 1000)),
+        "OCF_RESKEY_CRM_meta_interval": str(int(interval * 1000)),
+        "OCF_RESKEY_CRM_meta_name": OCF_ACTION.get(action, action),
+    }
+    for k, v in params.items():
+        env[f"OCF_RESKEY_{k}"] = ("true" if v else "false") if isinstance(v, bool) else str(v)
+    if "target" in args:
+        env["OCF_RESKEY_CRM_meta_migrate_target"] = str(args["target"])
+    if "source" in args:
+        env["OCF_RESKEY_CRM_meta_migrate_source"] = str(args["source"])
+    for k, v in args.get("meta", {}).items():
+        env[f"OCF_RESKEY_CRM_meta_{k}"] = str(v)
+    return env
+
+
+async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str, timeout: float,
+                 interval: float = 0.0, args: Mapping[str, Any] | None = None,
+                 progress: Progress | None = None) -> tuple[int, str, dict[str, Any], float]:
+    """Run the action; return (rc, output tail, data, duration)."""
+    args = dict(args or {})
+    t0 = time.monotonic()
+    if ref.script is not None:
+        if action not in OCF_ACTION:
+            return int(OCF.ERR_UNIMPLEMENTED), f"OCF agents have no {action!r} action", {}, 0.0
+        if not os.path.exists(ref.script):
+            return int(OCF.ERR_INSTALLED), f"OCF agent {ref.script} is not installed on this node", {}, 0.0
+        cmd = [ref.script, OCF_ACTION[action]]
+        env = ocf_env(ref, rsc, params, action, timeout, interval, args)
+        stdin = b""
+    else:
+        assert ref.native is not None
+        cmd = [sys.executable, "-m", "havm.executor.runner"]
+        env = dict(os.environ)
+        if ref.service:
+            params = {**params, "unit": ref.service}
+        call_args = {k: v for k, v in args.items() if k != "meta"}
+        stdin = json.dumps({"agent": ref.native, "resource": rsc, "params": dict(params), "action": action,
+                            "args": call_args}, default=str).encode()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+    except OSError as e:
+        return int(OCF.ERR_INSTALLED), f"cannot run {cmd[0]}: {e.strerror}", {}, time.monotonic() - t0
+    lines: list[str] = []
+    result: dict[str, Any] | None = None
+
+    async def consume() -> None:
+        nonlocal result
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(stdin)
+        await proc.stdin.drain()
+        proc.stdin.close()
+        async for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if ref.native and line.startswith("result: "):
+                try:
+                    result = json.loads(line[len("result: "):])
+                except ValueError:
+                    lines.append(line)
+                continue
+            if ref.native and line.startswith("progress: "):
+                line = line[len("progress: "):]
+                if progress is not None:
+                    progress(line)
+            lines.append(line)
+        await proc.wait()
+
+    try:
+        await asyncio.wait_for(consume(), timeout)
+    except TimeoutError:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await proc.wait()
+        tail = "\n".join(lines)[-OUTPUT_TAIL_CHARS:]
+        return int(OCF.ERR_GENERIC), f"{tail}\ntimed out after {timeout:g}s: process group killed".strip(), \
+            {"timeout": True}, time.monotonic() - t0
+    duration = time.monotonic() - t0
+    if ref.script is not None:
+        rc = proc.returncode if proc.returncode is not None and 0 <= proc.returncode <= 255 else int(OCF.ERR_GENERIC)
+        return rc, "\n".join(lines)[-OUTPUT_TAIL_CHARS:], {}, duration
+    if result is None:
+        return int(OCF.ERR_GENERIC), ("\n".join(lines) + f"\nagent runner exited {proc.returncode} without a result")[
+            -OUTPUT_TAIL_CHARS:], {}, duration
+    output = str(result.get("output", ""))
+    rc = result.get("rc")
+    if not isinstance(rc, int) or isinstance(rc, bool) or not 0 <= rc <= 255:
+        return int(OCF.ERR_GENERIC), f"agent returned an invalid rc {rc!r}", {}, duration
+    data = result.get("data") if isinstance(result.get("data"), dict) else {}
+    return rc, output[-OUTPUT_TAIL_CHARS:], data, duration

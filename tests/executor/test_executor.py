@@ -1,0 +1,123 @@
+"""The executor against real agents: havm's dummy (in a runner process) and
+Debian's unmodified OCF ocf:heartbeat:Dummy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from havm.agents.base import OCF
+from havm.clock import SystemClock
+from havm.executor.executor import Executor, role_after
+from havm.executor.records import ActionRequest
+
+OCF_DUMMY = "/usr/lib/ocf/resource.d/heartbeat/Dummy"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def make(tmp_path, changes=None) -> Executor:
+    def defaults(rsc: str, agent: str) -> dict:
+        return {"state_dir": str(tmp_path / "dummy")} if agent == "havm:dummy" else {}
+
+    return Executor("n1", SystemClock(), on_change=(changes.append if changes is not None else None),
+                    default_params=defaults)
+
+
+def test_native_dummy_lifecycle_and_state(tmp_path):
+    changes = []
+
+    async def go():
+        ex = make(tmp_path, changes)
+        probe = await ex.execute(ActionRequest("d1", "havm:dummy", "monitor"))
+        assert probe.rc == OCF.NOT_RUNNING and ex.state("d1").role == "stopped"
+        start = await ex.execute(ActionRequest("d1", "havm:dummy", "start"))
+        assert start.ok and ex.state("d1").role == "started"
+        assert (tmp_path / "dummy" / "d1.state").exists()
+        mon = await ex.execute(ActionRequest("d1", "havm:dummy", "monitor"))
+        assert mon.ok
+        for _ in range(2):  # stop is idempotent
+            assert (await ex.execute(ActionRequest("d1", "havm:dummy", "stop"))).ok
+        assert ex.state("d1").role == "stopped" and not (tmp_path / "dummy" / "d1.state").exists()
+        assert [r.action for r in ex.history.recent("d1")] == ["monitor", "start", "monitor", "stop", "stop"]
+        await ex.close()
+
+    run(go())
+    assert [c.role for c in changes][:2] == ["stopped", "started"]
+
+
+def test_timeout_kills_the_action_and_counts_as_failure(tmp_path):
+    async def go():
+        ex = make(tmp_path)
+        rec = await ex.execute(ActionRequest("slow", "havm:dummy", "start", params={"op_sleep": 30}, timeout=0.5))
+        assert rec.rc == OCF.ERR_GENERIC and "timed out after 0.5s" in rec.output
+        st = ex.state("slow")
+        assert st.role == "failed" and st.failcount == 1_000_000  # a failed start bans the node
+        rec = await ex.execute(ActionRequest("slow", "havm:dummy", "stop", params={"op_sleep": 30}, timeout=0.5))
+        assert ex.state("slow").role == "stop-failed"
+        await ex.close()
+
+    run(go())
+
+
+def test_recurring_monitor_detects_failure(tmp_path):
+    changes = []
+
+    async def go():
+        ex = make(tmp_path, changes)
+        mon = ActionRequest("d2", "havm:dummy", "monitor", interval=0.2, timeout=5)
+        ex.set_monitor(mon, "d2")
+        assert (await ex.execute(ActionRequest("d2", "havm:dummy", "start"))).ok
+        (tmp_path / "dummy" / "d2.state").unlink()  # the resource dies behind our back
+        for _ in range(100):  # bounded: at most 10 s
+            if ex.state("d2").role != "started":
+                break
+            await asyncio.sleep(0.1)
+        st = ex.state("d2")
+        assert st.role == "stopped" and st.failcount == 1 and st.last_failure is not None
+        await ex.close()
+
+    run(go())
+
+
+def test_unknown_agent_is_not_installed(tmp_path):
+    async def go():
+        ex = make(tmp_path)
+        rec = await ex.execute(ActionRequest("x", "havm:nosuch", "start"))
+        assert rec.rc == OCF.ERR_INSTALLED and "no native agent 'nosuch'" in rec.output
+        rec = await ex.execute(ActionRequest("y", "ocf:heartbeat:NoSuchAgent", "start"))
+        assert rec.rc == OCF.ERR_INSTALLED and "not installed" in rec.output
+
+    run(go())
+
+
+@pytest.mark.skipif(not os.path.exists(OCF_DUMMY), reason="resource-agents (ocf:heartbeat:Dummy) not installed")
+def test_unmodified_ocf_dummy(tmp_path):
+    state = str(tmp_path / "ocf-dummy.state")
+
+    async def go():
+        ex = make(tmp_path)
+        req = lambda action: ActionRequest("od", "ocf:heartbeat:Dummy", action, params={"state": state})  # noqa: E731
+        assert (await ex.execute(req("monitor"))).rc == OCF.NOT_RUNNING
+        assert (await ex.execute(req("start"))).ok
+        assert os.path.exists(state)
+        assert (await ex.execute(req("monitor"))).rc == OCF.SUCCESS
+        assert (await ex.execute(req("stop"))).ok
+        assert (await ex.execute(req("monitor"))).rc == OCF.NOT_RUNNING
+        meta = await ex.execute(req("meta_data"))
+        assert meta.ok and "<resource-agent" in meta.output
+
+    run(go())
+
+
+def test_role_after_rules():
+    assert role_after("monitor", OCF.RUNNING_PROMOTED, "stopped") == ("promoted", False)
+    assert role_after("monitor", OCF.NOT_RUNNING, "stopped") == ("stopped", False)
+    assert role_after("monitor", OCF.NOT_RUNNING, "started") == ("stopped", True)
+    assert role_after("stop", OCF.ERR_GENERIC, "started") == ("stop-failed", True)
+    assert role_after("migrate_to", OCF.ERR_GENERIC, "started") == ("started", True)
+    assert role_after("migrate_from", OCF.SUCCESS, "stopped") == ("started", False)
