@@ -111,7 +111,6 @@ class FailureDetector:
         """The peer announced it is stopping: dead now, no deadtime wait."""
         state = self._peers[peer]
         state.left = True
-        state.last = [None] * len(self.links)
         return self._evaluate_peer(peer, state, now)
 
     def evaluate(self, now: float) -> list[DetectorEvent]:
@@ -191,8 +190,10 @@ class FailureDetector:
 
         stays_alive = before in (PeerStatus.ALIVE, PeerStatus.LATE) and status in (PeerStatus.ALIVE, PeerStatus.LATE)
         for i, last in enumerate(state.last):
-            if last is None:
-                link = LinkStatus.UNKNOWN if in_initdead and not state.left else LinkStatus.DOWN
+            if state.left:
+                link = LinkStatus.DOWN
+            elif last is None:
+                link = LinkStatus.UNKNOWN if in_initdead else LinkStatus.DOWN
             else:
                 link = LinkStatus.UP if now - last < t.deadtime else LinkStatus.DOWN
             if link != state.links[i]:

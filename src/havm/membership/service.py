@@ -95,6 +95,7 @@ class MembershipService:
         self._app: dict[str, Any] = {}
         self._app_error_logged = False
         self._stopping: asyncio.Event | None = None
+        self._leave_on_stop = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self.config = config
         self._codec = PacketCodec(key, config.cluster, config.node_names, len(config.links))
@@ -155,11 +156,16 @@ class MembershipService:
             self.transport.set_config(config)
         self._publish(now)
 
-    def stop(self) -> None:
-        """Ask ``run()`` to send LEAVE and return (thread-safe)."""
+    def stop(self, leave: bool = True) -> None:
+        """Ask ``run()`` to return (thread-safe); with ``leave``, it first sends LEAVE so
+        peers mark us dead at once. ``leave=False`` stops like a crash (tests, benchmarks)."""
+        self._leave_on_stop = leave
         loop, stopping = self._loop, self._stopping
         if loop is not None and stopping is not None:
-            loop.call_soon_threadsafe(stopping.set)
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # the loop is already closed: run() has returned
+                pass
 
     # -- production driver ----------------------------------------------------
     async def run(self, ready: Callable[[], None] | None = None) -> None:
@@ -183,7 +189,8 @@ class MembershipService:
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
                 except TimeoutError:
                     pass
-            self.leave()
+            if self._leave_on_stop:
+                self.leave()
         finally:
             if self.prober is not None:
                 self.prober.stop()

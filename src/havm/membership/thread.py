@@ -67,11 +67,11 @@ class MembershipThread:
                 log.exception("membership thread died")
             self._ready.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Send LEAVE, close the sockets and wait for the thread (idempotent)."""
-        if self._thread is None:
+    def stop(self, timeout: float = 5.0, leave: bool = True) -> None:
+        """Send LEAVE (unless ``leave=False``), close the sockets and wait for the thread (idempotent)."""
+        if self._thread is None or not self._thread.is_alive():
             return
-        self.service.stop()
+        self.service.stop(leave)
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("membership thread did not stop within %.1fs", timeout)

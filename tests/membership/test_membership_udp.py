@@ -1,0 +1,101 @@
+"""Real UDP on loopback aliases (127.0.X.Y), no root needed: three services, each on its
+own membership thread, converge; a crashed one is detected after deadtime, a stopped one at once."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import pytest
+from membership_harness import KEY
+
+from havm.config.schema import ClusterConfig
+from havm.membership.thread import MembershipThread
+from havm.membership.transport import TransportError
+
+TIMING = {"keepalive": 0.1, "warntime": 0.4, "deadtime": 1.0, "initdead": 2.0}
+NAMES = ["n1", "n2", "n3"]
+
+
+def udp_config(port: int, subnet: int) -> ClusterConfig:
+    return ClusterConfig.model_validate({
+        "cluster": "udp",
+        "links": [{"name": "a", "port": port}, {"name": "b", "port": port + 1}],
+        "nodes": [{"name": n, "addresses": {"a": f"127.{subnet}.1.{i}", "b": f"127.{subnet}.2.{i}"}}
+                  for i, n in enumerate(NAMES, 1)],
+        "timing": TIMING,
+    })
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll a condition (bounded); real sockets need real time to pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def threads():  # type: ignore[no-untyped-def]
+    started: list[MembershipThread] = []
+    for _attempt in range(5):
+        config = udp_config(random.randrange(20000, 60000, 2), random.randrange(10, 250))
+        try:
+            for name in NAMES:
+                t = MembershipThread.for_node(config, name, KEY, app_info=lambda n=name: {"who": n})
+                t.start()
+                started.append(t)
+            break
+        except TransportError:  # port taken: another run, try other numbers
+            for t in started:
+                t.stop(leave=False)
+            started.clear()
+    assert started, "could not bind loopback heartbeat sockets"
+    yield {t.service.node: t for t in started}
+    for t in started:
+        t.stop(leave=False)
+
+
+def converged(threads: dict[str, MembershipThread], names: list[str]) -> bool:
+    views = [threads[n].snapshot() for n in names]
+    return all(v.members == tuple(names) and v.agreed and v.controller == names[0] for v in views)
+
+
+def test_three_nodes_converge_over_udp(threads) -> None:  # type: ignore[no-untyped-def]
+    assert wait_until(lambda: converged(threads, NAMES))
+    v = threads["n2"].snapshot()
+    assert v.quorate and v.peer("n3").app == {"who": "n3"}
+    assert all(lk.state == "up" and lk.peers_up == 2 for lk in v.links)
+    assert v.traffic.drops.get("bad-mac", 0) == 0 and v.traffic.received_packets > 0
+    assert v.jitter.count > 0
+
+
+def test_crashed_node_detected_after_deadtime(threads) -> None:  # type: ignore[no-untyped-def]
+    assert wait_until(lambda: converged(threads, NAMES))
+    threads["n1"].stop(leave=False)  # the controller dies silently
+    assert wait_until(lambda: threads["n2"].snapshot().peer("n1").state == "dead")
+    assert wait_until(lambda: converged(threads, ["n2", "n3"]))
+    p = threads["n3"].snapshot().peer("n1")
+    assert p.state == "dead" and not p.left and p.last_heard_age >= TIMING["deadtime"]
+    assert threads["n3"].snapshot().controller == "n2"
+
+
+def test_stopped_node_leaves_at_once(threads) -> None:  # type: ignore[no-untyped-def]
+    assert wait_until(lambda: converged(threads, NAMES))
+    threads["n3"].stop()
+    assert wait_until(lambda: threads["n1"].snapshot().peer("n3").state == "dead")
+    p = threads["n1"].snapshot().peer("n3")
+    assert p.left and p.last_heard_age < TIMING["deadtime"]  # no deadtime wait
+
+
+def test_bind_error_names_the_link() -> None:
+    config = udp_config(21000, 7)
+    bad = config.model_copy(update={"nodes": [
+        config.nodes[0].model_copy(update={"addresses": {"a": "192.0.2.250", "b": "127.7.2.1"}}),
+        *config.nodes[1:]]})
+    t = MembershipThread.for_node(bad, "n1", KEY)
+    with pytest.raises(TransportError, match="link a"):
+        t.start()
