@@ -63,9 +63,10 @@ TargetRole = Annotated[Literal["started", "stopped", "promoted", "unpromoted"], 
 ConstraintRole = Annotated[Literal["started", "promoted", "unpromoted"], BeforeValidator(_role)]
 
 #: short agent names and what they stand for
+#: (havm's own agents, see havm.executor.registry; the OCF ones run unmodified by full name)
 AGENT_ALIASES = {
-    "vm": "havm:vm", "libvirt": "ocf:heartbeat:VirtualDomain", "ip": "ocf:heartbeat:IPaddr2",
-    "fs": "ocf:heartbeat:Filesystem", "service": "systemd:service", "dummy": "ocf:pacemaker:Dummy",
+    "vm": "havm:vm", "libvirt": "havm:libvirt", "ip": "havm:ip",
+    "fs": "havm:fs", "service": "havm:service", "dummy": "havm:dummy",
 }
 _AGENT = re.compile(
     r"^(?:(?P<short>[a-z][a-z0-9_-]*)|ocf:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+|"
