@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from membership_harness import Cluster, make_config
+
+from tests.membership.membership_harness import Cluster, make_config
 
 
 @pytest.fixture

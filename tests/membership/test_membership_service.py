@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from membership_harness import KEY, Cluster, make_config
 
 from havm.membership.packet import MessageType, PacketCodec, Reason
 from havm.membership.view import MembershipView
+from tests.membership.membership_harness import KEY, Cluster, make_config
 
 
 def members(c: Cluster, name: str) -> tuple[str, ...]:

@@ -8,11 +8,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from membership_harness import KEY
 
 from havm.config.schema import ClusterConfig
 from havm.membership.thread import MembershipThread
 from havm.membership.transport import TransportError
+from tests.membership.membership_harness import KEY
 
 TIMING = {"keepalive": 0.1, "warntime": 0.4, "deadtime": 1.0, "initdead": 2.0}
 NAMES = ["n1", "n2", "n3"]

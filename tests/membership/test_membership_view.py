@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from membership_harness import make_config
-
 from havm.membership.view import choose_controller, compute_members, decide_quorum, views_agree
+from tests.membership.membership_harness import make_config
 
 F = frozenset
 
