@@ -117,6 +117,10 @@ def set_link(state: LabState, node: str, link: str, up: bool) -> None:
         raise UsageError(f"unknown link {link!r}; links are {', '.join(state.links)}")
     assert state.switch_netns is not None
     netns.set_link(state.switch_netns, rec.interfaces[link].switch_if, up)
+    if up:
+        assert rec.netns is not None
+        netns.wait_oper_up(rec.netns, [rec.interfaces[link].node_if])
+        _forget_neighbours(state, [link])
     down = [lk for lk in state.faults.links_down.get(node, []) if lk != link]
     if not up:
         down.append(link)
@@ -161,15 +165,33 @@ def set_loss(state: LabState, node: str, percent: float, link: str | None = None
     return dict(state.faults.loss.get(node, {}))
 
 
+def _forget_neighbours(state: LabState, links: Sequence[str]) -> None:
+    """Flush the nodes' ARP caches on ``links``.
+
+    While a link was cut, peers' ARP requests failed; the kernel retries them
+    only once a second, holding packets meanwhile. Forgetting them makes the
+    traffic flow the moment a link comes back.
+    """
+    for rec in state.nodes.values():
+        assert rec.netns is not None
+        netns.batch([f"neigh flush dev {rec.interfaces[lk].node_if}" for lk in links], rec.netns)
+
+
 def heal(state: LabState) -> None:
     """Remove every partition, loss and link-down (idempotent; nothing to do on loopback)."""
     state.faults = Faults()
     if not state.netns_mode:
         return
     assert state.switch_netns is not None
+    ports = netns.link_states(state.switch_netns)
     for rec in state.nodes.values():
         assert rec.netns is not None
         for itf in rec.interfaces.values():
             netns.clear_qdisc(rec.netns, itf.node_if)
-            netns.set_link(state.switch_netns, itf.switch_if, True)
+            if ports.get(itf.switch_if) != "UP":
+                netns.set_link(state.switch_netns, itf.switch_if, True)
+    for rec in state.nodes.values():
+        assert rec.netns is not None
+        netns.wait_oper_up(rec.netns, [i.node_if for i in rec.interfaces.values()])
+    _forget_neighbours(state, state.links)
     apply_rules(state, state.nodes)

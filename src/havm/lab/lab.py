@@ -30,7 +30,7 @@ from havm.lab.plan import (
     network_commands,
     plan_lab,
 )
-from havm.lab.state import STATE_FILE, LabState, load_optional, locked, netns_prefix
+from havm.lab.state import LOCK_FILE, STATE_FILE, LabState, load_optional, locked, netns_prefix
 
 GENERATED = ("cluster.yaml", "authkey", STATE_FILE, "nodes")
 STOP_GRACE = 2.0  # seconds daemons get to exit on SIGTERM at 'down' before SIGKILL
@@ -52,13 +52,19 @@ def _lab_namespaces(lab_dir: str, state: LabState | None) -> list[str]:
     return sorted(names)
 
 
-def _prepare_dir(lab_dir: str) -> None:
-    """Make ``lab_dir`` ready for a new lab, removing only files a lab generates."""
+def _check_ours(lab_dir: str) -> None:
+    """Refuse a directory that holds something else than a lab (we would clobber it)."""
     if os.path.isdir(lab_dir):
-        entries = [e for e in os.listdir(lab_dir) if not e.startswith(".lab.lock")]
+        entries = [e for e in os.listdir(lab_dir) if e != LOCK_FILE]
         if entries and not os.path.exists(os.path.join(lab_dir, STATE_FILE)):
             raise LabError(f"{lab_dir} exists and is not a lab directory (no {STATE_FILE}); "
                            "give an empty or new --dir")
+
+
+def _prepare_dir(lab_dir: str) -> None:
+    """Make ``lab_dir`` ready for a new lab, removing only files a lab generates."""
+    _check_ours(lab_dir)
+    if os.path.isdir(lab_dir):
         for name in GENERATED:
             path = os.path.join(lab_dir, name)
             if os.path.isdir(path):
@@ -110,6 +116,7 @@ def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) ->
     timing = fill_timing(spec.keepalive, spec.warntime, spec.deadtime, spec.initdead)
     lab_dir = os.path.realpath(lab_dir)
     started = time.monotonic()
+    _check_ours(lab_dir)
     with locked(lab_dir):
         old = load_optional(lab_dir)
         if leftovers := _live_leftovers(lab_dir, old):
@@ -195,6 +202,8 @@ def down(lab_dir: str) -> dict[str, Any]:
     lab_dir = os.path.realpath(lab_dir)
     if not os.path.isdir(lab_dir):
         return {"dir": lab_dir, "killed": [], "stopped": [], "namespaces_deleted": []}
+    if not os.path.exists(os.path.join(lab_dir, STATE_FILE)):
+        return _teardown(lab_dir, None)  # no lab.json: only namespaces named after the dir
     with locked(lab_dir):
         return _teardown(lab_dir, load_optional(lab_dir))
 

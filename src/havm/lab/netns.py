@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 
 from havm.errors import LabError
@@ -120,6 +121,24 @@ def link_states(netns: str) -> dict[str, str]:
         if len(parts) >= 2:
             states[parts[0].split("@")[0]] = parts[1]
     return states
+
+
+def wait_oper_up(netns: str, ifnames: Sequence[str], timeout: float = 5.0) -> None:
+    """Wait until every interface is operationally UP again.
+
+    After a carrier comes back the kernel needs up to a second (linkwatch)
+    before the interface sends again; a 'link-up' returns once it does.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        states = link_states(netns)
+        late = [i for i in ifnames if states.get(i) != "UP"]
+        if not late:
+            return
+        if time.monotonic() >= deadline:
+            raise LabError(f"interfaces {late} in {netns} still not UP after {timeout:g}s: "
+                           + ", ".join(f"{i}={states.get(i)}" for i in late))
+        time.sleep(0.02)
 
 
 def iptables_restore(netns: str, rules: str) -> None:

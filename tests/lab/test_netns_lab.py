@@ -1,0 +1,237 @@
+"""Namespace labs for real: namespaces, veths, bridges, partitions, loss, process faults.
+
+These tests run real processes in real network namespaces and send real UDP
+between them; the nodes run SITTER (a process and its child) because what is
+tested is the lab, not havmd (see test_havmd_lab.py for that).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from havm.errors import LabError, NotFound, UsageError
+from havm.lab import control, daemons, lab, netns, process
+from havm.lab.plan import LabSpec
+from havm.lab.state import STATE_FILE, LabState
+from tests.lab.conftest import SITTER, lab_netns, needs_netns, root_links
+from tests.lab.udp import udp_count
+
+pytestmark = [pytest.mark.lab, needs_netns]
+
+
+def test_up_builds_namespaces_veths_bridges_and_down_leaves_nothing(lab_dir, sitter_lab):
+    links_before, netns_before = root_links(), set(netns.list_netns())
+    sitter_lab(nodes=3, links=2)
+    st = LabState.load(lab_dir)
+    assert lab_netns(lab_dir) == set(st.namespaces()) and len(st.namespaces()) == 4
+    for rec in st.nodes.values():
+        addrs = netns.run(["ip", "-n", rec.netns, "-br", "-4", "addr"]).stdout
+        assert f"{rec.addresses['ring0']}/24" in addrs and f"{rec.addresses['ring1']}/24" in addrs
+        assert netns.link_states(rec.netns)["lo"] in ("UNKNOWN", "UP")
+        assert daemons.daemon_alive(rec)
+    for link, bridge in st.bridges.items():
+        ports = netns.run(["ip", "-n", st.switch_netns, "-br", "link", "show", "master", bridge]).stdout
+        assert sorted(line.split("@")[0] for line in ports.splitlines()) == [f"n{i}-{link}" for i in (1, 2, 3)]
+    assert root_links() == links_before  # nothing of the lab in the root namespace
+
+    result = lab.down(lab_dir)
+    assert sorted(result["namespaces_deleted"]) == sorted(st.namespaces())
+    assert len(result["killed"]) >= 3  # each node's child at least (daemons got SIGTERM first)
+    assert set(netns.list_netns()) == netns_before and root_links() == links_before
+    assert all(not daemons.daemon_alive(r) for r in st.nodes.values())
+    assert lab.down(lab_dir) == {"dir": st.dir, "killed": [], "stopped": [], "namespaces_deleted": []}
+    assert LabState.load(lab_dir).status == "down"
+
+
+def test_two_labs_side_by_side_do_not_collide(lab_dirs):
+    a, b = lab_dirs(), lab_dirs()
+    spec = LabSpec(nodes=2, links=1, daemon_command=SITTER)
+    lab.up(a, spec, wait=False)
+    lab.up(b, spec, wait=False)
+    assert lab_netns(a) and lab_netns(b) and lab_netns(a).isdisjoint(lab_netns(b))
+    # same addresses, separate wires: each lab's traffic stays inside it
+    assert udp_count(a, "n1", "n2", "10.213.0.2") > 0
+    lab.down(a)
+    assert not lab_netns(a) and len(lab_netns(b)) == 3
+    assert udp_count(b, "n1", "n2", "10.213.0.2") > 0
+
+
+def test_up_refuses_a_running_lab_and_a_foreign_dir(lab_dirs, sitter_lab, lab_dir):
+    sitter_lab(nodes=1, links=1)
+    with pytest.raises(LabError, match="already runs"):
+        lab.up(lab_dir, LabSpec(nodes=1, daemon_command=SITTER), wait=False)
+    foreign = lab_dirs()
+    with open(os.path.join(foreign, "precious.txt"), "w") as f:
+        f.write("keep me")
+    with pytest.raises(LabError, match="not a lab directory"):
+        lab.up(foreign, LabSpec(nodes=1, daemon_command=SITTER), wait=False)
+    assert os.listdir(foreign) == ["precious.txt"]
+
+
+def test_partition_blocks_udp_between_groups_only_and_heal_restores(lab_dir, sitter_lab):
+    sitter_lab(nodes=3, links=2)
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") >= 45
+    control.partition(lab_dir, ["n1", "n2,n3"])
+    for link in (0, 1):
+        assert udp_count(lab_dir, "n1", "n2", f"10.213.{link}.2") == 0
+        assert udp_count(lab_dir, "n3", "n1", f"10.213.{link}.1") == 0
+        assert udp_count(lab_dir, "n3", "n2", f"10.213.{link}.2") >= 45
+    assert lab.status(lab_dir)["nodes"]["n1"]["faults"]["partition_group"] == ["n1"]
+    control.heal(lab_dir)
+    assert udp_count(lab_dir, "n1", "n2", "10.213.1.2") >= 45
+    assert "DROP" not in netns.iptables_save(LabState.load(lab_dir).nodes["n1"].netns)
+
+
+def test_link_down_cuts_one_link_only(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=2)
+    control.link_down(lab_dir, "n2", "ring0")
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") == 0
+    assert udp_count(lab_dir, "n1", "n2", "10.213.1.2") >= 45
+    st = lab.status(lab_dir)
+    assert st["nodes"]["n2"]["interfaces"]["ring0"]["switch_port"] == "DOWN"
+    assert st["nodes"]["n2"]["faults"]["links_down"] == ["ring0"]
+    control.link_up(lab_dir, "n2", "ring0")
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") >= 45
+    with pytest.raises(UsageError, match="unknown link"):
+        control.link_down(lab_dir, "n2", "ring7")
+
+
+def test_loss_drops_what_the_node_sends_and_is_removed(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=2)
+    res = control.loss(lab_dir, "n1", 100, link="ring0")
+    ns = LabState.load(lab_dir).nodes["n1"].netns
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") == 0
+    assert udp_count(lab_dir, "n1", "n2", "10.213.1.2") >= 45  # other link untouched
+    assert udp_count(lab_dir, "n2", "n1", "10.213.0.1") >= 45  # what n1 receives untouched
+    method = res["loss"]["n1"]["ring0"]["method"]
+    if method == "netem":
+        assert "netem" in netns.run(netns.in_netns(ns, ["tc", "qdisc", "show", "dev", "ring0"])).stdout
+    else:
+        assert "statistic" in netns.iptables_save(ns)
+        with pytest.raises(LabError, match="netem"):
+            control.loss(lab_dir, "n1", 10, delay_ms=50)
+    # a partial loss loses some, not all (400 datagrams at 50%: outside 100..300 is a 1e-20 event)
+    control.loss(lab_dir, "n1", 50, link="ring1")
+    arrived = udp_count(lab_dir, "n1", "n2", "10.213.1.2", count=400)
+    assert 100 <= arrived <= 300
+    control.loss(lab_dir, "n1", 0)
+    assert lab.status(lab_dir)["nodes"]["n1"]["faults"]["loss"] == {}
+    assert "statistic" not in netns.iptables_save(ns)
+    assert "netem" not in netns.run(netns.in_netns(ns, ["tc", "qdisc", "show"])).stdout
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") >= 45
+
+
+def _extra_process(lab_dir: str, node: str) -> tuple[int, int]:
+    """A process in the node's namespace outside the daemon's process group."""
+    rec = LabState.load(lab_dir).nodes[node]
+    return process.spawn_detached(["sleep", "1002"], os.path.join(rec.dir, "extra.log"),
+                                  prefix=netns.in_netns(rec.netns, []))
+
+
+def test_kill_daemon_spares_its_children_and_kill_takes_every_process_in_the_namespace(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=1)
+    rec = LabState.load(lab_dir).nodes["n1"]
+    extra = _extra_process(lab_dir, "n1")
+    pids_before = set(netns.netns_pids(rec.netns))
+    assert rec.pid in pids_before and extra[0] in pids_before and len(pids_before) == 3
+
+    assert control.kill_daemon(lab_dir, "n1")["killed"] == [rec.pid]
+    assert not daemons.daemon_alive(rec)
+    assert set(netns.netns_pids(rec.netns)) == pids_before - {rec.pid}  # the child and the extra live on
+
+    killed = control.kill_node(lab_dir, "n1")["killed"]
+    assert set(killed) == pids_before - {rec.pid}
+    assert netns.netns_pids(rec.netns) == [] and not process.is_alive(*extra)
+    assert lab.status(lab_dir)["nodes"]["n1"]["state"] == "dead"
+    n2 = LabState.load(lab_dir).nodes["n2"]
+    assert daemons.daemon_alive(n2)  # the other node is untouched
+
+    started = control.start_node(lab_dir, "n1", wait=False)
+    assert started["started"] and started["pid"] != rec.pid
+    assert daemons.daemon_alive(LabState.load(lab_dir).nodes["n1"])
+    assert control.start_node(lab_dir, "n1", wait=False)["started"] is False  # idempotent
+
+
+def test_stop_freeze_thaw(lab_dir, sitter_lab):
+    sitter_lab(nodes=1, links=1)
+    rec = LabState.load(lab_dir).nodes["n1"]
+    frozen = control.freeze_node(lab_dir, "n1")["frozen"]
+    assert rec.pid in frozen and len(frozen) == 2
+    assert all(process.proc_info(p).state == "T" for p in frozen)
+    assert lab.status(lab_dir)["nodes"]["n1"]["state"] == "frozen"
+    control.thaw_node(lab_dir, "n1")
+    assert all(process.proc_info(p).state != "T" for p in frozen)
+    # stop: SIGTERM reaches even a frozen daemon (it is continued)
+    control.freeze_node(lab_dir, "n1", daemon_only=True)
+    res = control.stop_node(lab_dir, "n1", timeout=5)
+    assert res["stopped"] and not res["forced"]
+    assert not daemons.daemon_alive(rec)
+    assert control.stop_node(lab_dir, "n1")["stopped"] is False
+    with pytest.raises(NotFound):
+        control.kill_node(lab_dir, "n9")
+
+
+class Crash(BaseException):
+    """A crash of 'havm lab up' half-way (nothing catches it)."""
+
+
+def test_down_cleans_up_after_a_crash_mid_up(lab_dir, monkeypatch):
+    calls = []
+
+    def crash_on_second(state, rec, env=None):
+        calls.append(rec.name)
+        if len(calls) == 2:
+            raise Crash()
+        return real(state, rec, env)
+
+    real = daemons.spawn_daemon
+    monkeypatch.setattr(daemons, "spawn_daemon", crash_on_second)
+    with pytest.raises(Crash):
+        lab.up(lab_dir, LabSpec(nodes=3, links=2, daemon_command=SITTER), wait=False)
+    monkeypatch.undo()
+    st = LabState.load(lab_dir)
+    assert st.status == "creating" and len(lab_netns(lab_dir)) == 4
+    n1_pids = netns.netns_pids(st.nodes["n1"].netns)
+    assert len(n1_pids) == 2
+    lab.down(lab_dir)
+    assert not lab_netns(lab_dir) and not any(process.is_alive(p) for p in n1_pids)
+
+
+def test_down_without_lab_json_finds_namespaces_by_name(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=1)
+    pids = [p for ns in lab_netns(lab_dir) for p in netns.netns_pids(ns)]
+    os.unlink(os.path.join(lab_dir, STATE_FILE))
+    res = lab.down(lab_dir)
+    assert len(res["namespaces_deleted"]) == 3 and not lab_netns(lab_dir)
+    assert pids and not any(process.is_alive(p) for p in pids)
+
+
+def test_a_failing_step_rolls_back(lab_dir, monkeypatch):
+    real = netns.batch
+
+    def fail_in_switch(commands, ns=None):
+        if ns and ns.endswith("-sw"):
+            raise LabError("simulated: bridge creation failed")
+        return real(commands, ns)
+
+    monkeypatch.setattr(netns, "batch", fail_in_switch)
+    with pytest.raises(LabError, match="partial lab was removed.*simulated"):
+        lab.up(lab_dir, LabSpec(nodes=2, daemon_command=SITTER), wait=False)
+    assert not lab_netns(lab_dir)
+
+
+def test_exec_runs_inside_the_node_namespace(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=1)
+    out = control.run_in(lab_dir, "n2", ["ip", "-br", "-4", "addr", "show", "dev", "ring0"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "10.213.0.2/24" in out
+    proc = subprocess.Popen(control.exec_argv(lab_dir, "n1", ["sleep", "30"]))
+    try:
+        assert proc.pid in netns.netns_pids(LabState.load(lab_dir).nodes["n1"].netns)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,59 @@
+"""Real UDP between lab nodes, each end run inside its node's namespace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from havm.lab import control
+
+# Counts datagrams until its stdin closes, then prints the count.
+RECEIVER = """
+import select, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+n = 0
+while True:
+    r, _, _ = select.select([s, sys.stdin], [], [], 60)
+    if s in r:
+        s.recv(100)
+        n += 1
+    elif sys.stdin in r or not r:
+        break
+print(n, flush=True)
+"""
+
+SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent = 0
+for i in range(int(sys.argv[3])):
+    try:
+        s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+        sent += 1
+    except OSError:
+        pass
+    time.sleep(0.001)
+print(sent)
+"""
+
+
+def udp_count(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 50, port: int = 5555) -> int:
+    """Send ``count`` datagrams from node ``src`` to ``dst_addr`` (on node ``dst``); return how many arrived."""
+    recv = subprocess.Popen(
+        control.exec_argv(lab_dir, dst, [sys.executable, "-c", RECEIVER, dst_addr, str(port)]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert recv.stdout is not None and recv.stdin is not None
+        assert recv.stdout.readline().strip() == "ready"
+        control.run_in(lab_dir, src, [sys.executable, "-c", SENDER, dst_addr, str(port), str(count)],
+                       check=True, timeout=60, capture_output=True)
+        time.sleep(0.1)  # let the last datagrams cross the bridge before the count is read
+        out, _ = recv.communicate(input="", timeout=60)
+        return int(out.strip())
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+            recv.wait()
