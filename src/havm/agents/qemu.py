@@ -30,7 +30,7 @@ from havm.agents.migrate import (
 from havm.agents.process import find_vm_process, kill_and_wait, scan_for, wait_exit
 from havm.agents.qmp import Qmp, QmpError
 from havm.agents.vmspec import VmSpec, VmSpecError, qemu_argv, spec_from_params
-from havm.errors import HavmError
+from havm.errors import ConfigError, HavmError
 
 LAUNCH_TIMEOUT = 30.0
 QUIT_TIMEOUT = 5.0
@@ -52,12 +52,12 @@ class QemuAgent(Agent):
     ) -> None:
         """Build from ``params`` (see qemu_meta), or pass a ready ``spec`` (params ignored)."""
         super().__init__(resource_id, params)
-        self._spec_error: VmSpecError | None = None
+        self._spec_error: HavmError | None = None
         self._spec: VmSpec | None = spec
         if spec is None:
             try:
                 self._spec = spec_from_params(self.params, default_name=resource_id)
-            except VmSpecError as exc:
+            except (VmSpecError, ConfigError) as exc:  # ConfigError: from xen_config
                 self._spec_error = exc
 
     @classmethod
