@@ -121,7 +121,8 @@ def test_heartbeats_between_namespaces(namespaces, tmp_path, links) -> None:  # 
         ok = wait_until(lambda: converged(tmp_path, NODES))
         assert ok, {n: (status(tmp_path, n), (tmp_path / f"{n}.log").read_text()[-2000:]) for n in NODES}
         v = status(tmp_path, "n2")
-        assert v is not None and v["traffic"]["drops"].get("bad-mac", 0) == 0
+        assert v is not None and v["traffic"]["drops"] == {}
+        assert v["traffic"]["own_packets"] > 0  # our broadcasts come back to us, ignored
         assert all(lk["peers_up"] == 2 for lk in v["links"])
 
         procs["n1"].send_signal(signal.SIGKILL)  # the controller crashes

@@ -90,7 +90,7 @@ class MembershipService:
         self._received = [0] * len(config.links)
         self._lost = [0] * len(config.links)
         self._traffic = {"sent_packets": 0, "sent_bytes": 0, "received_packets": 0, "received_bytes": 0,
-                         "send_errors": 0}
+                         "send_errors": 0, "own_packets": 0}
         self._jitter: deque[float] = deque(maxlen=JITTER_WINDOW)
         self._app: dict[str, Any] = {}
         self._app_error_logged = False
@@ -183,7 +183,10 @@ class MembershipService:
             self.prober.start()
         try:
             while not self._stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # never stop heartbeating because of one bad round
+                    log.exception("membership tick failed; continuing")
                 delay = max(0.0, self.next_wakeup() - self.clock.monotonic())
                 try:
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
@@ -238,8 +241,10 @@ class MembershipService:
             try:
                 changed = self._accept(data, link, now, events)
             except PacketError as e:
-                self._drops[e.reason] += 1
-                if e.reason != Reason.OWN:
+                if e.reason == Reason.OWN:  # broadcast/multicast loop back: expected, not a drop
+                    self._traffic["own_packets"] += 1
+                else:
+                    self._drops[e.reason] += 1
                     log.debug("dropped packet from %s on link %d: %s", source, link, e)
                 return
         self._log_events(events)
@@ -300,9 +305,16 @@ class MembershipService:
             try:
                 data = self._codec.encode(mtype, self.node, self.generation, self._seq, wall, index, payload)
             except PacketError as e:
-                log.error("heartbeat not sent: %s", e)
-                self._traffic["send_errors"] += 1
-                continue
+                # Too many long node names, or app info: better a heartbeat without
+                # app info than none (no heartbeat = declared dead = fenced).
+                log.error("heartbeat too large, sending it without app info: %s", e)
+                payload = {**payload, "a": {}}
+                try:
+                    data = self._codec.encode(mtype, self.node, self.generation, self._seq, wall, index, payload)
+                except PacketError as e2:
+                    log.error("heartbeat not sent: %s", e2)
+                    self._traffic["send_errors"] += 1
+                    continue
             result = self.transport.send(index, data)
             self._sent[index] += result.datagrams
             self._traffic["sent_packets"] += result.datagrams

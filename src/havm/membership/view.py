@@ -137,6 +137,7 @@ class Traffic:
     received_packets: int = 0  # datagrams, valid or not
     received_bytes: int = 0
     send_errors: int = 0
+    own_packets: int = 0  # our own broadcast/multicast packets looped back (ignored, not drops)
     drops: Mapping[str, int] = field(default_factory=dict)  # reason code -> count
 
 
