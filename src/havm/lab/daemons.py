@@ -93,7 +93,8 @@ def wait_ready(state: LabState, names: Iterable[str], timeout: float) -> Readine
                                 f"{process.log_tail(rec.log)}")
             break
         time.sleep(READY_POLL)
-    return Readiness(ready=ready, failed=failed)
+    order = list(state.nodes)
+    return Readiness(ready=sorted(ready, key=order.index), failed=failed)
 
 
 def describe_failures(failed: dict[str, str]) -> str:

@@ -1,0 +1,61 @@
+"""Loopback labs (no namespaces): each node on its own 127.x address, process faults
+through the daemon's process group. Needs no root."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from havm.errors import LabError
+from havm.lab import control, daemons, lab, process
+from havm.lab.plan import LabSpec
+from havm.lab.state import LabState
+from tests.lab.conftest import SITTER
+
+
+@pytest.fixture
+def loop_lab(lab_dir):
+    lab.up(lab_dir, LabSpec(nodes=3, links=2, netns=False, daemon_command=SITTER), wait=False)
+    return lab_dir
+
+
+def test_loopback_lab_records_addresses_and_processes(loop_lab):
+    st = LabState.load(loop_lab)
+    assert st.mode == "loopback" and st.namespaces() == []
+    octet = st.lab_octet
+    assert st.nodes["n2"].addresses == {"ring0": f"127.0.{octet}.2", "ring1": f"127.1.{octet}.2"}
+    for rec in st.nodes.values():
+        assert daemons.daemon_alive(rec)
+        assert len(daemons.node_pids(rec)) == 2  # the daemon and its child
+    assert os.stat(st.key_file).st_mode & 0o077 == 0
+
+
+def test_loopback_kill_daemon_then_kill_node(loop_lab):
+    rec = LabState.load(loop_lab).nodes["n1"]
+    group = daemons.node_pids(rec)
+    control.kill_daemon(loop_lab, "n1")
+    child = [p for p in group if p != rec.pid]
+    assert not daemons.daemon_alive(rec) and all(process.is_alive(p) for p in child)
+    assert control.kill_node(loop_lab, "n1")["killed"] == child
+    assert daemons.node_pids(rec) == []
+    assert all(daemons.daemon_alive(r) for r in LabState.load(loop_lab).nodes.values() if r.name != "n1")
+
+
+def test_loopback_network_faults_say_they_need_namespaces(loop_lab):
+    for fault in (lambda: control.partition(loop_lab, ["n1"]),
+                  lambda: control.loss(loop_lab, "n1", 10),
+                  lambda: control.link_down(loop_lab, "n1", "ring0")):
+        with pytest.raises(LabError, match="needs network namespaces"):
+            fault()
+    assert control.heal(loop_lab) == {"healed": True}  # nothing to heal: fine
+
+
+def test_loopback_down_kills_groups_of_dead_daemons_too(loop_lab):
+    st = LabState.load(loop_lab)
+    every = [p for r in st.nodes.values() for p in daemons.node_pids(r)]
+    control.kill_daemon(loop_lab, "n2")  # its child now has no living parent daemon
+    res = lab.down(loop_lab)
+    assert not any(process.is_alive(p) for p in every)
+    assert len(res["killed"]) + len(res["stopped"]) >= 5
+    assert lab.down(loop_lab)["killed"] == []
