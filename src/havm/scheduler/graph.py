@@ -1,0 +1,419 @@
+"""From (current, target) placement to a DAG of actions.
+
+Per resource instance: a healthy copy that stays is kept; a copy that leaves is
+demoted (if promoted) then stopped; a new copy is started (after every stop of
+the same resource: no moment with two copies) then promoted. A copy on an
+unclean node is not stopped: fencing that node stops it, so its restart waits
+for the fence. An allow_migrate primitive moving between two healthy nodes
+migrates (migrate_to on the source, migrate_from on the target, stop of the
+leftover on the source) unless something it depends on restarts.
+
+Mandatory orders (and the implicit order inside a group) propagate restarts:
+when a ``first`` stops or starts, a ``then`` that would stay put is restarted
+after it, as Pacemaker does. For a clone ``first`` only a change on the same
+node restarts a ``then`` (havm's choice: adding an instance elsewhere must not
+bounce every VM that needs the filesystem clone).
+
+Orders become edges between the actions of both sides (symmetrical ones also
+stop ``then`` before ``first``); with a utilization strategy, starts on a node
+wait for that node's stops (``load_stopped``), so capacity is never exceeded
+in flight either.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from havm.scheduler.scores import format_score
+from havm.scheduler.transition import OP_RANK, Action
+
+if TYPE_CHECKING:
+    from havm.scheduler.placement import Placer
+
+
+@dataclass
+class Inst:
+    id: str
+    prim: str
+    unit: str
+    cur: dict[int, str]  # node -> role now (healthy, managed copies)
+    tgt: dict[int, str]
+    keep: set[int] = field(default_factory=set)
+    stop: set[int] = field(default_factory=set)
+    start: set[int] = field(default_factory=set)
+    implied: set[int] = field(default_factory=set)  # on unclean nodes: stopped by fencing
+    restarted: dict[int, str] = field(default_factory=dict)
+    migrate: tuple[int, int] | None = None
+
+
+class GraphBuilder:
+    def __init__(self, pl: Placer) -> None:
+        self.pl = pl
+        self.spec = pl.spec
+        self.sit = pl.sit
+        self.names = [n.name for n in pl.spec.nodes]
+        self.actions: dict[str, Action] = {}
+        self.edges: dict[str, set[str]] = {}  # action -> the actions it waits for
+        self.weak: set[tuple[str, str]] = set()  # edges that may be dropped to break a cycle
+        self.insts: dict[str, Inst] = {}
+        self.by_prim: dict[str, list[Inst]] = {}
+
+    # -- per instance plan ------------------------------------------------------------
+    def prepare(self) -> None:
+        sit, out = self.sit, self.pl.out
+        for p, prim in self.spec.primitives.items():
+            for inst_id in sit.instances.get(p, (p,)):
+                frozen = sit.frozen.get(inst_id, set())
+                cur_all = sit.current.get(inst_id, {})
+                cur = {i: rec.role or "started" for i, rec in cur_all.items()
+                       if sit.healthy[i] and i not in frozen}
+                tgt = {i: r for i, r in out.target.get(inst_id, {}).items() if i not in frozen}
+                inst = Inst(inst_id, p, self.pl.unit_of[p], cur, tgt)
+                inst.implied = {i for i in cur_all if sit.unclean[i] and i not in frozen}
+                multi = prim.clone is None and len(cur_all) > 1
+                failed = sit.failed.get(inst_id, set())
+                inst.keep = {i for i in cur if i in tgt and i not in failed and not multi}
+                inst.stop = set(cur) - inst.keep
+                inst.start = set(tgt) - inst.keep
+                self.insts[inst_id] = inst
+                self.by_prim.setdefault(p, []).append(inst)
+
+    def _deps(self) -> list[tuple[list[str], list[str], bool, str]]:
+        """Mandatory (first prims, then prims, same-node-only, first_action) pairs."""
+        deps: list[tuple[list[str], list[str], bool, str]] = []
+        for g in self.spec.groups.values():
+            for a, b in zip(g.members, g.members[1:], strict=False):
+                deps.append(([a], [b], True, "start"))
+        units = self.pl.units
+        for o in self.spec.orders:
+            if o.kind != "mandatory":
+                continue
+            f, t = units[self.pl.unit_of[o.first]], units[self.pl.unit_of[o.then]]
+            if f.id == t.id:
+                continue
+            deps.append((list(f.prims), list(t.prims), f.kind == "clone", o.first_action))
+        return deps
+
+    def _changes(self, prims: list[str], first_action: str) -> set[int] | None:
+        nodes: set[int] = set()
+        for p in prims:
+            for inst in self.by_prim.get(p, ()):
+                nodes |= inst.stop | inst.start | inst.implied
+                if first_action == "promote":
+                    nodes |= {i for i in inst.keep if inst.cur.get(i) != inst.tgt.get(i)}
+        return nodes
+
+    def propagate(self) -> None:
+        deps = self._deps()
+        by_first: dict[str, list[int]] = {}
+        for k, (firsts, _, _, _) in enumerate(deps):
+            for p in firsts:
+                by_first.setdefault(p, []).append(k)
+        work = list(range(len(deps)))
+        budget = 10 * (len(deps) + len(self.insts)) + 10
+        while work and budget > 0:
+            budget -= 1
+            k = work.pop()
+            firsts, thens, same_node, action = deps[k]
+            changed = self._changes(firsts, action)
+            if not changed:
+                continue
+            for p in thens:
+                for inst in self.by_prim.get(p, ()):
+                    hit = [i for i in inst.keep if not same_node or i in changed]
+                    if not hit:
+                        continue
+                    for i in hit:
+                        inst.keep.discard(i)
+                        inst.stop.add(i)
+                        inst.start.add(i)
+                        inst.restarted[i] = f"{firsts[0]} changes" if len(firsts) == 1 else \
+                            f"{self.pl.unit_of[firsts[0]]} changes"
+                    work.extend(by_first.get(p, ()))
+
+    def choose_migrations(self) -> None:
+        sit = self.sit
+        # A resource cannot migrate while something it is ordered after both stops and
+        # starts: its migration would wait for that start, which waits for that stop,
+        # which (symmetrical order) waits for the migration to finish.
+        stopping, starting = set(), set()
+        for inst in self.insts.values():
+            if inst.stop or inst.implied:
+                stopping.add(inst.unit)
+            if inst.start:
+                starting.add(inst.unit)
+        restarting_units = stopping & starting
+        blockers: dict[str, set[str]] = {}
+        for o in self.spec.orders:
+            if o.kind == "mandatory":
+                blockers.setdefault(self.pl.unit_of[o.then], set()).add(self.pl.unit_of[o.first])
+        for inst in self.insts.values():
+            prim = self.spec.primitives[inst.prim]
+            if not prim.allow_migrate or prim.group or prim.clone or inst.implied or inst.restarted:
+                continue
+            if len(inst.cur) != 1 or len(inst.tgt) != 1 or len(inst.stop) != 1 or len(inst.start) != 1:
+                continue
+            (src,), (dst,) = inst.stop, inst.start
+            if src == dst or inst.id in sit.failed or not sit.healthy[src] or not sit.healthy[dst]:
+                continue
+            if blockers.get(inst.unit, set()) & restarting_units:
+                continue
+            inst.migrate = (src, dst)
+
+    # -- actions ------------------------------------------------------------------------
+    def add(self, op: str, rsc: str | None, node: int | None, reason: str = "", target: int | None = None,
+            pseudo: bool = False, interval: float = 0.0, aid: str | None = None) -> str:
+        name = self.names[node] if node is not None else None
+        if aid is None:
+            aid = f"fence_{name}" if op == "fence" else f"{rsc}_{op}_{name}"
+        if aid not in self.actions:
+            self.actions[aid] = Action(aid, op, name, rsc, self.names[target] if target is not None else None,
+                                       pseudo, interval, reason)
+            self.edges[aid] = set()
+        return aid
+
+    def edge(self, before: str | None, after: str | None, weak: bool = False) -> None:
+        if before is None or after is None or before == after:
+            return
+        self.edges[after].add(before)
+        if weak:
+            self.weak.add((before, after))
+
+    def emit(self) -> None:
+        sit = self.sit
+        self.up_begin: dict[str, dict[int, str]] = {}
+        self.up_end: dict[str, dict[int, str]] = {}
+        self.down: dict[str, dict[int, str]] = {}  # the copy on the node is gone
+        self.down_begin: dict[str, dict[int, str]] = {}  # the copy starts leaving the node
+        self.promotes: dict[str, dict[int, str]] = {}
+        self.demotes: dict[str, dict[int, str]] = {}
+        self.plain_stops: dict[int, list[str]] = {}
+        self.arrivals: dict[int, list[str]] = {}
+        fences = {i: self.add("fence", None, i, "node is unclean") for i in sit.to_fence}
+        for inst in self.insts.values():
+            monitor = self.spec.primitives[inst.prim].monitor_interval
+            r = inst.id
+            ub, ue, dn = self.up_begin.setdefault(r, {}), self.up_end.setdefault(r, {}), self.down.setdefault(r, {})
+            pr, dm = self.promotes.setdefault(r, {}), self.demotes.setdefault(r, {})
+            db = self.down_begin.setdefault(r, {})
+            stops, starts = [], []
+            for x in sorted(inst.stop):
+                why = self.why_leave(inst, x)
+                if inst.cur.get(x) == "promoted":
+                    dm[x] = self.add("demote", r, x, why)
+                if inst.migrate:
+                    src, dst = inst.migrate
+                    mt = self.add("migrate_to", r, src, self.why_move(inst, src, dst), target=dst)
+                    mf = self.add("migrate_from", r, dst, self.why_move(inst, src, dst), target=src)
+                    st = self.add("stop", r, src, f"migrated to {self.names[dst]}")
+                    self.edge(mt, mf)
+                    self.edge(mf, st)
+                    ub[dst], ue[dst], dn[src], db[src] = mt, mf, st, mt
+                    if monitor > 0:
+                        self.edge(mf, self.add("monitor", r, dst, interval=monitor))
+                    break
+                st = self.add("stop", r, x, why)
+                self.edge(dm.get(x), st)
+                dn[x] = st
+                db[x] = dm.get(x, st)
+                stops.append(st)
+                self.plain_stops.setdefault(x, []).append(st)
+            if inst.migrate:
+                continue
+            for y in sorted(inst.start):
+                st = self.add("start", r, y, self.why_start(inst, y))
+                ub[y] = ue[y] = st
+                starts.append(st)
+                self.arrivals.setdefault(y, []).append(st)
+                last = st
+                if inst.tgt.get(y) == "promoted":
+                    last = pr[y] = self.add("promote", r, y, "chosen as primary")
+                    self.edge(st, last)
+                if monitor > 0:
+                    self.edge(last, self.add("monitor", r, y, interval=monitor))
+            for y in sorted(inst.keep):
+                now, to = inst.cur.get(y), inst.tgt.get(y)
+                if now == to:
+                    continue
+                if to == "promoted":
+                    act = pr[y] = self.add("promote", r, y, "chosen as primary")
+                else:
+                    act = dm[y] = self.add("demote", r, y, self.pl.out.why.get(inst.unit, "another is primary"))
+                if monitor > 0:
+                    self.edge(act, self.add("monitor", r, y, interval=monitor))
+            for s in stops:
+                for t in starts:
+                    self.edge(s, t)
+            for d in dm.values():
+                for p in pr.values():
+                    self.edge(d, p)
+            for u in inst.implied:
+                f = fences.get(u)
+                for a in list(ub.values()) + list(pr.values()):
+                    self.edge(f, a)
+
+    def wire_groups(self) -> None:
+        for g in self.spec.groups.values():
+            for a, b in zip(g.members, g.members[1:], strict=False):
+                for ia, ib in zip(self.by_prim.get(a, ()), self.by_prim.get(b, ()), strict=False):
+                    for y, act in self.up_begin.get(ib.id, {}).items():
+                        self.edge(self.up_end.get(ia.id, {}).get(y), act)
+                    for x, act in self.down.get(ia.id, {}).items():
+                        self.edge(self.down.get(ib.id, {}).get(x), act)
+
+    def _collect(self, prims: tuple[str, ...], table: dict[str, dict[int, str]]) -> list[tuple[int, str]]:
+        out = []
+        for p in prims:
+            for inst in self.by_prim.get(p, ()):
+                out.extend(table.get(inst.id, {}).items())
+        return sorted(out)
+
+    def _connect(self, befores: list[tuple[int, str]], afters: list[tuple[int, str]], per_node: bool,
+                 barrier: str, rsc: str, weak: bool) -> None:
+        if not befores or not afters:
+            return
+        if per_node:
+            for x, b in befores:
+                for y, a in afters:
+                    if x == y:
+                        self.edge(b, a, weak)
+            return
+        if len(befores) > 1 and len(afters) > 1:
+            op = "running" if barrier.endswith("running") else "stopped"
+            bar = self.add(op, rsc, None, pseudo=True, aid=barrier)
+            for _, b in befores:
+                self.edge(b, bar)
+            for _, a in afters:
+                self.edge(bar, a, weak)
+            return
+        for _, b in befores:
+            for _, a in afters:
+                self.edge(b, a, weak)
+
+    def wire_orders(self) -> None:
+        units = self.pl.units
+        for o in self.spec.orders:
+            f, t = units[self.pl.unit_of[o.first]], units[self.pl.unit_of[o.then]]
+            if f.id == t.id:
+                continue
+            per_node = f.kind == "clone" and t.kind == "clone" and self.spec.clones[t.id].interleave
+            weak = o.kind != "mandatory"
+            done = self._collect(f.prims, self.promotes if o.first_action == "promote" else self.up_end)
+            begin = self._collect(t.prims, self.promotes if o.then_action == "promote" else self.up_begin)
+            self._connect(done, begin, per_node, f"{f.id}_{o.first_action}_running", f.id, weak)
+            if o.symmetrical:
+                t_down = self._collect(t.prims, self.demotes if o.then_action == "promote" else self.down)
+                f_down = self._collect(f.prims, self.demotes if o.first_action == "promote" else self.down_begin)
+                self._connect(t_down, f_down, per_node, f"{t.id}_{o.then_action}_stopped", t.id, True)
+
+    def wire_load(self) -> None:
+        if self.spec.properties.placement_strategy == "default":
+            return
+        for i, stops in sorted(self.plain_stops.items()):
+            arrivals = self.arrivals.get(i, [])
+            if not arrivals:
+                continue
+            bar = self.add("load_stopped", None, i, pseudo=True, aid=f"load_stopped_{self.names[i]}")
+            for s in stops:
+                self.edge(s, bar)
+            for a in arrivals:
+                self.edge(bar, a)
+
+    # -- reasons --------------------------------------------------------------------------
+    def _score(self, unit: str, i: int) -> str:
+        t = self.pl.out.scores.get(unit)
+        return format_score(t.get(i)) if t is not None else "?"
+
+    def why_leave(self, inst: Inst, x: int) -> str:
+        sit, name = self.sit, self.names[x]
+        if x in inst.restarted:
+            return f"restart: {inst.restarted[x]}"
+        rec = self.pl.state.on(inst.id).get(name)
+        if rec is not None and rec.failed:
+            prim = self.spec.primitives[inst.prim]
+            if self.pl._banned(prim.migration_threshold, prim.failure_timeout, rec):
+                return f"failed {rec.failcount} times on {name} (migration_threshold {prim.migration_threshold})"
+            return f"recovering from a failure on {name}"
+        if not sit.usable[x]:
+            return f"{name} is in standby" if sit.healthy[x] else f"{name} is {sit.status[x]}"
+        if len(inst.cur) > 1 and self.spec.primitives[inst.prim].clone is None:
+            return "active on several nodes"
+        if not inst.tgt:
+            return self.pl.out.why.get(inst.prim) or self.pl.out.why.get(inst.unit) or "stopping"
+        if x not in inst.tgt:
+            if self.spec.primitives[inst.prim].clone is not None:
+                return "instance no longer needed here"
+            y = min(inst.tgt)
+            return f"moving to {self.names[y]} (score {self._score(inst.unit, y)} vs {self._score(inst.unit, x)})"
+        return "stopping"
+
+    def why_start(self, inst: Inst, y: int) -> str:
+        if y in inst.restarted:
+            return f"restart: {inst.restarted[y]}"
+        if inst.implied:
+            return "recovering from " + ", ".join(self.names[u] for u in sorted(inst.implied)) + " after fencing"
+        if y in inst.stop:
+            return f"recovering on {self.names[y]}"
+        moved = sorted(inst.stop)
+        if moved:
+            return f"moving from {self.names[moved[0]]}: {self.why_leave(inst, moved[0])}"
+        return f"best score {self._score(inst.unit, y)} on {self.names[y]}"
+
+    def why_move(self, inst: Inst, src: int, dst: int) -> str:
+        return f"live migration: {self.why_leave(inst, src)}"
+
+    # -- order ----------------------------------------------------------------------------
+    def build(self) -> tuple[list[Action], dict[str, tuple[str, ...]], list[str]]:
+        self.prepare()
+        self.propagate()
+        self.choose_migrations()
+        self.emit()
+        self.wire_groups()
+        self.wire_orders()
+        self.wire_load()
+        notes: list[str] = []
+        order = self._toposort()
+        if order is None:
+            notes.append("the orders form a cycle; optional and symmetrical edges inside it were dropped")
+            for before, after in self.weak:
+                self.edges[after].discard(before)
+            order = self._toposort()
+        if order is None:
+            notes.append("the mandatory orders form a cycle; their edges inside it were dropped")
+            self._drop_cycle_edges()
+            order = self._toposort()
+            assert order is not None
+        return [self.actions[a] for a in order], {a: tuple(sorted(self.edges[a])) for a in order}, notes
+
+    def _key(self, aid: str) -> tuple[int, str]:
+        return (OP_RANK.get(self.actions[aid].op, 99), aid)
+
+    def _toposort(self) -> list[str] | None:
+        waiting = {a: len(b) for a, b in self.edges.items()}
+        children: dict[str, list[str]] = {a: [] for a in self.edges}
+        for a, befores in self.edges.items():
+            for b in befores:
+                children[b].append(a)
+        ready = [self._key(a) for a, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            _, a = heapq.heappop(ready)
+            order.append(a)
+            for c in children[a]:
+                waiting[c] -= 1
+                if waiting[c] == 0:
+                    heapq.heappush(ready, self._key(c))
+        return order if len(order) == len(self.edges) else None
+
+    def _drop_cycle_edges(self) -> None:
+        intrinsic_ops = {"demote", "stop", "start", "promote", "monitor", "migrate_to", "migrate_from"}
+        for after, befores in self.edges.items():
+            a = self.actions[after]
+            for b in list(befores):
+                ab = self.actions[b]
+                same = a.resource == ab.resource and a.op in intrinsic_ops
+                if not same and ab.op != "fence":
+                    befores.discard(b)

@@ -1,0 +1,95 @@
+"""Which usable node is best when scores tie: a heap instead of a scan.
+
+Most resources score most nodes equally (the base score); among those the
+placement strategy decides: fewest resources (default, utilization), most free
+capacity (balanced) or least free capacity that still fits (minimal), then the
+node's position in the config. The pool keeps usable nodes in a heap keyed by
+that order, updated in O(log n) when a node receives or loses a resource, so
+choosing a node for one resource costs O(log n + nodes it must skip).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Container, Mapping
+
+
+class NodePool:
+    def __init__(self, usable: list[bool], capacity: list[Mapping[str, int]], strategy: str) -> None:
+        self.n = len(usable)
+        self.usable = usable
+        self.strategy = strategy
+        self.use_capacity = strategy != "default"
+        self.capacity = [dict(c) for c in capacity]
+        self.free = [dict(c) for c in capacity]
+        self.count = [0] * self.n
+        self._key: list[tuple[int, ...]] = [self._compute(i) for i in range(self.n)]
+        self._heap = [(self._key[i], i) for i in range(self.n) if usable[i]]
+        heapq.heapify(self._heap)
+
+    def _permille_free(self, i: int) -> int:
+        cap = self.capacity[i]
+        return sum(self.free[i].get(d, 0) * 1000 // c for d, c in cap.items() if c > 0)
+
+    def _compute(self, i: int) -> tuple[int, ...]:
+        if self.strategy == "balanced":
+            return (-self._permille_free(i), self.count[i], i)
+        if self.strategy == "minimal":
+            return (self._permille_free(i), -self.count[i], i)
+        return (self.count[i], i)
+
+    def key(self, i: int) -> tuple[int, ...]:
+        return self._key[i]
+
+    def fits(self, i: int, need: Mapping[str, int]) -> bool:
+        """Capacity left on node i for ``need`` (a dimension a node does not declare is 0)."""
+        if not self.use_capacity or not need:
+            return True
+        free = self.free[i]
+        return all(free.get(d, 0) >= v for d, v in need.items() if v > 0)
+
+    def take(self, i: int, need: Mapping[str, int], resources: int = 1) -> None:
+        self.count[i] += resources
+        if self.use_capacity:
+            free = self.free[i]
+            for d, v in need.items():
+                free[d] = free.get(d, 0) - v
+        self._update(i)
+
+    def give_back(self, i: int, need: Mapping[str, int], resources: int = 1) -> None:
+        self.count[i] -= resources
+        if self.use_capacity:
+            free = self.free[i]
+            for d, v in need.items():
+                free[d] = free.get(d, 0) + v
+        self._update(i)
+
+    def _update(self, i: int) -> None:
+        k = self._compute(i)
+        if k != self._key[i]:
+            self._key[i] = k
+            if self.usable[i]:
+                heapq.heappush(self._heap, (k, i))
+        if len(self._heap) > 8 * self.n + 64:  # drop stale entries now and then
+            self._heap = [(self._key[j], j) for j in range(self.n) if self.usable[j]]
+            heapq.heapify(self._heap)
+
+    def best(self, exclude: Container[int], need: Mapping[str, int]) -> int | None:
+        """The best usable node not in ``exclude`` with room for ``need``."""
+        heap = self._heap
+        skipped: list[tuple[tuple[int, ...], int]] = []
+        found = None
+        while heap:
+            entry = heap[0]
+            k, i = entry
+            if k != self._key[i]:
+                heapq.heappop(heap)  # stale
+                continue
+            if i in exclude or not self.fits(i, need):
+                skipped.append(heapq.heappop(heap))
+                continue
+            found = i
+            break
+        for e in skipped:
+            heapq.heappush(heap, e)
+        return found

@@ -1,0 +1,380 @@
+"""Where every resource should run: scores, then a greedy assignment, then constraint repair.
+
+Follows Pacemaker's assignment: each top-level resource (primitive, group or
+clone) gets a score per node (location constraints and rules, stickiness on its
+current node, -INFINITY where its fail count reached migration_threshold, the
+scores of colocation primaries, and its dependents' preferences weighted by the
+colocation score); it goes to the best node with a score >= 0 that is usable
+(online, not standby, not in maintenance, not unclean) and, with a utilization
+strategy, has room. Ties go to the node it already runs on, then to the
+strategy's order (see nodepool). Resources are assigned by priority, running
+ones first (so a newcomer cannot take a running VM's room), then by size with a
+utilization strategy (first-fit decreasing places more), then config order;
+colocation primaries are assigned before their dependents.
+
+A final repair pass makes mandatory constraints hold whatever the greedy order
+did: a dependent of a mandatory colocation that is not with its primary, and
+the ``then`` of a mandatory order whose ``first`` cannot run, are stopped.
+
+Where havm differs from Pacemaker, on purpose:
+- a dependent's bans (-INFINITY) steer its primary away from the banned nodes,
+  unless that would leave the primary nowhere; Pacemaker ignores them and may
+  leave the dependent stopped although a node fits both.
+- an instance of a promotable clone whose agent has not reported a promotion
+  score gets 0 (promotable), so a simulated cluster promotes deterministically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from havm.scheduler.model import ClusterSpec, ColocationSpec, OrderSpec, ResourceState, State
+from havm.scheduler.nodepool import NodePool
+from havm.scheduler.scores import INFINITY, ScoreTable, add, format_score, rule_matches, scale
+from havm.scheduler.situation import Situation
+
+
+@dataclass
+class Unit:
+    id: str
+    kind: str  # primitive | group | clone
+    index: int
+    prims: tuple[str, ...]
+    priority: int = 0
+
+
+@dataclass
+class Placement:
+    """Result: per instance the nodes (index -> role) it should be on, per unit its nodes."""
+
+    target: dict[str, dict[int, str]] = field(default_factory=dict)
+    unit_nodes: dict[str, list[int]] = field(default_factory=dict)
+    promoted: dict[str, list[int]] = field(default_factory=dict)
+    scores: dict[str, ScoreTable] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+
+class Placer:
+    def __init__(self, spec: ClusterSpec, state: State, sit: Situation) -> None:
+        self.spec = spec
+        self.state = state
+        self.sit = sit
+        self.units: dict[str, Unit] = {}
+        self.unit_of: dict[str, str] = {}
+        for idx, rid in enumerate(spec.top):
+            if rid in spec.clones:
+                c = spec.clones[rid]
+                u = Unit(rid, "clone", idx, c.primitives)
+                self.unit_of[c.child] = rid
+            elif rid in spec.groups:
+                u = Unit(rid, "group", idx, spec.groups[rid].members)
+            else:
+                u = Unit(rid, "primitive", idx, (rid,))
+            u.priority = spec.primitives[u.prims[0]].priority
+            self.units[rid] = u
+            self.unit_of[rid] = rid
+            for p in u.prims:
+                self.unit_of[p] = rid
+        self.locs: dict[str, list] = {}
+        for loc in spec.locations:
+            self.locs.setdefault(self.unit_of[loc.rsc], []).append(loc)
+        self.colos_dep: dict[str, list[ColocationSpec]] = {}
+        self.colos_pri: dict[str, list[ColocationSpec]] = {}
+        for c in spec.colocations:
+            d, p = self.unit_of[c.rsc], self.unit_of[c.with_rsc]
+            if d == p:
+                continue  # inside one group or clone: already together
+            self.colos_dep.setdefault(d, []).append(c)
+            self.colos_pri.setdefault(p, []).append(c)
+        self.pool = NodePool(sit.usable, [n.capacity for n in spec.nodes], spec.properties.placement_strategy)
+        self.out = Placement()
+        self.done: set[str] = set()
+        self.busy: set[str] = set()
+        self.n = len(spec.nodes)
+
+    # -- scores ---------------------------------------------------------------------
+    def _need(self, prims: tuple[str, ...]) -> dict[str, int]:
+        need: dict[str, int] = {}
+        for p in prims:
+            for d, v in self.spec.primitives[p].utilization.items():
+                need[d] = need.get(d, 0) + v
+        return need
+
+    def _location_table(self, unit: Unit, names: set[str] | None = None,
+                        role: str | None = None) -> tuple[ScoreTable, set[int]]:
+        """Scores from location constraints on the unit (or only on ``names``); and allowed nodes."""
+        t = ScoreTable(0, {})
+        allowed: set[int] = set()
+        for loc in self.locs.get(unit.id, ()):
+            if names is not None and loc.rsc not in names:
+                continue
+            if (loc.role or "started") != (role or "started") and not (role is None and loc.role == "unpromoted"):
+                continue
+            if loc.node is not None:
+                i = self.sit.index[loc.node]
+                t.add_node(i, loc.score)
+                allowed.add(i)
+            else:
+                assert loc.rule is not None
+                for i, node in enumerate(self.spec.nodes):
+                    if rule_matches(loc.rule, node.name, self.sit.attributes[i]):
+                        t.add_node(i, loc.score)
+                        allowed.add(i)
+        return t, allowed
+
+    def _prim_table(self, p: str, unit: Unit, instances: tuple[str, ...] | None = None) -> ScoreTable:
+        """Stickiness and failure bans of one primitive (all its instances)."""
+        spec = self.spec.primitives[p]
+        t = ScoreTable(0, {})
+        for inst in instances or (p,):
+            for i, rec in self.sit.current.get(inst, {}).items():
+                if rec.running and self.sit.healthy[i]:
+                    t.add_node(i, spec.stickiness)
+            for node, rec in self.state.on(inst).items():
+                i = self.sit.index.get(node)
+                if i is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
+                    t.add_node(i, -INFINITY)
+        if spec.target_role == "stopped":
+            t.add_all(-INFINITY)
+        return t
+
+    def _banned(self, threshold: int, timeout: float, rec: ResourceState) -> bool:
+        if threshold <= 0 or rec.failcount <= 0:
+            return False
+        if timeout > 0 and rec.last_failure is not None and self.state.now >= rec.last_failure + timeout:
+            return False  # expired
+        return rec.failcount >= threshold
+
+    def own_table(self, unit: Unit) -> tuple[ScoreTable, list[ScoreTable]]:
+        """The unit's own scores (no colocation), and for groups each member's."""
+        own = {unit.id} | ({self.spec.clones[unit.id].child} if unit.kind == "clone" else set())
+        t, allowed = self._location_table(unit, own - set(unit.prims))
+        members: list[ScoreTable] = []
+        insts = self.sit.instances
+        for p in unit.prims:
+            mt, m_allowed = self._location_table(unit, {p})
+            mt.add_table(self._prim_table(p, unit, insts.get(p)))
+            allowed |= m_allowed
+            if unit.kind == "group":
+                trial = t.copy()
+                trial.add_table(mt)
+                if trial.any_allowed(self.sit.usable) or not members:
+                    t = trial
+                members.append(mt)
+            else:
+                t.add_table(mt)
+        if not self.spec.properties.symmetric_cluster:
+            t.restrict(i for i in allowed if t.get(i) >= 0 or i in allowed)
+        return t, members
+
+    def _nodes_of(self, unit_id: str, role: str | None) -> list[int]:
+        nodes = self.out.unit_nodes.get(unit_id, [])
+        if role == "promoted":
+            return self.out.promoted.get(unit_id, [])
+        if role == "unpromoted":
+            promoted = self.out.promoted.get(unit_id, [])
+            return [i for i in nodes if i not in promoted]
+        return nodes
+
+    def _apply_primaries(self, unit: Unit, t: ScoreTable) -> None:
+        for c in self.colos_dep.get(unit.id, ()):
+            if c.role == "promoted" and unit.kind == "clone":
+                continue  # applies to promotion, not to placement
+            pid = self.unit_of[c.with_rsc]
+            if pid in self.busy:
+                continue  # a colocation loop: the repair pass decides
+            self.allocate(self.units[pid])
+            nodes = set(self._nodes_of(pid, c.with_role))
+            if c.score >= INFINITY:
+                t.restrict(nodes)
+            else:
+                for i in nodes:
+                    t.add_node(i, c.score)
+
+    def _merge_dependents(self, unit: Unit, t: ScoreTable) -> None:
+        for c in self.colos_pri.get(unit.id, ()):
+            did = self.unit_of[c.rsc]
+            dep = self.units[did]
+            if did in self.done or did in self.busy or dep.kind == "clone" or c.score == 0:
+                continue
+            if c.with_role is not None and c.with_role != "started":
+                continue
+            dt, _ = self.own_table(dep)
+            if c.score < 0:  # avoid what the dependent prefers; never turn its bans into wishes
+                dt = ScoreTable(max(dt.base, 0), {i: s for i, s in dt.over.items() if s > 0})
+            trial = t.copy()
+            trial.add_table(dt, c.score, INFINITY)
+            if trial.any_allowed(self.sit.usable):
+                t.base, t.over = trial.base, trial.over
+
+    # -- assignment -------------------------------------------------------------------
+    def order(self) -> list[Unit]:
+        utilization = self.spec.properties.placement_strategy != "default"
+
+        sit = self.sit
+
+        def key(u: Unit) -> tuple[int, int, int, int]:
+            # resources that can stay where they run first, then displaced ones, then new ones
+            where = [(i, inst) for p in u.prims for inst in sit.instances.get(p, (p,))
+                     for i in sit.current.get(inst, ())]
+            if any(sit.usable[i] and i not in sit.failed.get(inst, ()) for i, inst in where):
+                rank = 0
+            else:
+                rank = 1 if where else 2
+            size = sum(self._need(u.prims).values()) if utilization else 0
+            return (-u.priority, rank, -size, u.index)
+
+        return sorted(self.units.values(), key=key)
+
+    def run(self) -> Placement:
+        for unit in self.order():
+            self.allocate(unit)
+        from havm.scheduler.repair import repair
+        repair(self)
+        return self.out
+
+    def allocate(self, unit: Unit) -> None:
+        if unit.id in self.done or unit.id in self.busy:
+            return
+        self.busy.add(unit.id)
+        try:
+            if unit.kind == "clone":
+                from havm.scheduler.clones import allocate_clone
+                allocate_clone(self, unit)
+            else:
+                self._allocate_single(unit)
+        finally:
+            self.busy.discard(unit.id)
+            self.done.add(unit.id)
+
+    def frozen_node(self, unit: Unit) -> int | None | bool:
+        """A unit that must stay as it is: its node (None: stays stopped); False if not frozen."""
+        frozen = [p for p in unit.prims if p in self.sit.frozen]
+        if not frozen:
+            return False
+        for p in frozen:
+            if self.sit.frozen[p]:
+                return min(self.sit.frozen[p])
+        return None
+
+    def _allocate_single(self, unit: Unit) -> None:
+        out = self.out
+        fixed = self.frozen_node(unit)
+        if fixed is not False:
+            if fixed is not None:
+                running = [p for p in unit.prims if fixed in self.sit.current.get(p, {})]
+                self._place(unit, fixed, running, frozen=True)
+            else:
+                out.unit_nodes[unit.id] = []
+                out.why[unit.id] = "not managed"
+            return
+        t, members = self.own_table(unit)
+        self._apply_primaries(unit, t)
+        self._merge_dependents(unit, t)
+        self.sit.restrict_by_policy(unit.prims, t)
+        out.scores[unit.id] = t
+        current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
+                   if self.sit.healthy[i] and rec.running}
+        need = self._need(unit.prims)
+        best = self.choose(t, current, need)
+        if best is None:
+            out.unit_nodes[unit.id] = []
+            out.why[unit.id] = self._why_nowhere(t, need)
+            return
+        placed = list(unit.prims)
+        if unit.kind == "group":  # members that cannot run there stop, and so do those after them
+            for k, mt in enumerate(members):
+                if mt.get(best) < 0:
+                    placed = placed[:k]
+                    for p in unit.prims[k:]:
+                        out.why[p] = f"cannot run on {self.spec.nodes[best].name} with group {unit.id}"
+                    break
+        if self.sit.mode != "normal":  # freeze: what runs healthily stays, nothing starts
+            placed = [p for p in placed if best in self.sit.current.get(p, {})
+                      and best not in self.sit.failed.get(p, ())]
+            if not placed:
+                out.unit_nodes[unit.id] = []
+                out.why[unit.id] = f"no quorum (policy {self.sit.mode})"
+                return
+        self._place(unit, best, placed)
+
+    def _place(self, unit: Unit, i: int, prims: list[str], frozen: bool = False) -> None:
+        for p in prims:
+            role = "started"
+            if frozen:
+                rec = self.sit.current.get(p, {}).get(i)
+                role = rec.role if rec and rec.role else "started"
+            self.out.target[p] = {i: role}
+        self.out.unit_nodes[unit.id] = [i] if prims else []
+        self.pool.take(i, self._need(tuple(prims)), len(prims))
+
+    def unplace(self, unit_id: str, nodes: list[int] | None = None, why: str = "") -> bool:
+        """Remove the unit (or its instances on ``nodes``); True if anything changed."""
+        unit = self.units[unit_id]
+        have = self.out.unit_nodes.get(unit_id, [])
+        drop = [i for i in have if nodes is None or i in nodes]
+        drop = [i for i in drop if not any(i in self.sit.frozen.get(p, ()) for p in unit.prims)]
+        if not drop:
+            return False
+        for i in drop:
+            placed = [p for p in unit.prims if i in self._instance_nodes(p)]
+            for p in placed:
+                for inst in self.sit.instances.get(p, (p,)):
+                    self.out.target.get(inst, {}).pop(i, None)
+            self.pool.give_back(i, self._need(tuple(placed)), len(placed))
+        keep = list(have)
+        for i in drop:
+            keep.remove(i)
+        self.out.unit_nodes[unit_id] = keep
+        self.out.promoted[unit_id] = [i for i in self.out.promoted.get(unit_id, []) if i in keep]
+        if why:
+            self.out.why[unit_id] = why
+        return True
+
+    def _instance_nodes(self, p: str) -> set[int]:
+        nodes: set[int] = set()
+        for inst in self.sit.instances.get(p, (p,)):
+            nodes.update(self.out.target.get(inst, {}))
+        return nodes
+
+    def choose(self, t: ScoreTable, current: set[int], need: Mapping[str, int]) -> int | None:
+        pool = self.pool
+        usable = self.sit.usable
+        best: tuple | None = None
+        explicit = set(t.over) | current
+        for i in explicit:
+            s = t.get(i)
+            if s < 0 or not usable[i] or not pool.fits(i, need):
+                continue
+            k = (-s, 0 if i in current else 1, pool.key(i))
+            if best is None or k < best:
+                best = k
+        if t.base >= 0:
+            j = pool.best(explicit, need)
+            if j is not None:
+                k = (-t.base, 1, pool.key(j))
+                if best is None or k < best:
+                    best = k
+        return None if best is None else best[2][-1]
+
+    def _why_nowhere(self, t: ScoreTable, need: Mapping[str, int]) -> str:
+        if not any(self.sit.usable):
+            return "no node can run resources"
+        allowed = [i for i in range(self.n) if self.sit.usable[i] and t.get(i) >= 0]
+        if not allowed:
+            return "no usable node has a score >= 0"
+        if need:
+            return "no allowed node has room for " + ", ".join(f"{d}={v}" for d, v in sorted(need.items()))
+        return "cannot run anywhere"
+
+    def explain_score(self, unit_id: str, i: int) -> str:
+        t = self.out.scores.get(unit_id)
+        return format_score(t.get(i)) if t else "?"
+
+
+def order_blocks(o: OrderSpec) -> bool:
+    return o.kind == "mandatory"
+
+
+__all__ = ["Placement", "Placer", "Unit", "add", "order_blocks", "scale"]

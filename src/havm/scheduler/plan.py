@@ -1,0 +1,60 @@
+"""``plan(spec, state) -> Transition``: the scheduler's one entry point.
+
+Pure and deterministic: it reads no clock (``state.now`` is the time), does no
+I/O, draws no random numbers, and iterates only in orders fixed by the config
+(node and resource order) or by sorting, never by set or hash order. The same
+inputs give the same transition, byte for byte.
+
+Steps: derive the situation (node health, quorum mode, what runs where,
+what is frozen), place every resource (placement.py, clones.py, repair.py),
+then turn the difference between now and the placement into an action graph
+(graph.py).
+"""
+
+from __future__ import annotations
+
+from havm.config.schema import ClusterConfig
+from havm.scheduler.graph import GraphBuilder
+from havm.scheduler.model import ClusterSpec, State
+from havm.scheduler.placement import Placer
+from havm.scheduler.situation import Situation
+from havm.scheduler.transition import ScoreRow, Transition
+
+
+def plan(spec: ClusterSpec | ClusterConfig, state: State | None = None) -> Transition:
+    """Decide what must run where and which actions get there."""
+    if isinstance(spec, ClusterConfig):
+        spec = ClusterSpec.from_config(spec)
+    state = state if state is not None else State()
+    sit = Situation(spec, state)
+    placer = Placer(spec, state, sit)
+    out = placer.run()
+    actions, after, graph_notes = GraphBuilder(placer).build()
+    names = [n.name for n in spec.nodes]
+    placement: dict[str, str | None | tuple[str, ...]] = {}
+    unplaced: dict[str, str] = {}
+    for rid in spec.top:
+        unit = placer.units[rid]
+        nodes = out.unit_nodes.get(rid, [])
+        if unit.kind == "clone":
+            where = tuple(names[i] for i in sorted(nodes))
+            placement[rid] = where
+            child = spec.clones[rid].child
+            placement[child] = where
+            for p in unit.prims:
+                if p != child:
+                    placement[p] = where
+        else:
+            placement[rid] = names[nodes[0]] if nodes else None
+            for p in unit.prims:
+                tgt = out.target.get(p, {})
+                placement[p] = names[min(tgt)] if tgt else None
+                if not tgt and p in out.why and p != rid:
+                    unplaced[p] = out.why[p]
+        if not nodes and rid in out.why:
+            unplaced[rid] = out.why[rid]
+    promoted = {rid: tuple(names[i] for i in nodes) for rid, nodes in sorted(out.promoted.items())}
+    scores = {rid: ScoreRow(t.base, tuple((names[i], s) for i, s in sorted(t.over.items())))
+              for rid, t in out.scores.items()}
+    return Transition(actions=tuple(actions), after=after, placement=placement, promoted=promoted,
+                      scores=scores, notes=tuple(sit.notes + graph_notes), unplaced=unplaced)
