@@ -28,6 +28,7 @@ class LoopbackCluster:
     keepalive: float = 0.1
     deadtime: float = 0.6
     initdead: float = 2.0
+    extra: str = ""  # more YAML appended to the config (resources, properties, ...)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -40,7 +41,7 @@ class LoopbackCluster:
         lines += ["links:", "  - name: ring0", "timing:", f"  keepalive: {self.keepalive}",
                   f"  warntime: {self.keepalive * 2}", f"  deadtime: {self.deadtime}",
                   f"  initdead: {self.initdead}"]
-        self.config_text = "\n".join(lines) + "\n"
+        self.config_text = "\n".join(lines) + "\n" + self.extra
         self.root.mkdir(parents=True, exist_ok=True)
         self.config_path = self.root / "cluster.yaml"
         self.config_path.write_text(self.config_text)

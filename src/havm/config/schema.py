@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
+from havm.config.fencing import Fencing
 from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
 from havm.config.types import Name
 
@@ -35,7 +34,7 @@ class ClusterConfig(Strict):
     constraints: list[Constraint] = Field(default_factory=list)
     properties: Properties = Field(default_factory=Properties)
     resource_defaults: Meta = Field(default_factory=Meta)
-    fencing: dict[str, Any] = Field(default_factory=dict)
+    fencing: Fencing = Field(default_factory=Fencing)
 
     @model_validator(mode="after")
     def _cross_rules(self) -> ClusterConfig:
@@ -64,6 +63,10 @@ class ClusterConfig(Strict):
                 if addr in owners:
                     problems.append(f"nodes {owners[addr]!r} and {n.name!r} share address {addr} on link {lk}")
                 owners[addr] = n.name
+        for dev in self.fencing.devices:
+            unknown = [n for n in dev.nodes or [] if n not in seen]
+            if unknown:
+                problems.append(f"fence device {dev.id!r} names unknown node(s) {', '.join(unknown)}")
         if self.quorum.two_node and len(self.nodes) != 2:
             problems.append(f"quorum.two_node is only for clusters of exactly 2 nodes, this one has {len(self.nodes)}")
         if sum(n.votes for n in self.nodes) == 0:

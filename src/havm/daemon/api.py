@@ -7,6 +7,9 @@ Routes:
   GET  /internal/config           the stored configuration (peers, signed)
   POST /internal/config           offer a newer stored configuration (peers, signed)
   POST /internal/commands/{name}  a command forwarded to the controller (peers, signed)
+  GET  /internal/resources        this node's resource report (controller, signed)
+  POST /internal/execute          run one agent action here (controller, signed)
+  POST /internal/poke             ask the controller to re-plan now (peers, signed)
 
 The unix socket (mode 0600) is trusted; on TCP every request must be signed
 with the cluster key (``peerauth``). Errors are translated here, once:
@@ -20,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,6 +31,7 @@ from aiohttp import web
 from havm.commands.base import command_from_json
 from havm.daemon import peerauth
 from havm.errors import HavmError, UsageError, error_to_payload
+from havm.executor.records import ActionRequest
 
 if TYPE_CHECKING:
     from havm.daemon.node import NodeDaemon
@@ -89,6 +94,26 @@ def make_app(daemon: NodeDaemon, trusted: bool) -> web.Application:
         data = await read_json(request)
         return web.json_response(daemon.offer_config(data, sender=request.get("sender", "local")))
 
+    async def internal_resources(request: web.Request) -> web.Response:
+        return web.json_response(daemon.local.report())
+
+    async def internal_execute(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        try:
+            req = ActionRequest(**data)
+        except TypeError as e:
+            raise UsageError(f"bad action request: {e}") from None
+        rec = await daemon.local.execute(req)
+        return web.json_response(asdict(rec))
+
+    async def internal_poke(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        daemon.controller.poke(str(data.get("reason", "")) if isinstance(data, dict) else "")
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/internal/resources", internal_resources)
+    app.router.add_post("/internal/execute", internal_execute)
+    app.router.add_post("/internal/poke", internal_poke)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/config", config)
     app.router.add_post("/v1/commands/{name}", command)

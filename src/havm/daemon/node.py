@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -28,11 +29,17 @@ from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
 from havm.config.load import LoadedConfig
+from havm.config.schema import ClusterConfig
+from havm.controller.controller import ClusterIO, Controller
 from havm.daemon.api import make_app
+from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
 from havm.daemon.status import build_status
 from havm.errors import HavmError, NoQuorum, UsageError
+from havm.executor.records import ActionRecord, ActionRequest, LocalState
+from havm.fencing.device import fence_node
 from havm.membership.thread import MembershipThread
+from havm.membership.view import MembershipView
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
 
 log = logging.getLogger("havm.daemon")
@@ -41,7 +48,7 @@ SYNC_INTERVAL = 1.0  # seconds between checks that our config is the newest
 PUSH_TIMEOUT = 5.0
 
 
-class NodeDaemon:
+class NodeDaemon(ClusterIO):
     def __init__(self, bootstrap: LoadedConfig, node: str, key: bytes, state_dir: str,
                  socket_path: str, clock: Clock | None = None) -> None:
         self.node = node
@@ -63,6 +70,10 @@ class NodeDaemon:
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
         self._sync_lock = asyncio.Lock()
+        self.local = LocalResources(node, state_dir, self.clock, self._local_changed)
+        self.controller = Controller(node, self, self.clock)
+        self._last_view: MembershipView | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
 
     # -- called from the membership thread: must only read an immutable value --
     def app_info(self) -> dict[str, Any]:
@@ -77,17 +88,47 @@ class NodeDaemon:
         self.membership.subscribe(lambda view: loop.call_soon_threadsafe(self._views.put_nowait, view))
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
+        self.local.configure(self.config)
+        self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
         try:
             while not self._stop.is_set():
                 try:
-                    await asyncio.wait_for(self._views.get(), timeout=SYNC_INTERVAL)
+                    view = await asyncio.wait_for(self._views.get(), timeout=SYNC_INTERVAL)
+                    await self._guarded(self._on_view(view))
                 except TimeoutError:
                     pass
                 await self._guarded(self.sync_config())
         finally:
             await self._shutdown()
+
+    async def _on_view(self, view: MembershipView) -> None:
+        old = self._last_view
+        self._last_view = view
+        if old is not None and old.quorate and not view.quorate:
+            log.warning("quorum lost (%s)", view.quorum_reason)
+            self.local.quorum_lost(self.config.properties.no_quorum_policy)
+        joined = set(view.members) - set(old.members if old else ())
+        for n in joined:
+            self.controller.node_seen(n)
+        changed = old is None or (old.members, old.quorate, old.controller) != (
+            view.members, view.quorate, view.controller)
+        self.controller.poke("membership", abort=changed)
+
+    def _local_changed(self, st: LocalState) -> None:
+        """A resource here changed (e.g. a monitor failed): tell the controller now."""
+        view = self.view()
+        if view.controller == self.node:
+            self.controller.poke(f"{st.rsc} is {st.role} here")
+        elif view.controller is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(
+                self._guarded(self._notify_controller(view.controller, st))))
+            self._tasks = [t for t in self._tasks if not t.done()]
+
+    async def _notify_controller(self, controller: str, st: LocalState) -> None:
+        await self.peers.request(self.peer_addresses(controller), self.config.daemon.api.port, "POST",
+                                 "/internal/poke", {"reason": f"{st.rsc} is {st.role} on {self.node}"})
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,7 +165,20 @@ class NodeDaemon:
         self._runners.append(tcp)
 
     async def _shutdown(self) -> None:
-        self.thread.stop()
+        for t in self._tasks:
+            t.cancel()
+        # Stop what runs here before saying LEAVE: peers take a node that left
+        # cleanly as holding nothing, and may start its resources at once.
+        running = self.local.running()
+        if running:
+            log.info("stopping %s before leaving", ", ".join(running))
+            await self.local.stop_all()
+        still = self.local.running()
+        if still:
+            log.error("could not stop %s: going away without LEAVE so the cluster fences this node",
+                      ", ".join(still))
+        self.thread.stop(leave=not still)
+        await self.local.close()
         for r in self._runners:
             await r.cleanup()
         await self.peers.close()
@@ -178,6 +232,8 @@ class NodeDaemon:
     def _adopted(self) -> None:
         old = self.config
         self.config = self.replica.loaded.config
+        self.local.configure(self.config)
+        self.controller.poke("configuration changed", abort=True)
         self._refresh_app_info()
         try:
             self.membership.update_config(self.config)
@@ -260,6 +316,26 @@ class NodeDaemon:
         acked = [self.node] + [n for n, ok in zip(others, results, strict=True) if ok]
         missing = [n for n, ok in zip(others, results, strict=True) if not ok]
         return sorted(acked), sorted(missing)
+
+    # -- ClusterIO, for the controller --
+    def cluster_config(self) -> ClusterConfig:
+        return self.config
+
+    async def report(self, node: str) -> dict[str, Any]:
+        if node == self.node:
+            return self.local.report()
+        return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "GET",  # type: ignore[no-any-return]
+                                        "/internal/resources")
+
+    async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+        if node == self.node:
+            return await self.local.execute(req)
+        data = await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "POST",
+                                        "/internal/execute", asdict(req), timeout=req.timeout + 10)
+        return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
+
+    async def fence(self, node: str) -> bool:
+        return await fence_node(list(self.config.fencing.devices), node)
 
     # -- status --
     def status(self) -> dict[str, Any]:

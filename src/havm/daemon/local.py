@@ -1,0 +1,107 @@
+"""This node's resources: probes, monitors, actions the controller asks for,
+and the rule every node applies on its own: without quorum, stop everything.
+
+Runs on the control loop; agent actions run as subprocesses (executor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from havm.clock import Clock
+from havm.config.schema import ClusterConfig
+from havm.controller.catalog import PrimitiveRun, catalog
+from havm.executor.executor import Executor
+from havm.executor.records import ActionRecord, ActionRequest, LocalState
+
+log = logging.getLogger("havm.local")
+
+PROBE_CONCURRENCY = 4
+RUNNING = ("started", "promoted", "failed", "stop-failed")
+
+
+class LocalResources:
+    def __init__(self, node: str, state_dir: str, clock: Clock,
+                 on_change: Callable[[LocalState], None]) -> None:
+        self.node = node
+        self.state_dir = state_dir
+        self.executor = Executor(node, clock, on_change=on_change, default_params=self._defaults)
+        self.catalog: dict[str, PrimitiveRun] = {}
+        self.probed = False  # every configured resource probed since the last config change
+        self._probe_task: asyncio.Task[None] | None = None
+        self._quorum_stop: asyncio.Task[None] | None = None
+
+    def _defaults(self, rsc: str, agent: str) -> dict[str, Any]:
+        # node-local state for agents whose state lives in files: lab nodes share a
+        # filesystem, and one node's dummy must not look like it runs on another
+        if agent == "havm:dummy":
+            return {"state_dir": os.path.join(self.state_dir, "dummy")}
+        if agent in ("havm:vm", "havm:qemu"):
+            return {"run_dir": os.path.join(self.state_dir, "qemu")}
+        return {}
+
+    def configure(self, config: ClusterConfig) -> None:
+        """Follow a (new) configuration: monitors, and probes of resources not yet probed."""
+        new = catalog(config)
+        added = [r for r in new if r not in self.catalog or new[r] != self.catalog[r]]
+        for rsc in self.catalog:
+            if rsc not in new:
+                self.executor.set_monitor(None, rsc)
+        self.catalog = new
+        for rsc, run in new.items():
+            self.executor.set_monitor(run.monitor_request(), rsc)
+        if added:
+            self.probed = False
+            self._probe_task = asyncio.get_running_loop().create_task(self._probe(added))
+
+    async def _probe(self, rscs: list[str]) -> None:
+        sem = asyncio.Semaphore(PROBE_CONCURRENCY)
+
+        async def one(rsc: str) -> None:
+            async with sem:
+                run = self.catalog.get(rsc)
+                if run is not None:
+                    await self.executor.execute(run.request("monitor"))
+
+        await asyncio.gather(*(one(r) for r in rscs))
+        self.probed = True
+        log.info("probed %d resource(s): %s", len(rscs),
+                 ", ".join(f"{r}={self.executor.state(r).role}" for r in rscs) or "none")
+
+    def report(self) -> dict[str, Any]:
+        """What runs here, for the controller (GET /internal/resources)."""
+        return {"node": self.node, "probed": self.probed,
+                "states": {r: s.to_json() for r, s in self.executor.states().items()},
+                "in_flight": dict(self.executor.in_flight)}
+
+    async def execute(self, req: ActionRequest) -> ActionRecord:
+        run = self.catalog.get(req.rsc)
+        if run is not None and not req.params:
+            req = run.request(req.action, req.args, req.interval)
+        return await self.executor.execute(req)
+
+    def running(self) -> list[str]:
+        return sorted(r for r, s in self.executor.states().items() if s.role in RUNNING)
+
+    def quorum_lost(self, policy: str) -> None:
+        """No quorum: with policy ``stop`` stop every resource here (a partition
+        without quorum must not keep running what the quorate side will start)."""
+        if policy != "stop" or not self.running():
+            return
+        if self._quorum_stop is None or self._quorum_stop.done():
+            self._quorum_stop = asyncio.get_running_loop().create_task(self.stop_all())
+
+    async def stop_all(self) -> None:
+        # reverse configuration order, one at a time: a group's members stop in
+        # reverse start order (the service before its filesystem and address)
+        names = [r for r in reversed(self.catalog) if r in self.running()]
+        log.warning("stopping %s", ", ".join(names))
+        for r in names:
+            await self.executor.execute(self.catalog[r].request("stop"))
+
+    async def close(self) -> None:
+        await self.executor.close()
