@@ -102,5 +102,17 @@ def render(st: dict[str, Any]) -> str:
     else:
         lines.append("Resources:")
         for r in res:
-            lines.append(f"  {r['id']:<16} {r.get('state', '?'):<10} {r.get('node') or '-'}")
+            where = ", ".join(r.get("nodes") or []) or "-"
+            extra = []
+            if r.get("promoted"):
+                extra.append(f"promoted on {', '.join(r['promoted'])}")
+            if r.get("failed_on"):
+                extra.append(f"FAILED on {', '.join(r['failed_on'])}")
+            if r.get("failcounts"):
+                extra.append("failures " + ", ".join(f"{n}:{c if c < 1000000 else 'INFINITY'}"
+                                                     for n, c in r["failcounts"].items()))
+            if r.get("in_flight"):
+                extra.append("now: " + ", ".join(f"{a} on {n}" for n, a in r["in_flight"].items()))
+            lines.append(f"  {r['id']:<16} {r.get('state', '?').upper():<9} {where:<12} {r.get('agent', '')}"
+                         f"{'  [' + '; '.join(extra) + ']' if extra else ''}")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def make_app(daemon: NodeDaemon, trusted: bool) -> web.Application:
             raise UsageError(f"request body is not valid JSON: {e}") from None
 
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(daemon.status())
+        return web.json_response(await daemon.status_async())
 
     async def config(request: web.Request) -> web.Response:
         return web.json_response(daemon.replica.current.to_json())

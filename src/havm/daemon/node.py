@@ -34,7 +34,7 @@ from havm.controller.controller import ClusterIO, Controller
 from havm.daemon.api import make_app
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
-from havm.daemon.status import build_status
+from havm.daemon.status import build_status, resources_view
 from havm.errors import HavmError, NoQuorum, UsageError
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 from havm.fencing.device import fence_node
@@ -246,7 +246,7 @@ class NodeDaemon(ClusterIO):
     # -- commands --
     async def execute(self, cmd: Command, forwarded: bool = False, sender: str = "local") -> Any:
         if isinstance(cmd, GetStatus):
-            return self.status()
+            return await self.status_async()
         if isinstance(cmd, GetConfig):
             return self.replica.current.to_json()
         if isinstance(cmd, ApplyConfig):
@@ -338,6 +338,22 @@ class NodeDaemon(ClusterIO):
         return await fence_node(list(self.config.fencing.devices), node)
 
     # -- status --
-    def status(self) -> dict[str, Any]:
+    async def gather_reports(self, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
+        """Every member's resource report (those that answer within ``timeout``)."""
+        members = list(self.view().members)
+
+        async def one(n: str) -> tuple[str, dict[str, Any] | None]:
+            try:
+                return n, await asyncio.wait_for(self.report(n), timeout)
+            except Exception:  # noqa: BLE001 - a silent member is shown as such
+                return n, None
+
+        return {n: r for n, r in await asyncio.gather(*(one(n) for n in members)) if r is not None}
+
+    async def status_async(self) -> dict[str, Any]:
+        reports = await self.gather_reports()
+        return self.status(resources_view(self.config, reports, self.controller))
+
+    def status(self, resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
-                            started_at=self.started_at, now=time.time())
+                            started_at=self.started_at, now=time.time(), resources=resources)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from havm.config.schema import ClusterConfig
+from havm.controller.catalog import catalog
 from havm.membership.view import MembershipView
 from havm.store import ConfigVersion, StoredConfig
 
@@ -79,3 +80,45 @@ def build_status(config: ClusterConfig, node: str, view: MembershipView, stored:
                                          "max": view.jitter.max * 1000, "count": view.jitter.count}},
         "resources": resources or [],
     }
+
+
+def resources_view(config: ClusterConfig, reports: Mapping[str, Mapping[str, Any]],
+                   controller: Any = None) -> list[dict[str, Any]]:
+    """Per configured primitive: where it runs, where it failed, fail counts, what is in flight."""
+    out = []
+    for rsc, run in catalog(config).items():
+        running, failed, failcounts, busy = [], [], {}, {}
+        for node, rep in sorted(reports.items()):
+            st = rep.get("states", {}).get(rsc)
+            if st:
+                if st.get("role") in ("started", "promoted"):
+                    running.append(node)
+                elif st.get("role") in ("failed", "stop-failed"):
+                    failed.append(node)
+                if st.get("failcount"):
+                    failcounts[node] = st["failcount"]
+            action = rep.get("in_flight", {}).get(rsc)
+            if action:
+                busy[node] = action
+        promoted = [n for n, rep in sorted(reports.items())
+                    if rep.get("states", {}).get(rsc, {}).get("role") == "promoted"]
+        state = "started" if running else ("failed" if failed else "stopped")
+        if len(running) > 1 and not _is_clone(config, rsc):
+            state = "MULTIPLE"  # never expected: shown loudly
+        out.append({"id": rsc, "agent": run.agent, "state": state,
+                    "node": running[0] if len(running) == 1 else (running or None),
+                    "nodes": running, "promoted": promoted, "failed_on": failed, "failcounts": failcounts,
+                    "in_flight": busy})
+    return out
+
+
+def _is_clone(config: ClusterConfig, rsc: str) -> bool:
+    from havm.config.resources import Clone, Group, Primitive
+
+    for r in config.resources:
+        if isinstance(r, Clone):
+            inner = r.resource
+            ids = [p.id for p in inner.resources] if isinstance(inner, Group) else [inner.id]
+            if isinstance(inner, Primitive | Group) and rsc in ids:
+                return True
+    return False
