@@ -1,0 +1,266 @@
+"""``havm import cib``: a Pacemaker CIB (or Heartbeat 2 XML, or snippets) as cluster.yaml.
+
+``import_cib([(text, file), ...])`` merges every input, converts nodes,
+cluster properties, ``rsc_defaults``/``op_defaults``, resources and
+constraints, and returns an ``ImportResult`` whose YAML has been validated
+with our schema. Everything not carried over is in the report.
+
+A CIB has no membership settings (those are in corosync.conf), so the result
+has one unicast link ``ring0`` with addresses from ``--address`` or documented
+placeholders (see ``havm.importers.output``), default timings, and
+``quorum.two_node`` for a two-node cluster.
+
+``load_state`` (the status section, for ``havm simulate``) is in
+``havm.importers.cib_state`` and re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from havm.importers.cib_constraints import convert_constraint
+from havm.importers.cib_resources import Ctx, convert_meta, convert_resource
+from havm.importers.cib_state import load_state
+from havm.importers.cibxml import (
+    CONSTRAINT_TAGS,
+    CONTAINER_TAGS,
+    RESOURCE_TAGS,
+    CibInput,
+    describe,
+    norm,
+    pcmk_bool,
+    pcmk_interval,
+    pcmk_score,
+)
+from havm.importers.output import assign_addresses, format_score, havm_id, render_yaml, validated
+from havm.importers.report import ImportFailed, ImportReport, ImportResult
+
+__all__ = ["import_cib", "load_state"]
+
+LINK = "ring0"
+
+#: cluster property -> (our properties field, converter)
+_PROPS: dict[str, tuple[str, Any]] = {
+    "stonith-enabled": ("fencing_enabled", pcmk_bool),
+    "fencing-enabled": ("fencing_enabled", pcmk_bool),
+    "symmetric-cluster": ("symmetric_cluster", pcmk_bool),
+    "maintenance-mode": ("maintenance_mode", pcmk_bool),
+    "no-quorum-policy": ("no_quorum_policy", str),
+    "placement-strategy": ("placement_strategy", str),
+    "default-resource-stickiness": ("stickiness", lambda v: format_score(pcmk_score(v))),
+}
+_PROP_VALUES = {"no_quorum_policy": ("stop", "freeze", "ignore", "demote"),
+                "placement_strategy": ("default", "utilization", "balanced", "minimal")}
+#: bookkeeping properties Pacemaker writes itself: nothing to carry over
+_BOOKKEEPING = {"dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog", "last-lrm-refresh",
+                "cib-bootstrap-options", "expected-quorum-votes", "dc-deadtime"}
+
+
+def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequence[str]] | None = None,
+               cluster: str | None = None, output_name: str = "cluster.yaml") -> ImportResult:
+    """Convert CIB XML texts ``[(text, file name), ...]`` into a validated havm config."""
+    if not inputs:
+        raise ImportFailed("", None, "no input file")
+    cib = CibInput()
+    for text, file in inputs:
+        cib.add_text(text, file)
+    report = ImportReport()
+    ctx = Ctx(cib, report)
+    old = _is_heartbeat2(cib)
+    first_file = inputs[0][1]
+
+    props, names = _properties(ctx, old)
+    defaults = _rsc_defaults(ctx)
+    ctx.op_timeout = _op_defaults(ctx)
+    nodes = _nodes(ctx)
+    for node in addresses or {}:
+        if node not in {n["name"] for n in nodes}:
+            nodes.append({"name": node})
+            report.info("command line", None, f"--address {node}=...", "node added: the input does not define it")
+    if not nodes:
+        raise ImportFailed(first_file, None, "the input defines no nodes (no <nodes> section); name them with "
+                                             "--address NODE=IP (repeatable)")
+    node_names = {n["name"] for n in nodes}
+
+    resources = []
+    for el in cib.iter(*RESOURCE_TAGS):
+        parent = cib.parent(el)
+        if parent is not None and parent.tag in CONTAINER_TAGS:
+            continue  # converted with its group or clone
+        r = convert_resource(ctx, el)
+        if r is not None:
+            resources.append(r)
+    constraints = []
+    for el in cib.iter(*CONSTRAINT_TAGS):
+        constraints.extend(convert_constraint(ctx, el, node_names))
+    _report_leftovers(ctx)
+
+    name = cluster or names or havm_id(os.path.splitext(os.path.basename(first_file))[0] or "imported")
+    addr, placeholders = assign_addresses([n["name"] for n in nodes], [LINK], addresses or {}, {},
+                                          report, first_file)
+    for n in nodes:
+        n["addresses"] = addr[n["name"]]
+        n.update({k: n.pop(k) for k in ("votes", "attributes", "utilization", "standby", "maintenance") if k in n})
+    report.info(first_file, None, "links", f"a CIB holds no membership settings (corosync.conf does): one "
+                                           f"unicast link {LINK!r} on port 694 was written; add the others")
+    doc: dict[str, Any] = {"cluster": name, "nodes": nodes, "links": [{"name": LINK, "mode": "unicast"}]}
+    if len(nodes) == 2:
+        doc["quorum"] = {"two_node": True}
+        report.info(first_file, None, "quorum", "two nodes: quorum.two_node is set (a Pacemaker two-node "
+                                                "cluster sets two_node in corosync.conf)")
+    if props:
+        doc["properties"] = props
+    if defaults:
+        doc["resource_defaults"] = defaults
+    if resources:
+        doc["resources"] = resources
+    if constraints:
+        doc["constraints"] = constraints
+    header = [f"Imported by 'havm import cib' from {', '.join(f for _, f in inputs)}.",
+              "Read the import report: what it lists as dropped is not in this file."]
+    if placeholders:
+        header.append("Addresses marked PLACEHOLDER are not real: set them before use.")
+    text = render_yaml(doc, header, placeholders)
+    validated(text, output_name)
+    return ImportResult(doc, text, report, None, tuple(placeholders))
+
+
+def _is_heartbeat2(cib: CibInput) -> bool:
+    """Heartbeat 2 XML: no validate-with on <cib>, or <attributes> blocks, or from/to constraints."""
+    for root in cib.roots:
+        if root.tag == "cib" and root.get("validate-with") is None:
+            return True
+    return bool(cib.iter("attributes")) or any(
+        el.get("from") is not None for el in cib.iter("rsc_order", "rsc_colocation"))
+
+
+def _properties(ctx: Ctx, old: bool) -> tuple[dict[str, Any], str | None]:
+    props: dict[str, Any] = {}
+    cluster_name = None
+    for crm in ctx.cib.iter("crm_config"):
+        for name, (value, el) in ctx.cib.nvpairs(crm, "cluster_property_set", ctx.report).items():
+            key = norm(name)
+            what = f"{describe(el)} {name}={value}"
+            if key == "cluster-name":
+                cluster_name = havm_id(value)
+                continue
+            if key in _BOOKKEEPING:
+                ctx.report.info(*ctx.where(el), what, "bookkeeping written by Pacemaker itself; not configuration")
+                continue
+            if key not in _PROPS:
+                ctx.report.drop(*ctx.where(el), what, "havm has no such cluster property")
+                continue
+            field, conv = _PROPS[key]
+            try:
+                converted = conv(value)
+            except ValueError as e:
+                ctx.report.drop(*ctx.where(el), what, str(e))
+                continue
+            if isinstance(converted, str) and field in _PROP_VALUES:
+                converted = converted.strip().lower()
+                if converted not in _PROP_VALUES[field]:
+                    ctx.report.drop(*ctx.where(el), what, f"havm's {field} is one of "
+                                    f"{', '.join(_PROP_VALUES[field])}" + (
+                                        " (suicide: a node without quorum fences itself; havm stops its "
+                                        "resources instead)" if converted == "suicide" else ""))
+                    continue
+            props[field] = converted
+    if old and "fencing_enabled" not in props:
+        props["fencing_enabled"] = False
+        ctx.report.info("", None, "stonith-enabled", "not set in Heartbeat 2 XML, where it defaulted to false: "
+                                                     "written as fencing_enabled: false")
+    return props, cluster_name
+
+
+def _rsc_defaults(ctx: Ctx) -> dict[str, Any]:
+    pairs: dict[str, tuple[str, ET.Element]] = {}
+    for d in ctx.cib.iter("rsc_defaults"):
+        pairs.update({k: v for k, v in ctx.cib.nvpairs(d, "meta_attributes", ctx.report).items() if k not in pairs})
+    return convert_meta(ctx, pairs, None)
+
+
+def _op_defaults(ctx: Ctx) -> float | None:
+    timeout = None
+    for d in ctx.cib.iter("op_defaults"):
+        for name, (value, el) in ctx.cib.nvpairs(d, "meta_attributes", ctx.report).items():
+            what = f"{describe(el)} {name}={value}"
+            if norm(name) == "timeout":
+                try:
+                    timeout = pcmk_interval(value)
+                except ValueError as e:
+                    ctx.report.drop(*ctx.where(el), what, str(e))
+                    continue
+                ctx.report.info(*ctx.where(el), what, "havm has no op defaults: written into every operation "
+                                                      "that has no timeout of its own")
+            else:
+                ctx.report.drop(*ctx.where(el), what, "havm has no operation defaults besides the timeout")
+    return timeout
+
+
+def _nodes(ctx: Ctx) -> list[dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for el in ctx.cib.iter("node"):
+        parent = ctx.cib.parent(el)
+        if parent is None or parent.tag != "nodes":
+            continue
+        raw = el.get("uname") or el.get("id") or ""
+        kind = (el.get("type") or "member").lower()
+        if kind not in ("member", "normal"):
+            ctx.drop(el, f"a node of type {kind!r} (remote or ping nodes are not havm members)")
+            continue
+        name = havm_id(raw)
+        if name != raw:
+            ctx.report.info(*ctx.where(el), describe(el), f"node renamed to {name!r}")
+        node = out.setdefault(name, {"name": name})
+        for key, (value, pel) in ctx.cib.nvpairs(el, "instance_attributes", ctx.report).items():
+            what = f"{describe(pel)} {key}={value}"
+            if norm(key) in ("standby", "maintenance"):
+                try:
+                    node[norm(key)] = pcmk_bool(value)
+                except ValueError as e:
+                    ctx.report.drop(*ctx.where(pel), what, str(e))
+            elif havm_id(key) != key:
+                ctx.report.drop(*ctx.where(pel), what, "attribute names must be 1-63 of [A-Za-z0-9_.-]")
+            else:
+                node.setdefault("attributes", {})[key] = value
+        for key, (value, pel) in ctx.cib.nvpairs(el, "utilization", ctx.report).items():
+            try:
+                node.setdefault("utilization", {})[key] = int(value)
+            except ValueError:
+                ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {key}={value}", "utilization must be an integer")
+    return list(out.values())
+
+
+_HANDLED = {"cib", "configuration", "crm_config", "nodes", "resources", "constraints", "rsc_defaults",
+            "op_defaults", "status", "snippet", "node", "cluster_property_set", *RESOURCE_TAGS, *CONSTRAINT_TAGS}
+
+
+def _report_leftovers(ctx: Ctx) -> None:
+    """Top-level configuration sections nobody converted (acls, tags, alerts, fencing-topology...)."""
+    for root in ctx.cib.roots:
+        if root.tag == "cib":
+            containers = [root] + [c for c in root if c.tag == "configuration"]
+        elif root.tag in ("configuration", "snippet"):
+            containers = [root]
+        else:
+            containers = []
+        for container in containers:
+            for child in container:
+                if child.tag not in _HANDLED:
+                    ctx.drop(child, _LEFTOVER_WHY.get(child.tag, "havm has no equivalent section"))
+        status = root.find("status") if root.tag == "cib" else (root if root.tag == "status" else None)
+        if status is not None:
+            file, line = ctx.cib.where(status)
+            ctx.report.info(file, line, "<status>", "cluster state, not configuration: read by havm simulate "
+                                                    "(havm.importers.cib.load_state)")
+
+
+_LEFTOVER_WHY = {
+    "fencing-topology": "fencing levels are configured in havm's fencing section",
+    "acls": "access control is havm's API roles, not part of the cluster config",
+    "tags": "tags (named lists of resources) have no havm equivalent",
+    "alerts": "alerts are configured as havm alert hooks, not in cluster.yaml",
+}

@@ -1,0 +1,326 @@
+"""The status section of a CIB as a plain dict, for ``havm simulate cluster.xml``.
+
+``load_state(xml)`` reads ``<status>`` (``node_state``, ``transient_attributes``,
+``lrm_rsc_op``) plus what it needs from ``<configuration>`` (stonith-enabled,
+startup-fencing, node names and ids, which resources are anonymous clones).
+It returns (format 1, append-only)::
+
+    {
+      "format": 1,
+      "have_quorum": bool,        # <cib have-quorum>; absent means no quorum, as in Pacemaker
+      "dc": "node1" | None,       # <cib dc-uuid> as a node name
+      "now": float | None,        # <cib execution-date> (seconds), what crm_simulate uses as "now"
+      "fencing_enabled": bool,    # stonith-enabled (default true; false for Heartbeat 2 XML)
+      "nodes": {NAME: {
+          "status": "online" | "offline" | "unclean",
+          "pending": bool,        # joining, not ready to run resources (status "offline")
+          "standby": bool, "maintenance": bool, "shutdown": bool,
+          "reason": str,          # why it has that status, e.g. "peer is no longer part of the cluster"
+          "attributes": {NAME: str},  # transient node attributes (not fail counts, standby, ...)
+      }},
+      "resources": {RSC: {NODE: {
+          "role": "started" | "promoted" | None,  # None: stopped there
+          "failed": bool,         # its last significant operation failed: it needs recovery
+          "blocked": bool,        # a stop failed and fencing is disabled: nothing may be done
+          "failcount": int,       # sum of fail-count-RSC* on that node (INFINITY = 1000000)
+          "last_failure": float | None,   # last-failure-RSC* (seconds)
+          "promotion_score": int | None,  # master-RSC on that node
+          "last_op": {"operation": str, "interval": float, "rc_code": int,
+                      "op_status": int, "call_id": int, "last_rc_change": float | None} | None,
+      }}},
+      "orphans": [RSC, ...],      # in the status but not in the configuration
+    }
+
+Resource ids are mapped as the config importer maps them (``havm_id``); an
+anonymous clone's instances (``fs:0``) are keyed by the primitive id (``fs``),
+a globally unique clone's keep their ``:N``. Node status follows Pacemaker's
+``determine_online_status``: with fencing enabled a node that is gone while
+expected up, or never seen at all (startup-fencing), is ``unclean``; without
+fencing it is ``offline``. On a cleanly offline node every resource is stopped
+(its history, fail counts included, is kept). Operations are replayed in
+call-id order: start/promote/demote/stop/migrate and probes (monitor with
+interval 0: rc 7 stopped, 0 started, 8 promoted) set the role; a recurring
+monitor that finds the resource stopped (rc 7) or failed marks it failed.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from havm.config.resources import INFINITY
+from havm.importers.cibxml import CibInput, norm, pcmk_bool, pcmk_score
+from havm.importers.output import havm_id
+from havm.importers.report import ImportReport
+
+FORMAT = 1
+_RC_OK, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 7, 8, 9
+_STATUS_PENDING, _STATUS_DONE, _STATUS_CANCELLED = -1, 0, 1
+_NOT_ATTRIBUTES = ("fail-count-", "last-failure-", "master-", "promotion-")
+_SPECIAL = {"standby", "maintenance", "shutdown", "terminate", "probe_complete"}
+
+
+def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
+    """The state held in a CIB's status section (see the module docstring for the format)."""
+    if isinstance(xml, CibInput):
+        cib = xml
+    else:
+        cib = CibInput()
+        if isinstance(xml, ET.Element):
+            cib.roots.append(xml)
+            for parent in xml.iter():
+                for child in parent:
+                    cib.parent_of[child] = parent
+        else:
+            cib.add_text(xml.decode() if isinstance(xml, bytes) else xml, "<cib>")
+    quiet = ImportReport()
+    root = cib.roots[0]
+    props: dict[str, str] = {}
+    for crm in cib.iter("crm_config"):
+        props.update({norm(k): v for k, (v, _) in cib.nvpairs(crm, "cluster_property_set", quiet).items()
+                      if norm(k) not in props})
+    old = root.tag == "cib" and root.get("validate-with") is None
+    fencing = _bool(props.get("stonith-enabled"), not old)
+    startup_fencing = _bool(props.get("startup-fencing"), True)
+    names = {}  # node id -> name
+    config_nodes: dict[str, dict[str, str]] = {}
+    for el in cib.iter("node"):
+        parent = cib.parent(el)
+        if parent is not None and parent.tag == "nodes" and (el.get("type") or "member") in ("member", "normal"):
+            name = havm_id(el.get("uname") or el.get("id") or "")
+            names[el.get("id") or name] = name
+            config_nodes[name] = {norm(k): v for k, (v, _) in cib.nvpairs(el, "instance_attributes", quiet).items()}
+    anonymous, unique = _clone_members(cib, quiet)
+    known = _resource_ids(cib)
+
+    nodes: dict[str, dict[str, Any]] = {}
+    resources: dict[str, dict[str, dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for ns in cib.iter("node_state"):
+        name = havm_id(ns.get("uname") or names.get(ns.get("id") or "", ns.get("id") or ""))
+        seen.add(name)
+        transient: dict[str, str] = {}
+        for ta in ns.findall("transient_attributes"):
+            transient.update({k: v for k, (v, _) in cib.nvpairs(ta, "instance_attributes", quiet).items()})
+        node = _node(ns, fencing, transient, config_nodes.get(name, {}))
+        nodes[name] = node
+        clean_offline = node["status"] == "offline"
+        for lrm_rsc in ns.iter("lrm_resource"):
+            rid = _state_id(lrm_rsc.get("id") or "", anonymous, unique)
+            rec = _replay(list(lrm_rsc.findall("lrm_rsc_op")), fencing)
+            if clean_offline:
+                rec["role"] = None  # a node that left cleanly runs nothing
+            resources.setdefault(rid, {})[name] = rec
+        _fail_counts(transient, name, resources, anonymous, unique)
+    for name, attrs in config_nodes.items():
+        if name not in seen:
+            status = "unclean" if fencing and startup_fencing else "offline"
+            nodes[name] = {"status": status, "pending": False, "standby": _bool(attrs.get("standby"), False),
+                           "maintenance": _bool(attrs.get("maintenance"), False), "shutdown": False,
+                           "reason": "never seen by the cluster" + (" (startup-fencing)" if status == "unclean" else ""),
+                           "attributes": {}}
+    return {
+        "format": FORMAT,
+        "have_quorum": _bool(root.get("have-quorum"), False),
+        "dc": names.get(root.get("dc-uuid") or "", None),
+        "now": _float(root.get("execution-date")),
+        "fencing_enabled": fencing,
+        "nodes": nodes,
+        "resources": resources,
+        "orphans": sorted(r for r in resources if r.split(":")[0] not in known),
+    }
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    try:
+        return pcmk_bool(value)
+    except ValueError:
+        return default
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _member(value: str | None) -> bool:
+    """in_ccm / crmd: 'true'/'online' or, since Pacemaker 2.1.7, a join timestamp."""
+    if value is None:
+        return False
+    v = value.strip().lower()
+    if v in ("online", "true", "yes", "1"):
+        return True
+    return v.isdigit() and int(v) > 0
+
+
+def _node(ns: ET.Element, fencing: bool, transient: dict[str, str], config: dict[str, str]) -> dict[str, Any]:
+    in_ccm_raw = ns.get("in_ccm")
+    in_ccm = _member(in_ccm_raw)
+    crmd = _member(ns.get("crmd"))
+    join = (ns.get("join") or "down").lower()
+    expected = (ns.get("expected") or "down").lower()
+    terminate = (transient.get("terminate") or "0").strip().lower() not in ("0", "false", "no", "off")
+    shutdown = transient.get("shutdown") not in (None, "", "0")
+    status, pending, reason = "offline", False, "down"
+    if fencing:
+        if shutdown:
+            status, reason = ("online", "shutting down") if crmd else ("offline", "shut down")
+        elif in_ccm_raw is None:
+            status, reason = "unclean", "peer has not been seen by the cluster"
+        elif join == "nack":
+            status, reason = "unclean", "peer failed the membership criteria"
+        elif not terminate and expected == "down":
+            if in_ccm or crmd:
+                pending, reason = True, "not ready to run resources"
+            else:
+                reason = "down or still coming up"
+        elif terminate and join == "down" and not in_ccm and not crmd:
+            reason = "was just fenced"
+        elif not in_ccm:
+            status, reason = "unclean", "peer is no longer part of the cluster"
+        elif not crmd:
+            status, reason = "unclean", "peer process is no longer available"
+        elif terminate:
+            status, reason = "unclean", "termination was requested"
+        elif join == "member":
+            status, reason = "online", "active"
+        elif join in ("pending", "down"):
+            pending, reason = True, "not ready to run resources"
+        else:
+            status, reason = "unclean", "peer was in an unknown state"
+    else:
+        if not in_ccm:
+            reason = "not in the membership"
+        elif crmd and join == "member":
+            status, reason = "online", "active"
+        else:
+            reason = "not part of the cluster"
+    standby = transient.get("standby", config.get("standby"))
+    maintenance = transient.get("maintenance", config.get("maintenance"))
+    attributes = {k: v for k, v in transient.items()
+                  if k not in _SPECIAL and not k.startswith(_NOT_ATTRIBUTES) and not k.startswith("#")}
+    return {"status": status, "pending": pending, "standby": _bool(standby, False) or pending,
+            "maintenance": _bool(maintenance, False), "shutdown": shutdown, "reason": reason,
+            "attributes": attributes}
+
+
+def _int(v: str | None, default: int) -> int:
+    try:
+        return int(v) if v is not None else default
+    except ValueError:
+        return default
+
+
+def _target_rc(op: ET.Element) -> int | None:
+    key = op.get("transition-key") or ""
+    parts = key.split(":")
+    return _int(parts[2], -1) if len(parts) >= 4 else None
+
+
+def _replay(ops: list[ET.Element], fencing: bool) -> dict[str, Any]:
+    ops = sorted(ops, key=lambda o: (_int(o.get("call-id"), -1) < 0, _int(o.get("call-id"), -1)))
+    role: str | None = None
+    failed = blocked = False
+    last: ET.Element | None = None
+    for op in ops:
+        status = _int(op.get("op-status"), 0)
+        if status in (_STATUS_PENDING, _STATUS_CANCELLED):
+            continue  # in flight, or a cancelled recurring monitor: says nothing of the state
+        name = op.get("operation") or ""
+        rc = _int(op.get("rc-code"), 1)
+        interval = _int(op.get("interval"), 0)
+        ok = status == _STATUS_DONE
+        if name == "start":
+            role, failed = "started", not (ok and rc == _RC_OK)
+        elif name == "stop":
+            if ok and rc == _RC_OK:
+                role, failed, blocked = None, False, False
+            else:
+                failed, blocked = True, not fencing
+                role = role or "started"
+        elif name == "monitor" and interval == 0:  # a probe: what is running here?
+            if ok and rc == _RC_NOT_RUNNING:
+                role, failed = None, False
+            elif ok and rc == _RC_OK:
+                role, failed = "started", False
+            elif ok and rc == _RC_PROMOTED:
+                role, failed = "promoted", False
+            elif ok and rc == 5:  # not installed here: it cannot be running
+                role, failed = None, False
+            else:
+                role, failed = ("promoted" if rc == _RC_FAILED_PROMOTED else "started"), True
+        elif name == "monitor":
+            target = _target_rc(op)
+            if ok and rc == _RC_OK and target != _RC_PROMOTED:
+                role, failed = "started", False
+            elif ok and rc == _RC_PROMOTED:
+                role, failed = "promoted", False
+            elif ok and rc == _RC_NOT_RUNNING:
+                role, failed = None, True  # it stopped behind the cluster's back
+            else:
+                role, failed = role or "started", True
+        elif name == "promote":
+            role, failed = "promoted", not (ok and rc == _RC_OK)
+        elif name == "demote":
+            role, failed = ("started", False) if ok and rc == _RC_OK else ("promoted", True)
+        elif name in ("migrate_to", "migrate_from"):
+            role, failed = "started", not (ok and rc == _RC_OK)
+        else:
+            continue  # notify, reload, meta-data...: no change of state
+        last = op
+    return {"role": role, "failed": failed, "blocked": blocked, "failcount": 0, "last_failure": None,
+            "promotion_score": None, "last_op": None if last is None else {
+                "operation": last.get("operation"), "interval": _int(last.get("interval"), 0) / 1000.0,
+                "rc_code": _int(last.get("rc-code"), 1), "op_status": _int(last.get("op-status"), 0),
+                "call_id": _int(last.get("call-id"), -1), "last_rc_change": _float(last.get("last-rc-change"))}}
+
+
+def _state_id(raw: str, anonymous: set[str], unique: set[str]) -> str:
+    base, sep, instance = raw.partition(":")
+    if sep and base in anonymous:
+        return havm_id(base)
+    if sep and base in unique:
+        return f"{havm_id(base)}:{instance}"
+    return havm_id(raw)
+
+
+def _fail_counts(transient: dict[str, str], node: str, resources: dict[str, dict[str, dict[str, Any]]],
+                 anonymous: set[str], unique: set[str]) -> None:
+    for key, value in transient.items():
+        for prefix in _NOT_ATTRIBUTES:
+            if key.startswith(prefix):
+                rid = _state_id(key[len(prefix):].split("#")[0], anonymous, unique)
+                rec = resources.setdefault(rid, {}).setdefault(node, _replay([], True))
+                try:
+                    n = pcmk_score(value)
+                except ValueError:
+                    continue
+                if prefix == "fail-count-":
+                    rec["failcount"] = min(INFINITY, rec["failcount"] + n)
+                elif prefix == "last-failure-":
+                    rec["last_failure"] = max(float(n), rec["last_failure"] or 0.0)
+                else:
+                    rec["promotion_score"] = n
+
+
+def _clone_members(cib: CibInput, quiet: ImportReport) -> tuple[set[str], set[str]]:
+    anonymous: set[str] = set()
+    unique: set[str] = set()
+    for clone in cib.iter("clone", "master", "master_slave"):
+        if cib.in_status(clone):
+            continue
+        opts = {norm(k): v for k, (v, _) in cib.nvpairs(clone, "meta_attributes", quiet).items()}
+        opts.update({norm(k): v for k, v in clone.attrib.items()})
+        opts.update({norm(k): v for k, (v, _) in cib.nvpairs(clone, "instance_attributes", quiet).items()
+                     if norm(k) not in opts})
+        target = unique if _bool(opts.get("globally-unique"), False) else anonymous
+        target.update(p.get("id", "") for p in clone.iter("primitive"))
+    return anonymous, unique
+
+
+def _resource_ids(cib: CibInput) -> set[str]:
+    return {havm_id(el.get("id", "")) for el in cib.iter("primitive") if not cib.in_status(el)}

@@ -1,0 +1,221 @@
+"""Reading Pacemaker CIB XML of every era, remembering where each element came from.
+
+One ``CibInput`` holds one or more parsed files. It answers the questions the
+importers ask, the same way for Pacemaker 2.x/3.x XML and for Heartbeat-2-era
+XML:
+
+- name/value pairs of a set (``instance_attributes``, ``meta_attributes``,
+  ``utilization``, ``cluster_property_set``), whether the pairs sit directly in
+  the set (today) or in an ``<attributes>`` block (Heartbeat 2), with
+  ``id-ref`` references resolved;
+- option names normalised (``target_role`` and ``target-role`` are one option);
+- where an element is (``file:line``), for the report.
+
+A file may also be a snippet from a guide: a single ``<primitive>``, several
+top-level elements with no common root, a ``<configuration>`` or a
+``<resources>`` block. Several top-level elements are read by wrapping them in
+a ``<snippet>`` root (line numbers are kept).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from xml.parsers import expat
+
+from havm.config.resources import INFINITY
+from havm.importers.report import ImportFailed, ImportReport
+
+SET_TAGS = ("instance_attributes", "meta_attributes", "utilization", "cluster_property_set")
+RESOURCE_TAGS = ("primitive", "group", "clone", "master", "master_slave", "bundle", "template")
+CONTAINER_TAGS = ("group", "clone", "master", "master_slave", "bundle")
+CONSTRAINT_TAGS = ("rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket")
+
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
+_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(\[[^\]]*\])?\s*>", re.S)
+
+
+def norm(name: str) -> str:
+    """Option name in today's spelling: ``target_role`` -> ``target-role``."""
+    return name.strip().lower().replace("_", "-")
+
+
+@dataclass
+class CibInput:
+    """Parsed input files plus, for each element, its file, line and parent."""
+
+    roots: list[ET.Element] = field(default_factory=list)
+    where_of: dict[ET.Element, tuple[str, int]] = field(default_factory=dict)
+    parent_of: dict[ET.Element, ET.Element] = field(default_factory=dict)
+    by_id: dict[str, ET.Element] = field(default_factory=dict)
+
+    def add_text(self, text: str, file: str) -> ET.Element:
+        root = _parse(text, file, self.where_of)
+        for parent in root.iter():
+            for child in parent:
+                self.parent_of[child] = parent
+        for el in root.iter():
+            ident = el.get("id")
+            if ident and el.get("id-ref") is None and el.tag != "lrm_rsc_op":
+                self.by_id.setdefault(ident, el)
+        self.roots.append(root)
+        return root
+
+    def where(self, el: ET.Element) -> tuple[str, int | None]:
+        file, line = self.where_of.get(el, ("", 0))
+        return file, (line or None)
+
+    def parent(self, el: ET.Element) -> ET.Element | None:
+        return self.parent_of.get(el)
+
+    def iter(self, *tags: str) -> list[ET.Element]:
+        return [el for root in self.roots for el in root.iter() if el.tag in tags]
+
+    def in_status(self, el: ET.Element) -> bool:
+        p = self.parent(el)
+        while p is not None:
+            if p.tag == "status":
+                return True
+            p = self.parent(p)
+        return False
+
+    def resolve(self, el: ET.Element, report: ImportReport) -> ET.Element | None:
+        """Follow ``id-ref``; None (reported) if the target is missing."""
+        ref = el.get("id-ref")
+        if ref is None:
+            return el
+        target = self.by_id.get(ref)
+        if target is None or target.tag != el.tag:
+            file, line = self.where(el)
+            report.drop(file, line, describe(el), f"id-ref {ref!r} names no <{el.tag}> in the input")
+            return None
+        return target
+
+    def nvpairs(self, owner: ET.Element, set_tag: str, report: ImportReport) -> dict[str, tuple[str, ET.Element]]:
+        """Name -> (value, nvpair element) from ``owner``'s ``set_tag`` children.
+
+        Sets with a ``<rule>`` apply only sometimes (a node attribute, a date):
+        havm has no conditional options, so such sets are reported and skipped.
+        The first value of a name wins, as in Pacemaker for sets without scores.
+        """
+        out: dict[str, tuple[str, ET.Element]] = {}
+        for raw_set in owner.findall(set_tag):
+            nvset = self.resolve(raw_set, report)
+            if nvset is None:
+                continue
+            if nvset.find("rule") is not None:
+                file, line = self.where(raw_set)
+                report.drop(file, line, describe(raw_set),
+                            "a set that applies only when its <rule> matches: havm options are unconditional")
+                continue
+            pairs = list(nvset.findall("nvpair"))
+            for attrs in nvset.findall("attributes"):  # Heartbeat 2: <attributes><nvpair/></attributes>
+                pairs.extend(attrs.findall("nvpair"))
+            for raw_pair in pairs:
+                pair = self.resolve(raw_pair, report)
+                if pair is None:
+                    continue
+                name, value = pair.get("name"), pair.get("value")
+                if name is None or value is None:
+                    file, line = self.where(raw_pair)
+                    report.drop(file, line, describe(raw_pair), "an nvpair needs both 'name' and 'value'")
+                    continue
+                out.setdefault(name, (value, raw_pair))
+        return out
+
+
+def describe(el: ET.Element) -> str:
+    """``<rsc_order id="o1">``: how the report names an element."""
+    for key in ("id", "name", "uname", "id-ref"):
+        if el.get(key) is not None:
+            return f'<{el.tag} {key}="{el.get(key)}">'
+    return f"<{el.tag}>"
+
+
+def _parse(text: str, file: str, where_of: dict[ET.Element, tuple[str, int]]) -> ET.Element:
+    try:
+        return _parse_once(text, file, where_of)
+    except expat.ExpatError as e:
+        if e.code != expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
+            raise ImportFailed(file, e.lineno, f"not well-formed XML: {expat.ErrorString(e.code)} "
+                                               f"(column {e.offset + 1})") from None
+    # Several top-level elements (a guide's snippet): wrap them, keeping line numbers.
+    body = _XML_DECL.sub(lambda m: "\n" * m.group(0).count("\n"), text, count=1)
+    body = _DOCTYPE.sub(lambda m: "\n" * m.group(0).count("\n"), body, count=1)
+    try:
+        return _parse_once("<snippet>" + body + "</snippet>", file, where_of)
+    except expat.ExpatError as e:
+        raise ImportFailed(file, e.lineno, f"not well-formed XML: {expat.ErrorString(e.code)}") from None
+
+
+def _parse_once(text: str, file: str, where_of: dict[ET.Element, tuple[str, int]]) -> ET.Element:
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    # No entity can reach outside the file: expat never fetches external
+    # entities unless told to, and we do not set an ExternalEntityRefHandler.
+    found: list[tuple[ET.Element, int]] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        found.append((builder.start(tag, attrs), parser.CurrentLineNumber))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = builder.end
+    parser.Parse(text, True)
+    root = builder.close()
+    for el, line in found:
+        where_of[el] = (file, line)
+    return root
+
+
+# --- values in Pacemaker's syntax --------------------------------------------
+
+_TRUE = {"true", "on", "yes", "y", "1"}
+_FALSE = {"false", "off", "no", "n", "0"}
+
+
+def pcmk_bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"expected a boolean (true/false, yes/no, on/off, 1/0), got {value!r}")
+
+
+def pcmk_score(value: str) -> int:
+    v = value.strip().lower()
+    if v in ("infinity", "+infinity"):
+        return INFINITY
+    if v == "-infinity":
+        return -INFINITY
+    if re.fullmatch(r"[+-]?\d+", v):
+        return max(-INFINITY, min(INFINITY, int(v)))
+    raise ValueError(f"expected a score (an integer, INFINITY or -INFINITY), got {value!r}")
+
+
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "ms": 0.001, "msec": 0.001, "msecs": 0.001,
+          "us": 1e-6, "usec": 1e-6, "m": 60.0, "min": 60.0, "mins": 60.0, "h": 3600.0, "hr": 3600.0,
+          "hrs": 3600.0}
+_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def pcmk_interval(value: str) -> float:
+    """Seconds from Pacemaker's interval syntax: ``30``, ``30s``, ``10min``, ``1h``, ``500ms``, ``PT1M``."""
+    v = value.strip().lower()
+    if v == "":
+        return 0.0
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", v)
+    if m and m.group(2) in _UNITS:
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    iso = _ISO.match(value.strip().upper())
+    if iso and any(iso.groups()):
+        d, h, mi, s = (float(g) if g else 0.0 for g in iso.groups())
+        return d * 86400 + h * 3600 + mi * 60 + s
+    raise ValueError(f"expected an interval such as 30s, 10min, 1h, 500ms or PT1M, got {value!r}")
+
+
+def pcmk_role(value: str) -> str | None:
+    """Our role name for Pacemaker's (old and new spellings); None if havm has no equivalent."""
+    return {"started": "started", "master": "promoted", "promoted": "promoted", "slave": "unpromoted",
+            "unpromoted": "unpromoted"}.get(value.strip().lower())
