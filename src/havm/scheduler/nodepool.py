@@ -23,6 +23,11 @@ class NodePool:
         self.capacity = [dict(c) for c in capacity]
         self.free = [dict(c) for c in capacity]
         self.count = [0] * self.n
+        # capacity held for running resources not yet placed, by priority: a resource
+        # may only take room held for resources of lower priority
+        self.reserved: list[dict[int, dict[str, int]]] = [{} for _ in range(self.n)]
+        self.priority = 0  # priority of the resource being placed
+        self.respect_equal = True  # may it take room held by resources of its own priority?
         self._key: list[tuple[int, ...]] = [self._compute(i) for i in range(self.n)]
         self._heap = [(self._key[i], i) for i in range(self.n) if usable[i]]
         heapq.heapify(self._heap)
@@ -46,7 +51,26 @@ class NodePool:
         if not self.use_capacity or not need:
             return True
         free = self.free[i]
+        held = self.reserved[i]
+        if held:
+            for d, v in need.items():
+                if v > 0:
+                    room = free.get(d, 0) - sum(r.get(d, 0) for p, r in held.items()
+                                                if p > self.priority or (p == self.priority and self.respect_equal))
+                    if room < v:
+                        return False
+            return True
         return all(free.get(d, 0) >= v for d, v in need.items() if v > 0)
+
+    def reserve(self, i: int, priority: int, need: Mapping[str, int], sign: int = 1) -> None:
+        """Hold (sign 1) or release (sign -1) room on node i for a resource running there."""
+        if not self.use_capacity or not need:
+            return
+        held = self.reserved[i].setdefault(priority, {})
+        for d, v in need.items():
+            held[d] = held.get(d, 0) + sign * v
+        if not any(held.values()):
+            del self.reserved[i][priority]
 
     def take(self, i: int, need: Mapping[str, int], resources: int = 1) -> None:
         self.count[i] += resources

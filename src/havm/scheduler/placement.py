@@ -90,6 +90,7 @@ class Placer:
         self.pool = NodePool(sit.usable, [n.capacity for n in spec.nodes], spec.properties.placement_strategy)
         self.out = Placement()
         self.done: set[str] = set()
+        self.holds: dict[str, list[tuple[int, dict[str, int]]]] = {}
         self.busy: set[str] = set()
         self.n = len(spec.nodes)
 
@@ -227,8 +228,25 @@ class Placer:
 
         return sorted(self.units.values(), key=key)
 
+    def _held(self, unit: Unit) -> list[tuple[int, dict[str, int]]]:
+        """Room a running unit holds on its current nodes until it is placed."""
+        held = []
+        nodes = {i for p in unit.prims for inst in self.sit.instances.get(p, (p,))
+                 for i in self.sit.current.get(inst, ()) if self.sit.usable[i]}
+        for i in sorted(nodes):
+            here = tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
+                                                       for inst in self.sit.instances.get(p, (p,))))
+            held.append((i, self._need(here)))
+        return held
+
     def run(self) -> Placement:
-        for unit in self.order():
+        units = self.order()
+        if self.pool.use_capacity:
+            self.holds = {u.id: self._held(u) for u in units}
+            for u in units:
+                for i, need in self.holds[u.id]:
+                    self.pool.reserve(i, u.priority, need)
+        for unit in units:
             self.allocate(unit)
         from havm.scheduler.repair import repair
         repair(self)
@@ -238,6 +256,10 @@ class Placer:
         if unit.id in self.done or unit.id in self.busy:
             return
         self.busy.add(unit.id)
+        if self.pool.use_capacity:
+            for i, need in self.holds.pop(unit.id, ()):
+                self.pool.reserve(i, unit.priority, need, -1)
+        outer_priority, self.pool.priority = self.pool.priority, unit.priority
         try:
             if unit.kind == "clone":
                 from havm.scheduler.clones import allocate_clone
@@ -245,6 +267,7 @@ class Placer:
             else:
                 self._allocate_single(unit)
         finally:
+            self.pool.priority = outer_priority
             self.busy.discard(unit.id)
             self.done.add(unit.id)
 
@@ -277,7 +300,14 @@ class Placer:
         current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
                    if self.sit.healthy[i] and rec.running}
         need = self._need(unit.prims)
+        if self.pool.use_capacity:
+            # Moving by choice (a better score elsewhere) may take room a running resource of
+            # the same priority holds: that one may move too (a swap). Displaced from a node
+            # that is full or gone, it may not: it would only displace the other in turn.
+            wish = self.choose(t, current, {})
+            self.pool.respect_equal = wish is None or wish in current or not current
         best = self.choose(t, current, need)
+        self.pool.respect_equal = True
         if best is None:
             out.unit_nodes[unit.id] = []
             out.why[unit.id] = self._why_nowhere(t, need)
