@@ -229,8 +229,10 @@ def test_exec_runs_inside_the_node_namespace(lab_dir, sitter_lab):
     out = control.run_in(lab_dir, "n2", ["ip", "-br", "-4", "addr", "show", "dev", "ring0"],
                          capture_output=True, text=True, check=True).stdout
     assert "10.213.0.2/24" in out
-    proc = subprocess.Popen(control.exec_argv(lab_dir, "n1", ["sleep", "30"]))
+    proc = subprocess.Popen(control.exec_argv(lab_dir, "n1", ["sh", "-c", "echo in; exec sleep 30"]),
+                            stdout=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout is not None and proc.stdout.readline() == "in\n"  # it has entered
         assert proc.pid in netns.netns_pids(LabState.load(lab_dir).nodes["n1"].netns)
     finally:
         proc.send_signal(signal.SIGKILL)
