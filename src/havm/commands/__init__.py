@@ -2,5 +2,7 @@
 
 from havm.commands.base import REGISTRY, Command, command_from_json
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+from havm.commands.resource import ChangeNode, ChangeResource, CleanupResource
 
-__all__ = ["REGISTRY", "ApplyConfig", "Command", "GetConfig", "GetStatus", "command_from_json"]
+__all__ = ["REGISTRY", "ApplyConfig", "ChangeNode", "ChangeResource", "CleanupResource", "Command", "GetConfig",
+           "GetStatus", "command_from_json"]

@@ -235,6 +235,7 @@ class Location(Section):
     """Prefer (score > 0) or avoid (score < 0) nodes for a resource."""
 
     location: Name
+    id: Name | None = Field(None, description="optional name; 'havm resource move/ban' use cli-prefer-*/cli-ban-*")
     node: Name | None = None
     score: Score | None = None
     rule: Rule | None = None

@@ -84,6 +84,15 @@ class LocalResources:
             req = run.request(req.action, req.args, req.interval)
         return await self.executor.execute(req)
 
+    def cleanup(self, rsc: str) -> bool:
+        """Forget ``rsc``'s failures here and probe it again. True if it is configured."""
+        run = self.catalog.get(rsc)
+        if run is None:
+            return False
+        self.executor.clear_failures(rsc)
+        asyncio.get_running_loop().create_task(self.executor.execute(run.request("monitor")))
+        return True
+
     def running(self) -> list[str]:
         return sorted(r for r, s in self.executor.states().items() if s.role in RUNNING)
 

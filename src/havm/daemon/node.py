@@ -27,15 +27,15 @@ from aiohttp import web
 
 from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
-from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
 from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
 from havm.controller.controller import ClusterIO, Controller
 from havm.daemon.api import make_app
+from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
 from havm.daemon.status import build_status, resources_view
-from havm.errors import HavmError, NoQuorum, UsageError
+from havm.errors import HavmError, UsageError
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 from havm.fencing.device import fence_node
 from havm.membership.thread import MembershipThread
@@ -72,6 +72,7 @@ class NodeDaemon(ClusterIO):
         self._sync_lock = asyncio.Lock()
         self.local = LocalResources(node, state_dir, self.clock, self._local_changed)
         self.controller = Controller(node, self, self.clock)
+        self.handlers = CommandHandlers(self)
         self._last_view: MembershipView | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -226,10 +227,10 @@ class NodeDaemon(ClusterIO):
             raise UsageError(f"bad configuration offer from {sender}: {e}") from None
         result = self.replica.offer(candidate)
         if result.adopted:
-            self._adopted()
+            self.adopted()
         return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire()}
 
-    def _adopted(self) -> None:
+    def adopted(self) -> None:
         old = self.config
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
@@ -243,62 +244,11 @@ class NodeDaemon(ClusterIO):
         if old.daemon.api.port != self.config.daemon.api.port:
             log.warning("daemon.api.port changed: takes effect when havmd restarts")
 
-    # -- commands --
+    # -- commands (the handlers live in daemon/handlers.py) --
     async def execute(self, cmd: Command, forwarded: bool = False, sender: str = "local") -> Any:
-        if isinstance(cmd, GetStatus):
-            return await self.status_async()
-        if isinstance(cmd, GetConfig):
-            return self.replica.current.to_json()
-        if isinstance(cmd, ApplyConfig):
-            return await self._apply_config(cmd, forwarded)
-        raise UsageError(f"command {cmd.name!r} is not supported by this daemon yet")
+        return await self.handlers.execute(cmd, forwarded, sender)
 
-    async def _to_controller(self, cmd: Command, forwarded: bool) -> tuple[bool, Any]:
-        """Forward ``cmd`` to the controller unless we are it. Returns (handled, result)."""
-        view = self.view()
-        if not view.quorate or view.controller is None:
-            raise NoQuorum(f"node {self.node} is not in a quorate partition: the change is refused")
-        if view.controller == self.node:
-            return False, None
-        if forwarded:
-            raise NoQuorum(f"node {self.node} is not the controller ({view.controller} is); try again")
-        result = await self.peers.request(self.peer_addresses(view.controller), self.config.daemon.api.port,
-                                          "POST", f"/internal/commands/{cmd.name}", cmd.to_json(),
-                                          timeout=PUSH_TIMEOUT * 3)
-        return True, result
-
-    async def _apply_config(self, cmd: ApplyConfig, forwarded: bool) -> dict[str, Any]:
-        handled, result = await self._to_controller(cmd, forwarded)
-        if handled:
-            return result
-        # A new controller may not hold the newest configuration yet: catch up
-        # first, so a change is never based on (and never overwrites) a stale one.
-        await self.sync_config()
-        base = None
-        if cmd.base_epoch is not None:
-            if len(cmd.base_epoch) != 2:
-                raise UsageError("base_epoch must be [admin_epoch, epoch]")
-            base = ConfigVersion(cmd.base_epoch[0], cmd.base_epoch[1], "")
-        before = self.replica.version
-        stored = self.replica.propose(cmd.text, by=cmd.by or "unknown", now=self.clock.wall(), base=base,
-                                      force=cmd.force, comment=cmd.comment)
-        changed = stored.version != before
-        if changed:
-            self._adopted()
-        acked, missing = await self._push(stored)
-        votes = {n.name: n.votes for n in self.config.nodes}
-        total = sum(votes.values())
-        held = sum(votes.get(n, 0) for n in acked)
-        if held * 2 <= total:
-            # Persisted here and on some nodes, but a later quorate partition might
-            # not contain any of them: tell the operator it is not safely committed.
-            raise NoQuorum(f"configuration {stored.version.short()} is stored on {', '.join(acked)} only "
-                           f"({held} of {total} votes): not committed on a majority; it will spread when "
-                           f"{', '.join(missing)} answer, or be superseded")
-        return {"changed": changed, "version": stored.version.to_wire(), "controller": self.node,
-                "acked": acked, "missing": missing}
-
-    async def _push(self, stored: StoredConfig) -> tuple[list[str], list[str]]:
+    async def push(self, stored: StoredConfig) -> tuple[list[str], list[str]]:
         """Push to every member; return (nodes that hold it, members that did not answer)."""
         view = self.view()
         others = [n for n in view.members if n != self.node]
