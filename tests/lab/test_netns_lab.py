@@ -18,7 +18,7 @@ from havm.lab import control, daemons, lab, netns, process
 from havm.lab.plan import LabSpec
 from havm.lab.state import STATE_FILE, LabState
 from tests.lab.conftest import SITTER, lab_netns, needs_netns, root_links
-from tests.lab.udp import udp_count
+from tests.lab.udp import udp_count, udp_rtts
 
 pytestmark = [pytest.mark.lab, needs_netns]
 
@@ -112,8 +112,6 @@ def test_loss_drops_what_the_node_sends_and_is_removed(lab_dir, sitter_lab):
         assert "netem" in netns.run(netns.in_netns(ns, ["tc", "qdisc", "show", "dev", "ring0"])).stdout
     else:
         assert "statistic" in netns.iptables_save(ns)
-        with pytest.raises(LabError, match="netem"):
-            control.loss(lab_dir, "n1", 10, delay_ms=50)
     # a partial loss loses some, not all (400 datagrams at 50%: outside 100..300 is a 1e-20 event)
     control.loss(lab_dir, "n1", 50, link="ring1")
     arrived = udp_count(lab_dir, "n1", "n2", "10.213.1.2", count=400)
@@ -237,3 +235,30 @@ def test_exec_runs_inside_the_node_namespace(lab_dir, sitter_lab):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def test_delay_holds_every_packet_at_least_the_delay(lab_dir, sitter_lab):
+    sitter_lab(nodes=2, links=2)
+    res = control.loss(lab_dir, "n1", 0, link="ring0", delay_ms=80)
+    entry = res["loss"]["n1"]["ring0"]
+    assert entry["delay_ms"] == 80 and entry["percent"] == 0
+    rtts = udp_rtts(lab_dir, "n1", "n2", "10.213.0.2")
+    assert len(rtts) == 10 and min(rtts) >= 80  # a packet can never overtake its delay
+    assert min(udp_rtts(lab_dir, "n1", "n2", "10.213.1.2")) < 80  # the other link is not delayed
+    delayer = entry["delayer"]
+    if delayer:  # no netem here: a user-space delayer serves the queue
+        assert process.is_alive(delayer["pid"], delayer["start"])
+        # the delayer is part of the wire: a power cut of the node spares it
+        assert delayer["pid"] not in control.kill_node(lab_dir, "n1")["killed"]
+        assert process.is_alive(delayer["pid"], delayer["start"])
+    control.loss(lab_dir, "n1", 0)
+    assert lab.status(lab_dir)["nodes"]["n1"]["faults"]["loss"] == {}
+    if delayer:
+        assert not process.is_alive(delayer["pid"], delayer["start"])
+        assert "NFQUEUE" not in netns.iptables_save(LabState.load(lab_dir).nodes["n1"].netns)
+    assert min(udp_rtts(lab_dir, "n1", "n2", "10.213.0.2")) < 80
+    again = control.loss(lab_dir, "all", 5, delay_ms=30)["loss"]
+    control.heal(lab_dir)
+    for per_link in again.values():
+        for entry in per_link.values():
+            assert entry["delayer"] is None or not process.is_alive(entry["delayer"]["pid"])

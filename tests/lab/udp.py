@@ -57,3 +57,40 @@ def udp_count(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 50, 
         if recv.poll() is None:
             recv.kill()
             recv.wait()
+
+
+ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(100)
+    s.sendto(data, peer)
+"""
+
+PINGER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+for i in range(int(sys.argv[3])):
+    t = time.monotonic()
+    s.sendto(b"x", (sys.argv[1], int(sys.argv[2])))
+    s.recv(100)
+    print((time.monotonic() - t) * 1000, flush=True)
+"""
+
+
+def udp_rtts(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 10, port: int = 5556) -> list[float]:
+    """Round-trip times (ms) of ``count`` datagrams from ``src`` to an echo on ``dst``."""
+    echo = subprocess.Popen(
+        control.exec_argv(lab_dir, dst, [sys.executable, "-c", ECHO, dst_addr, str(port)]),
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout is not None and echo.stdout.readline().strip() == "ready"
+        out = control.run_in(lab_dir, src, [sys.executable, "-c", PINGER, dst_addr, str(port), str(count)],
+                             check=True, timeout=60, capture_output=True, text=True).stdout
+        return [float(x) for x in out.split()]
+    finally:
+        echo.kill()
+        echo.wait()

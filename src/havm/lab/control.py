@@ -7,8 +7,8 @@ returns a JSON-ready dict describing what it did, and raises ``LabError``,
 
 Process faults:
 - ``kill_node``: power cut. SIGKILL to every process of the node: with
-  namespaces every process in its network namespace, else the daemon's
-  process group.
+  namespaces every process in its network namespace (except the lab's own
+  packet delayers, which are part of the wire), else the daemon's process group.
 - ``kill_daemon``: only havmd dies; what it started keeps running (the case
   fencing exists for).
 - ``stop_node`` (SIGTERM, wait, SIGKILL after ``timeout``), ``start_node``.
@@ -80,7 +80,8 @@ def kill_node(lab_dir: str, node: str) -> dict[str, Any]:
     """Power cut: SIGKILL every process of the node, the daemon and all it started."""
     state = _load(lab_dir)
     rec = state.node(node)
-    killed = process.kill_all(lambda: daemons.node_pids(rec))
+    wire = faults.helper_pids(state, node)
+    killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec) if p not in wire])
     return {**_node_ref(rec), "killed": killed}
 
 
@@ -100,9 +101,10 @@ def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[i
     if daemon_only:
         return [rec.pid] if rec.pid and process.signal_pid(rec.pid, sig, rec.pid_start) else []
     sent: list[int] = []
+    wire = faults.helper_pids(state, node)
     # twice: a process forked while we were signalling is caught the second time
     for _ in range(2):
-        pids = [p for p in daemons.node_pids(rec) if p not in sent]
+        pids = [p for p in daemons.node_pids(rec) if p not in sent and p not in wire]
         sent += process.signal_many(pids, sig)
     return sent
 

@@ -10,21 +10,29 @@ Mechanics, all inside the lab's own namespaces:
 - partition: iptables DROP in chain ``HAVM-PART`` (hooked from INPUT and
   OUTPUT) of each node, for every address of every node outside its group,
   on all links, both directions;
-- loss: tc netem on the node's interface when the kernel has it (also gives
-  ``--delay``), else iptables ``statistic`` random DROP in chain
-  ``HAVM-LOSS`` (hooked from OUTPUT); loss applies to what the node sends;
+- loss and delay: tc netem on the node's interface when the kernel has it;
+  else iptables ``statistic`` random DROP in chain ``HAVM-LOSS`` (hooked from
+  OUTPUT) for loss, and for delay an NFQUEUE rule served by a user-space
+  delayer process (``havm.lab.delayer``) in the node's namespace. Both apply
+  to what the node sends;
 - link down: the node's port on the link's bridge is set down in the switch
   namespace, as if its cable were pulled (the node sees NO-CARRIER).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from havm.errors import LabError, UsageError
-from havm.lab import netns
+from havm.lab import netns, process
 from havm.lab.state import Faults, LabState
 
+DELAYER_START_TIMEOUT = 10.0  # seconds
 PART_CHAIN = "HAVM-PART"
 LOSS_CHAIN = "HAVM-LOSS"
 
@@ -78,9 +86,14 @@ def node_rules(state: LabState, node: str) -> str:
     for link, loss in sorted(faults.loss.get(node, {}).items()):
         if loss.get("method") != "iptables":
             continue
-        probability = min(1.0, loss["percent"] / 100.0)
-        lines.append(f"-A {LOSS_CHAIN} -o {rec.interfaces[link].node_if} -m statistic "
-                     f"--mode random --probability {probability:.6f} -j DROP")
+        ifname = rec.interfaces[link].node_if
+        if loss["percent"] > 0:
+            probability = min(1.0, loss["percent"] / 100.0)
+            lines.append(f"-A {LOSS_CHAIN} -o {ifname} -m statistic "
+                         f"--mode random --probability {probability:.6f} -j DROP")
+        if loss["delay_ms"] > 0:
+            lines.append(f"-A {LOSS_CHAIN} -o {ifname} -j NFQUEUE "
+                         f"--queue-num {delay_queue(state, link)} --queue-bypass")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -147,22 +160,58 @@ def set_loss(state: LabState, node: str, percent: float, link: str | None = None
     for lk in links:
         ifname = rec.interfaces[lk].node_if
         netns.clear_qdisc(rec.netns, ifname)
-        current.pop(lk, None)
+        old = current.pop(lk, None)
+        if old and old.get("delayer"):
+            _stop_delayer(old["delayer"])
         if percent == 0 and delay_ms == 0:
             continue
+        entry: dict[str, Any] = {"percent": percent, "delay_ms": delay_ms, "delayer": None}
         if netns.netem_available(rec.netns, ifname):
             netns.set_netem(rec.netns, ifname, percent, delay_ms)
-            method = "netem"
-        elif delay_ms > 0:
-            raise LabError("--delay needs the netem qdisc (sch_netem), which this kernel lacks; "
-                           "loss alone works without it (iptables statistic)")
+            entry["method"] = "netem"
         else:
-            method = "iptables"
-        current[lk] = {"percent": percent, "delay_ms": delay_ms, "method": method}
+            entry["method"] = "iptables"
+            if delay_ms > 0:
+                entry["delayer"] = _start_delayer(state, node, lk, delay_ms)
+        current[lk] = entry
     if not current:
         state.faults.loss.pop(node, None)
     apply_rules(state, [node])
     return dict(state.faults.loss.get(node, {}))
+
+
+def delay_queue(state: LabState, link: str) -> int:
+    """The netfilter queue number of a link's delayer (queues are per namespace)."""
+    return state.links.index(link)
+
+
+def _start_delayer(state: LabState, node: str, link: str, delay_ms: float) -> dict[str, int]:
+    """Start the user-space delayer of ``node``'s ``link``; return once it holds its queue."""
+    rec = state.nodes[node]
+    log = os.path.join(rec.dir, f"delayer-{link}.log")
+    argv = [sys.executable, "-m", "havm.lab.delayer", "--queue", str(delay_queue(state, link)),
+            "--delay-ms", f"{delay_ms:g}"]
+    with open(log, "w"):
+        pass
+    pid, start = process.spawn_detached(argv, log, prefix=netns.in_netns(rec.netns, []), cwd=state.dir)
+    deadline = time.monotonic() + DELAYER_START_TIMEOUT
+    while "delayer: bound queue" not in process.log_tail(log):
+        if not process.is_alive(pid, start) or time.monotonic() >= deadline:
+            process.signal_pid(pid, signal.SIGKILL, start)
+            raise LabError(f"the packet delayer of {node} {link} did not start; {log}:\n{process.log_tail(log)}")
+        time.sleep(process.POLL)
+    return {"pid": pid, "start": start}
+
+
+def _stop_delayer(delayer: dict[str, int]) -> None:
+    if process.signal_pid(delayer["pid"], signal.SIGKILL, delayer["start"]):
+        process.wait_gone([delayer["pid"]], 5.0)
+
+
+def helper_pids(state: LabState, node: str) -> set[int]:
+    """Pids of lab machinery living in ``node``'s namespace (delayers): part of
+    the wire, not of the node, so node faults (kill, freeze) spare them."""
+    return {loss["delayer"]["pid"] for loss in state.faults.loss.get(node, {}).values() if loss.get("delayer")}
 
 
 def _forget_neighbours(state: LabState, links: Sequence[str]) -> None:
@@ -179,6 +228,10 @@ def _forget_neighbours(state: LabState, links: Sequence[str]) -> None:
 
 def heal(state: LabState) -> None:
     """Remove every partition, loss and link-down (idempotent; nothing to do on loopback)."""
+    for per_link in state.faults.loss.values():
+        for loss in per_link.values():
+            if loss.get("delayer"):
+                _stop_delayer(loss["delayer"])
     state.faults = Faults()
     if not state.netns_mode:
         return

@@ -200,10 +200,9 @@ def down(lab_dir: str) -> dict[str, Any]:
     lab.json. The lab dir (config, keys, logs) is kept.
     """
     lab_dir = os.path.realpath(lab_dir)
-    if not os.path.isdir(lab_dir):
-        return {"dir": lab_dir, "killed": [], "stopped": [], "namespaces_deleted": []}
     if not os.path.exists(os.path.join(lab_dir, STATE_FILE)):
-        return _teardown(lab_dir, None)  # no lab.json: only namespaces named after the dir
+        # no lab.json (or no dir any more): the namespaces named after the dir
+        return _teardown(lab_dir, None)
     with locked(lab_dir):
         return _teardown(lab_dir, load_optional(lab_dir))
 
@@ -236,7 +235,8 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
             "pid": rec.pid, "alive": alive, "frozen": frozen,
             "state": ("down" if state.status == "down" else "not-started") if rec.pid is None else
                      "frozen" if frozen else "running" if alive else "dead",
-            "processes": len(daemons.node_pids(rec)) if (rec.netns is None or netns.exists(rec.netns)) else 0,
+            "processes": len(set(daemons.node_pids(rec)) - faults.helper_pids(state, rec.name))
+                         if (rec.netns is None or netns.exists(rec.netns)) else 0,
             "answers": (daemons.socket_answers(rec.socket, 0.3) if alive and not frozen else False)
                        if probe else None,
             "netns": rec.netns, "addresses": rec.addresses,
