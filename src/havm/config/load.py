@@ -99,7 +99,8 @@ def validate_document(located: Located) -> ClusterConfig:
             path: Path = tuple(p for p in err["loc"] if isinstance(p, str | int))
             # pydantic puts union/annotated branch names into loc; keep only real keys
             path = _real_path(located.data, path)
-            issues.append(ConfigIssue(located.file, located.line_of(path), format_path(path), _describe(err, path)))
+            issues.append(ConfigIssue(located.file, located.line_of(path), format_path(path),
+                                      _describe(dict(err), path)))
         raise ConfigError(issues) from None
 
 

@@ -52,7 +52,7 @@ def _walk(items: list[Any]) -> Iterator[Primitive]:
 def catalog(config: ClusterConfig) -> dict[str, PrimitiveRun]:
     out: dict[str, PrimitiveRun] = {}
     for p in _walk(list(config.resources)):
-        timeouts = {name: op.timeout for name, op in p.ops.items()}
+        timeouts: dict[str, float] = {str(name): op.timeout for name, op in p.ops.items()}
         monitor = p.ops.get("monitor")
         interval = monitor.interval if monitor is not None else 10.0
         out[p.id] = PrimitiveRun(p.id, AGENT_ALIASES.get(p.type, p.type), dict(p.params), timeouts, interval)

@@ -86,7 +86,10 @@ class NodeDaemon(ClusterIO):
     # -- lifecycle --
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        self.membership.subscribe(lambda view: loop.call_soon_threadsafe(self._views.put_nowait, view))
+        def hand_over(view: MembershipView) -> None:  # runs on the membership thread
+            loop.call_soon_threadsafe(self._views.put_nowait, view)
+
+        self.membership.subscribe(hand_over)
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
         self.local.configure(self.config)

@@ -129,8 +129,9 @@ async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str
         return int(OCF.ERR_GENERIC), ("\n".join(lines) + f"\nagent runner exited {proc.returncode} without a result")[
             -OUTPUT_TAIL_CHARS:], {}, duration
     output = str(result.get("output", ""))
-    rc = result.get("rc")
-    if not isinstance(rc, int) or isinstance(rc, bool) or not 0 <= rc <= 255:
-        return int(OCF.ERR_GENERIC), f"agent returned an invalid rc {rc!r}", {}, duration
-    data = result.get("data") if isinstance(result.get("data"), dict) else {}
-    return rc, output[-OUTPUT_TAIL_CHARS:], data, duration
+    agent_rc = result.get("rc")
+    if not isinstance(agent_rc, int) or isinstance(agent_rc, bool) or not 0 <= agent_rc <= 255:
+        return int(OCF.ERR_GENERIC), f"agent returned an invalid rc {agent_rc!r}", {}, duration
+    raw_data = result.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    return agent_rc, output[-OUTPUT_TAIL_CHARS:], data, duration
