@@ -262,3 +262,16 @@ def test_delay_holds_every_packet_at_least_the_delay(lab_dir, sitter_lab):
     for per_link in again.values():
         for entry in per_link.values():
             assert entry["delayer"] is None or not process.is_alive(entry["delayer"]["pid"])
+
+
+def test_up_names_the_nodes_that_did_not_come_up_and_leaves_the_lab_for_inspection(lab_dir):
+    spec = LabSpec(nodes=2, links=1, daemon_command=("sh", "-c", "echo cannot start {node} >&2; exit 3"))
+    with pytest.raises(LabError) as ei:
+        lab.up(lab_dir, spec, timeout=30)
+    msg = str(ei.value)
+    assert "2 of 2 lab nodes did not come up" in msg
+    assert "n1: havmd exited" in msg and "cannot start n2" in msg
+    assert LabState.load(lab_dir).status == "up" and len(lab_netns(lab_dir)) == 3
+    assert lab.status(lab_dir)["nodes"]["n1"]["state"] == "dead"
+    lab.down(lab_dir)
+    assert not lab_netns(lab_dir)

@@ -122,3 +122,17 @@ def test_state_round_trips_through_json(tmp_path):
     st.save()
     again = LabState.load(str(tmp_path))
     assert again == st
+
+
+def test_resolvers_used_by_the_cli(tmp_path):
+    from havm.errors import LabError, NotFound
+    from havm.lab.state import nodes_of, socket_of
+
+    with pytest.raises(LabError, match="havm lab up"):
+        nodes_of(str(tmp_path))
+    st = plan_lab(str(tmp_path), LabSpec(nodes=2), lab_octet=0, is_root=True)
+    st.save()
+    assert nodes_of(str(tmp_path)) == ["n1", "n2"]
+    assert socket_of(str(tmp_path), "n2") == str(tmp_path / "nodes" / "n2" / "havmd.sock")
+    with pytest.raises(NotFound, match="n1, n2"):
+        socket_of(str(tmp_path), "n3")
