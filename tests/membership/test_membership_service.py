@@ -131,7 +131,7 @@ def test_forged_replayed_other_cluster_and_stale_packets_are_dropped(cluster_of)
     after = c.view("n1")
     assert after.traffic.drops == {Reason.REPLAY: 1, Reason.BAD_MAC: 1, Reason.OTHER_CLUSTER: 1,
                                    Reason.STALE_GENERATION: 1, Reason.BAD_MAGIC: 1, Reason.WRONG_LINK: 1}
-    assert after.key() == before.key()
+    assert after.key == before.key
     assert after.peer("n2").app == {"api_port": 7694, "epoch": 1}
 
 
@@ -270,6 +270,7 @@ def test_heartbeat_rounds_keep_a_fixed_cadence(cluster_of, caplog) -> None:  # t
     c.clock.advance(due - c.clock.monotonic() + 0.2)  # woken 0.2 s late: sends at once...
     s.tick()
     assert s.snapshot().seq == seq + 1 and s.snapshot().jitter.max == pytest.approx(0.2)
+    assert s.snapshot().jitter.histogram["500ms"] == 1  # 0.2 s late: in the (100ms, 500ms] bucket
     assert s.next_heartbeat_at == pytest.approx(due + 0.5)  # ...and the next round stays on the grid
     c.clock.advance(0.3)
     s.tick()

@@ -32,6 +32,7 @@ import struct
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import Any
 
 MAGIC = b"HAVM"
@@ -223,6 +224,14 @@ class Heartbeat:
     members: tuple[str, ...]
     quorate: bool
     app: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @cached_property
+    def hears_set(self) -> frozenset[str]:
+        return frozenset(self.hears)
+
+    @cached_property
+    def members_set(self) -> frozenset[str]:
+        return frozenset(self.members)
 
     def to_payload(self, sender: str) -> dict[str, Any]:
         hears = sorted(set(self.hears) | {sender})

@@ -21,6 +21,7 @@ quick (hand the view to a queue).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
 import logging
 import statistics
@@ -52,7 +53,9 @@ from havm.membership.view import (
 log = logging.getLogger("havm.membership")
 
 MAX_APP_INFO_BYTES = 400
-JITTER_WINDOW = 1024
+JITTER_WINDOW = 240  # rounds: two minutes at the default keepalive
+JITTER_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+JITTER_LABELS = ("1ms", "5ms", "10ms", "50ms", "100ms", "500ms", "1s", "inf")
 Subscriber = Callable[[MembershipView], None]
 
 
@@ -92,9 +95,12 @@ class MembershipService:
         self._traffic = {"sent_packets": 0, "sent_bytes": 0, "received_packets": 0, "received_bytes": 0,
                          "send_errors": 0, "own_packets": 0}
         self._jitter: deque[float] = deque(maxlen=JITTER_WINDOW)
+        self._jitter_histogram = [0] * (len(JITTER_BOUNDS) + 1)
         self._app: dict[str, Any] = {}
         self._app_error_logged = False
         self._stopping: asyncio.Event | None = None
+        self._dirty = False  # a publish is pending (run() coalesces bursts of packets)
+        self._last_ping: bool | None = None
         self._leave_on_stop = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self.config = config
@@ -106,7 +112,7 @@ class MembershipService:
         if prober is None and tiebreaker.type == "ping":
             prober = PingProber(tiebreaker.targets, tiebreaker.interval)
         self.prober = prober
-        self._view = self._build_view(self._started)
+        self._view = self._build_view(self._started, None)
 
     def _peer_names(self, config: ClusterConfig) -> list[str]:
         return [n for n in config.node_names if n != self.node]
@@ -115,7 +121,7 @@ class MembershipService:
     def snapshot(self) -> MembershipView:
         """A fresh view (ages and counters as of now); immutable, safe from any thread."""
         with self._lock:
-            return self._build_view(self.clock.monotonic())
+            return self._build_view(self.clock.monotonic(), self._probe())
 
     @property
     def next_heartbeat_at(self) -> float:
@@ -211,7 +217,9 @@ class MembershipService:
         now = self.clock.monotonic()
         with self._lock:
             if now >= self._next_send:
-                self._jitter.append(now - self._next_send)
+                lateness = now - self._next_send
+                self._jitter.append(lateness)
+                self._jitter_histogram[bisect.bisect_left(JITTER_BOUNDS, lateness)] += 1
                 self._send_round(MessageType.HEARTBEAT, now)
                 # Fixed cadence: the next round is due one keepalive after the
                 # *scheduled* time, so late wake-ups do not accumulate drift;
@@ -223,8 +231,13 @@ class MembershipService:
                     self._next_send += skipped * keepalive
                     log.warning("heartbeat: %d round(s) skipped, the membership thread was stalled", skipped)
             events = self._detector.evaluate(now)
+            ping = self._probe()
+            # Between changes only ages move, which the published view does not
+            # track (snapshot() computes them fresh): skip the rebuild.
+            dirty = bool(events) or ping != self._last_ping or self._dirty
         self._log_events(events)
-        self._publish(now)
+        if dirty:
+            self._publish(now)
 
     def leave(self) -> None:
         """Tell peers we stop on purpose (they mark us dead without waiting deadtime)."""
@@ -249,7 +262,23 @@ class MembershipService:
                 return
         self._log_events(events)
         if changed:
+            self._publish_soon(now)
+
+    def _probe(self) -> bool | None:
+        return self.prober.reachable() if self.prober is not None else None
+
+    def _publish_soon(self, now: float) -> None:
+        """Publish now, or (under run()) once after the current burst of datagrams:
+        a reader wake-up may carry hundreds of packets, one view rebuild is enough."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
             self._publish(now)
+            return
+        with self._lock:
+            if self._dirty:
+                return
+            self._dirty = True
+        loop.call_soon(lambda: self._publish(self.clock.monotonic()))
 
     def _accept(self, data: bytes, link: int, now: float, events: list[DetectorEvent]) -> bool:
         """Returns whether the packet may have changed the view."""
@@ -337,13 +366,12 @@ class MembershipService:
         return info
 
     # -- the view ---------------------------------------------------------------
-    def _build_view(self, now: float) -> MembershipView:
+    def _build_view(self, now: float, ping: bool | None) -> MembershipView:
         det = self._detector
         alive = {p for p in det.peers if det.status(p) in (PeerStatus.ALIVE, PeerStatus.LATE)}
-        hears_of = {p: frozenset(i.heartbeat.hears) for p, i in self._peers.items() if i.heartbeat}
-        reported = {p: frozenset(i.heartbeat.members) for p, i in self._peers.items() if i.heartbeat}
+        hears_of = {p: i.heartbeat.hears_set for p, i in self._peers.items() if i.heartbeat}
+        reported = {p: i.heartbeat.members_set for p, i in self._peers.items() if i.heartbeat}
         members = compute_members(self.node, alive, hears_of)
-        ping = self.prober.reachable() if self.prober is not None else None
         quorum = decide_quorum(self.config, members, det.settled(), ping)
         controller = choose_controller(quorum.quorate, members, reported)
         link_names = [lk.name for lk in self.config.links]
@@ -358,7 +386,7 @@ class MembershipService:
                 last_heard_age=None if last is None else now - last,
                 generation=info.generation, restarts=info.restarts, left=det.has_left(name),
                 hears=hb.hears if hb else (), members=hb.members if hb else (),
-                quorate=hb.quorate if hb else None, app=dict(hb.app) if hb else {}))
+                quorate=hb.quorate if hb else None, app=hb.app if hb else {}))
         links = []
         for i, lk in enumerate(self.config.links):
             statuses = [det.link_status(p, i) for p in det.peers]
@@ -368,8 +396,9 @@ class MembershipService:
             links.append(LinkView(lk.name, lk.mode, state == "up", up, len(statuses),
                                   self._sent[i], self._received[i], self._lost[i], state))
         jitter = sorted(self._jitter)
+        histogram = dict(zip(JITTER_LABELS, self._jitter_histogram, strict=True))
         jitter_stats = JitterStats(len(jitter), statistics.median(jitter), jitter[int(0.99 * (len(jitter) - 1))],
-                                   jitter[-1]) if jitter else JitterStats()
+                                   jitter[-1], histogram) if jitter else JitterStats(histogram=histogram)
         return MembershipView(
             node=self.node, cluster=self.config.cluster, generation=self.generation, seq=self._seq,
             at=self.clock.wall(), uptime=now - self._started, members=tuple(sorted(members)),
@@ -381,10 +410,12 @@ class MembershipService:
     def _publish(self, now: float) -> None:
         with self._lock:
             old = self._view
-            view = self._build_view(now)
+            self._last_ping = self._probe()
+            view = self._build_view(now, self._last_ping)
             self._view = view
+            self._dirty = False
             subscribers = list(self._subscribers)
-        if view.key() == old.key():
+        if view.key == old.key:
             return
         self._log_changes(old, view)
         for callback in subscribers:

@@ -33,9 +33,9 @@ settling or connectivity non-transitive".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from havm.config.schema import ClusterConfig
@@ -122,12 +122,19 @@ class LinkView:
 
 @dataclass(frozen=True)
 class JitterStats:
-    """Heartbeat send times against their fixed schedule, in seconds (recent window)."""
+    """Heartbeat send times against their fixed schedule, in seconds.
+
+    count/median/p99/max cover the recent window (the last JITTER_WINDOW rounds);
+    ``histogram`` counts every round since start by upper bound ("1ms", "5ms",
+    ..., "inf"), not cumulative across buckets: subtract two snapshots to
+    measure any interval.
+    """
 
     count: int = 0
     median: float = 0.0
     p99: float = 0.0
     max: float = 0.0
+    histogram: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,12 +180,12 @@ class MembershipView:
                 return p
         raise KeyError(name)
 
+    @cached_property
     def key(self) -> tuple[Any, ...]:
         """What subscribers are told about: members, quorum, controller, agreement, and
         per peer its state, links, generation and app info; per link its state."""
         return (self.members, self.quorate, self.controller, self.agreed,
-                tuple((p.name, p.state, p.member, tuple(sorted(p.links.items())), p.generation,
-                       json.dumps(p.app, sort_keys=True, default=str)) for p in self.peers),
+                tuple((p.name, p.state, p.member, p.links, p.generation, p.app) for p in self.peers),
                 tuple((lk.name, lk.state) for lk in self.links))
 
     def to_dict(self) -> dict[str, Any]:
