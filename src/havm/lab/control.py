@@ -3,7 +3,10 @@
 Each ``havm lab`` subcommand is one function here, called alike by the CLI,
 the tests and fault campaigns. Every function takes the lab dir first,
 returns a JSON-ready dict describing what it did, and raises ``LabError``,
-``NotFound`` (unknown node), ``UsageError`` or ``Timeout``.
+``NotFound`` (unknown node), ``UsageError`` or ``Timeout``. Fault results
+carry ``at``, the wall-clock time (UNIX seconds) the fault took effect: just
+before the first signal for process faults, once the rules are in place on
+every node for network faults; detection latencies are measured from it.
 
 Process faults:
 - ``kill_node``: power cut. SIGKILL to every process of the node: with
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,18 +85,20 @@ def kill_node(lab_dir: str, node: str) -> dict[str, Any]:
     state = _load(lab_dir)
     rec = state.node(node)
     wire = faults.helper_pids(state, node)
+    at = time.time()
     killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec) if p not in wire])
-    return {**_node_ref(rec), "killed": killed}
+    return {**_node_ref(rec), "killed": killed, "at": at}
 
 
 def kill_daemon(lab_dir: str, node: str) -> dict[str, Any]:
     """SIGKILL havmd only; the processes it started keep running."""
     state = _load(lab_dir)
     rec = state.node(node)
+    at = time.time()
     sent = process.signal_pid(rec.pid, signal.SIGKILL, rec.pid_start)
     if sent and rec.pid and process.wait_gone([rec.pid], 5.0):
         raise Timeout(f"havmd of {node} (pid {rec.pid}) survives SIGKILL")
-    return {**_node_ref(rec), "killed": [rec.pid] if sent else []}
+    return {**_node_ref(rec), "killed": [rec.pid] if sent else [], "at": at}
 
 
 def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[int]:
@@ -111,12 +117,14 @@ def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[i
 
 def freeze_node(lab_dir: str, node: str, daemon_only: bool = False) -> dict[str, Any]:
     """SIGSTOP every process of the node (or only havmd)."""
-    return {"node": node, "frozen": _signal_node(lab_dir, node, signal.SIGSTOP, daemon_only)}
+    at = time.time()
+    return {"node": node, "frozen": _signal_node(lab_dir, node, signal.SIGSTOP, daemon_only), "at": at}
 
 
 def thaw_node(lab_dir: str, node: str, daemon_only: bool = False) -> dict[str, Any]:
     """SIGCONT every process of the node (or only havmd)."""
-    return {"node": node, "thawed": _signal_node(lab_dir, node, signal.SIGCONT, daemon_only)}
+    at = time.time()
+    return {"node": node, "thawed": _signal_node(lab_dir, node, signal.SIGCONT, daemon_only), "at": at}
 
 
 def partition(lab_dir: str, groups: Sequence[str] | Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -131,7 +139,7 @@ def partition(lab_dir: str, groups: Sequence[str] | Sequence[Sequence[str]]) -> 
         parsed = faults.parse_groups(specs, list(state.nodes))
         faults.set_partition(state, parsed)
         state.save()
-    return {"partition": parsed}
+    return {"partition": parsed, "at": time.time()}
 
 
 def heal(lab_dir: str) -> dict[str, Any]:
@@ -140,7 +148,7 @@ def heal(lab_dir: str) -> dict[str, Any]:
         state = _load(lab_dir)
         faults.heal(state)
         state.save()
-    return {"healed": True}
+    return {"healed": True, "at": time.time()}
 
 
 def _set_link(lab_dir: str, node: str, link: str, up: bool) -> dict[str, Any]:
@@ -148,7 +156,8 @@ def _set_link(lab_dir: str, node: str, link: str, up: bool) -> dict[str, Any]:
         state = _load(lab_dir)
         faults.set_link(state, node, link, up)
         state.save()
-        return {"node": node, "link": link, "up": up, "links_down": state.faults.links_down.get(node, [])}
+        return {"node": node, "link": link, "up": up, "links_down": state.faults.links_down.get(node, []),
+                "at": time.time()}
 
 
 def link_down(lab_dir: str, node: str, link: str) -> dict[str, Any]:
@@ -168,7 +177,7 @@ def loss(lab_dir: str, node: str, percent: float, link: str | None = None,
         names = list(state.nodes) if node == "all" else [state.node(node).name]
         applied = {n: faults.set_loss(state, n, percent, link, delay_ms) for n in names}
         state.save()
-    return {"loss": applied}
+    return {"loss": applied, "at": time.time()}
 
 
 def exec_argv(lab_dir: str, node: str, argv: Sequence[str]) -> list[str]:
