@@ -38,7 +38,7 @@ from havm.importers.cibxml import (
 from havm.importers.output import assign_addresses, format_score, havm_id, render_yaml, validated
 from havm.importers.report import ImportFailed, ImportReport, ImportResult
 
-__all__ = ["import_cib", "load_state"]
+__all__ = ["import_cib", "load_cib_simulation", "load_state"]
 
 LINK = "ring0"
 
@@ -72,14 +72,14 @@ def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequen
     old = _is_heartbeat2(cib)
     first_file = inputs[0][1]
 
-    props, names = _properties(ctx, old)
+    props, names = _properties(ctx, old, first_file)
     defaults = _rsc_defaults(ctx)
     ctx.op_timeout = _op_defaults(ctx)
     nodes = _nodes(ctx)
-    for node in addresses or {}:
-        if node not in {n["name"] for n in nodes}:
-            nodes.append({"name": node})
-            report.info("command line", None, f"--address {node}=...", "node added: the input does not define it")
+    if not nodes:  # snippets: the nodes are the ones named on the command line
+        for node in addresses or {}:
+            nodes.append({"name": havm_id(node)})
+            report.info("command line", None, f"--address {node}=...", "node added: the input defines no nodes")
     if not nodes:
         raise ImportFailed(first_file, None, "the input defines no nodes (no <nodes> section); name them with "
                                              "--address NODE=IP (repeatable)")
@@ -137,7 +137,7 @@ def _is_heartbeat2(cib: CibInput) -> bool:
         el.get("from") is not None for el in cib.iter("rsc_order", "rsc_colocation"))
 
 
-def _properties(ctx: Ctx, old: bool) -> tuple[dict[str, Any], str | None]:
+def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], str | None]:
     props: dict[str, Any] = {}
     cluster_name = None
     for crm in ctx.cib.iter("crm_config"):
@@ -170,7 +170,7 @@ def _properties(ctx: Ctx, old: bool) -> tuple[dict[str, Any], str | None]:
             props[field] = converted
     if old and "fencing_enabled" not in props:
         props["fencing_enabled"] = False
-        ctx.report.info("", None, "stonith-enabled", "not set in Heartbeat 2 XML, where it defaulted to false: "
+        ctx.report.info(first_file, None, "stonith-enabled", "not set in Heartbeat 2 XML, where it defaulted to false: "
                                                      "written as fencing_enabled: false")
     return props, cluster_name
 
@@ -264,3 +264,14 @@ _LEFTOVER_WHY = {
     "tags": "tags (named lists of resources) have no havm equivalent",
     "alerts": "alerts are configured as havm alert hooks, not in cluster.yaml",
 }
+
+
+def load_cib_simulation(path: str, report: ImportReport | None = None) -> tuple[Any, Any]:
+    """``(ClusterSpec, State)`` from a CIB file, for ``havm simulate cluster.xml``.
+
+    Lives in ``havm.importers.cib_simulation`` (it needs the scheduler's model);
+    imported lazily so the importer itself does not depend on the scheduler.
+    """
+    from havm.importers.cib_simulation import load_cib_simulation as load
+
+    return load(path, report)

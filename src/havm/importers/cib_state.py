@@ -40,7 +40,9 @@ fencing it is ``offline``. On a cleanly offline node every resource is stopped
 (its history, fail counts included, is kept). Operations are replayed in
 call-id order: start/promote/demote/stop/migrate and probes (monitor with
 interval 0: rc 7 stopped, 0 started, 8 promoted) set the role; a recurring
-monitor that finds the resource stopped (rc 7) or failed marks it failed.
+monitor that finds the resource stopped (rc 7) or failed marks it failed and
+leaves it active there (Pacemaker shows it as "FAILED node": recovery stops it
+first). A failed stop leaves it active and failed (and blocked without fencing).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
                            "attributes": {}}
     return {
         "format": FORMAT,
-        "have_quorum": _bool(root.get("have-quorum"), False),
+        "have_quorum": _bool(root.get("have-quorum", root.get("have_quorum")), False),
         "dc": names.get(root.get("dc-uuid") or "", None),
         "now": _float(root.get("execution-date")),
         "fencing_enabled": fencing,
@@ -260,7 +262,9 @@ def _replay(ops: list[ET.Element], fencing: bool) -> dict[str, Any]:
             elif ok and rc == _RC_PROMOTED:
                 role, failed = "promoted", False
             elif ok and rc == _RC_NOT_RUNNING:
-                role, failed = None, True  # it stopped behind the cluster's back
+                # It stopped behind the cluster's back. As Pacemaker ("FAILED n1"),
+                # keep it active there so recovery stops it before starting it anywhere.
+                role, failed = role or "started", True
             else:
                 role, failed = role or "started", True
         elif name == "promote":
@@ -296,15 +300,14 @@ def _fail_counts(transient: dict[str, str], node: str, resources: dict[str, dict
                 rid = _state_id(key[len(prefix):].split("#")[0], anonymous, unique)
                 rec = resources.setdefault(rid, {}).setdefault(node, _replay([], True))
                 try:
-                    n = pcmk_score(value)
+                    if prefix == "last-failure-":  # a timestamp, not a score: no saturation
+                        rec["last_failure"] = max(float(value), rec["last_failure"] or 0.0)
+                    elif prefix == "fail-count-":
+                        rec["failcount"] = min(INFINITY, rec["failcount"] + pcmk_score(value))
+                    else:
+                        rec["promotion_score"] = pcmk_score(value)
                 except ValueError:
                     continue
-                if prefix == "fail-count-":
-                    rec["failcount"] = min(INFINITY, rec["failcount"] + n)
-                elif prefix == "last-failure-":
-                    rec["last_failure"] = max(float(n), rec["last_failure"] or 0.0)
-                else:
-                    rec["promotion_score"] = n
 
 
 def _clone_members(cib: CibInput, quiet: ImportReport) -> tuple[set[str], set[str]]:
