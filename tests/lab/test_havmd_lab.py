@@ -52,5 +52,7 @@ def test_three_havmd_in_namespaces_answer_and_converge(lab_dir):
     # a power cut and a restart with the same state dir
     control.kill_node(lab_dir, "n2")
     _wait(lambda: sorted(_statuses(lab_dir, ["n1"])["n1"]["members"]) == ["n1", "n3"], 15.0, "n2 to be declared dead")
-    control.start_node(lab_dir, "n2", timeout=30)
+    control.start_node(lab_dir, "n2", wait=False)
+    assert control.wait_nodes(lab_dir, ["n2"], timeout=30)["ready"] == ["n2"]
+    assert lab.status(lab_dir)["nodes"]["n1"]["cpu_seconds"] > 0
     _wait(lambda: _converged(lab_dir, ["n1", "n2", "n3"]), 15.0, "n2 to rejoin")

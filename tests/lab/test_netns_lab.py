@@ -89,9 +89,14 @@ def test_partition_blocks_udp_between_groups_only_and_heal_restores(lab_dir, sit
 def test_link_down_cuts_one_link_only(lab_dir, sitter_lab):
     sitter_lab(nodes=2, links=2)
     control.link_down(lab_dir, "n2", "ring0")
+    before = lab.status(lab_dir)["nodes"]["n2"]["interfaces"]
     assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") == 0
     assert udp_count(lab_dir, "n1", "n2", "10.213.1.2") >= 45
     st = lab.status(lab_dir)
+    after = st["nodes"]["n2"]["interfaces"]
+    assert after["ring1"]["rx_packets"] - before["ring1"]["rx_packets"] >= 45  # counters for benches
+    assert after["ring0"]["rx_packets"] == before["ring0"]["rx_packets"]
+    assert st["nodes"]["n2"]["processes"] == 2 and st["nodes"]["n2"]["rss_kb"] > 0
     assert st["nodes"]["n2"]["interfaces"]["ring0"]["switch_port"] == "DOWN"
     assert st["nodes"]["n2"]["faults"]["links_down"] == ["ring0"]
     control.link_up(lab_dir, "n2", "ring0")

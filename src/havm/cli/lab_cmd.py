@@ -111,6 +111,11 @@ def cmd_node(args: argparse.Namespace) -> int:
     return _print(args, res, text)
 
 
+def cmd_wait(args: argparse.Namespace) -> int:
+    res = control.wait_nodes(_lab_dir(args), args.nodes, timeout=args.timeout)
+    return _print(args, res, f"answering: {', '.join(res['ready'])}")
+
+
 def cmd_partition(args: argparse.Namespace) -> int:
     res = control.partition(_lab_dir(args), args.groups)
     return _print(args, res, "partition: " + " | ".join(",".join(g) for g in res["partition"]))
@@ -171,6 +176,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("down", "remove every process, namespace, interface and rule of the lab", cmd_down)
     st = add("status", "per node: process, namespace, addresses, faults", cmd_status)
     st.add_argument("--no-probe", action="store_true", help="do not ask the daemons' sockets")
+
+    wt = add("wait", "wait until the nodes' daemons answer", cmd_wait)
+    wt.add_argument("nodes", nargs="*", metavar="NODE", help="default: every node")
+    wt.add_argument("--timeout", type=_duration, default=60.0)
 
     for name, help in (("kill", "power cut: SIGKILL every process of the node"),
                        ("kill-daemon", "SIGKILL havmd only; what it started keeps running"),

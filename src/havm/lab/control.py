@@ -63,6 +63,20 @@ def start_node(lab_dir: str, node: str, wait: bool = True, timeout: float = 30.0
     return result
 
 
+def wait_nodes(lab_dir: str, nodes: Sequence[str] = (), timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until the daemons of ``nodes`` (default: all) answer on their sockets.
+
+    A dead daemon fails at once; every failure is named, with its log's tail.
+    """
+    state = _load(lab_dir)
+    names = [state.node(n).name for n in nodes] or list(state.nodes)
+    readiness = daemons.wait_ready(state, names, timeout)
+    if readiness.failed:
+        raise LabError(f"{len(readiness.failed)} of {len(names)} nodes do not answer:\n"
+                       + daemons.describe_failures(readiness.failed))
+    return {"ready": readiness.ready, "at": time.time()}
+
+
 def stop_node(lab_dir: str, node: str, timeout: float = 10.0) -> dict[str, Any]:
     """SIGTERM havmd and wait for it to exit; SIGKILL it after ``timeout``."""
     state = _load(lab_dir)

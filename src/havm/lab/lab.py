@@ -230,18 +230,20 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
     for rec in state.nodes.values():
         alive = daemons.daemon_alive(rec)
         frozen = process.is_frozen(rec.pid, rec.pid_start)
-        node_ifs = netns.link_states(rec.netns) if rec.netns and netns.exists(rec.netns) else {}
+        present = rec.netns is None or netns.exists(rec.netns)
+        node_ifs = netns.link_info(rec.netns) if rec.netns and present else {}
+        pids = sorted(set(daemons.node_pids(rec)) - faults.helper_pids(state, rec.name)) if present else []
         nodes[rec.name] = {
             "pid": rec.pid, "alive": alive, "frozen": frozen,
             "state": ("down" if state.status == "down" else "not-started") if rec.pid is None else
                      "frozen" if frozen else "running" if alive else "dead",
-            "processes": len(set(daemons.node_pids(rec)) - faults.helper_pids(state, rec.name))
-                         if (rec.netns is None or netns.exists(rec.netns)) else 0,
+            "processes": len(pids), **process.usage(pids),
             "answers": (daemons.socket_answers(rec.socket, 0.3) if alive and not frozen else False)
                        if probe else None,
             "netns": rec.netns, "addresses": rec.addresses,
             "interfaces": {lk: {"node_if": i.node_if, "switch_if": i.switch_if,
-                                "state": node_ifs.get(i.node_if), "switch_port": switch_ports.get(i.switch_if)}
+                                "switch_port": switch_ports.get(i.switch_if),
+                                **node_ifs.get(i.node_if, {"state": None})}
                            for lk, i in rec.interfaces.items()},
             "socket": rec.socket, "log": rec.log, "state_dir": rec.state_dir,
             "faults": state.faults.of_node(rec.name),

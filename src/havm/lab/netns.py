@@ -13,11 +13,13 @@ interface and deleting the namespaces removes every interface and rule.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from havm.errors import LabError
 
@@ -112,15 +114,26 @@ def set_link(netns: str, ifname: str, up: bool) -> None:
     run(["ip", "-n", netns, "link", "set", "dev", ifname, "up" if up else "down"])
 
 
+def link_info(netns: str) -> dict[str, dict[str, Any]]:
+    """Interface name -> {state, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped,
+    tx_dropped} in ``netns``; state is the operational state (UP, DOWN, LOWERLAYERDOWN, ...)."""
+    out = run(["ip", "-n", netns, "-j", "-s", "link"]).stdout
+    info: dict[str, dict[str, Any]] = {}
+    for itf in json.loads(out or "[]"):
+        stats = itf.get("stats64", {})
+        rx, tx = stats.get("rx", {}), stats.get("tx", {})
+        info[itf["ifname"]] = {
+            "state": itf.get("operstate"),
+            "rx_bytes": rx.get("bytes"), "tx_bytes": tx.get("bytes"),
+            "rx_packets": rx.get("packets"), "tx_packets": tx.get("packets"),
+            "rx_dropped": rx.get("dropped"), "tx_dropped": tx.get("dropped"),
+        }
+    return info
+
+
 def link_states(netns: str) -> dict[str, str]:
     """Interface name -> operational state (UP, DOWN, LOWERLAYERDOWN, ...) in ``netns``."""
-    out = run(["ip", "-n", netns, "-br", "link"]).stdout
-    states = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            states[parts[0].split("@")[0]] = parts[1]
-    return states
+    return {name: i["state"] for name, i in link_info(netns).items()}
 
 
 def wait_oper_up(netns: str, ifnames: Sequence[str], timeout: float = 5.0) -> None:

@@ -34,6 +34,8 @@ class ProcInfo:
     start: int  # start time, clock ticks since boot
     pgid: int
     sid: int
+    cpu_ticks: int = 0  # user + system time, clock ticks
+    rss_pages: int = 0
 
 
 def proc_info(pid: int) -> ProcInfo | None:
@@ -46,7 +48,21 @@ def proc_info(pid: int) -> ProcInfo | None:
     # the command name (field 2) may hold spaces and parentheses: split after the last ')'
     rest = raw[raw.rfind(")") + 2:].split()
     # rest[0] is field 3 (state); field N is rest[N - 3]
-    return ProcInfo(pid=pid, state=rest[0], start=int(rest[19]), pgid=int(rest[2]), sid=int(rest[3]))
+    return ProcInfo(pid=pid, state=rest[0], start=int(rest[19]), pgid=int(rest[2]), sid=int(rest[3]),
+                    cpu_ticks=int(rest[11]) + int(rest[12]), rss_pages=int(rest[21]))
+
+
+def usage(pids: Iterable[int]) -> dict[str, float]:
+    """CPU seconds used so far and resident memory (KiB) of ``pids`` together."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    cpu = rss = 0
+    for pid in pids:
+        info = proc_info(pid)
+        if info is not None:
+            cpu += info.cpu_ticks
+            rss += info.rss_pages
+    return {"cpu_seconds": cpu / ticks, "rss_kb": rss * page_kb}
 
 
 def start_time(pid: int) -> int | None:
