@@ -30,6 +30,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from havm.agents.xen_config import parse_xen_config
+from havm.errors import ConfigError
 from havm.importers.hacf import (
     TIMER_DEFAULTS,
     HaCf,
@@ -313,10 +315,23 @@ def _xen_config(domain: str, xen_dir: str, file: str, report: ImportReport) -> s
     for candidate in (domain, f"{domain}.cfg"):
         path = os.path.join(xen_dir, candidate)
         if os.path.isfile(path):
+            _check_xen_config(path, domain, file, report)
             return os.path.abspath(path)
     path = default_xen_config(domain)
     report.warn(file, None, f"Xen domain {domain}", f"no config found in {xen_dir}; assumed {path}: check it")
     return path
+
+
+def _check_xen_config(path: str, domain: str, file: str, report: ImportReport) -> None:
+    """Read the domain's Xen config now, so a problem shows in the report, not at failover."""
+    try:
+        parsed = parse_xen_config(read_text(path), path)
+    except ConfigError as e:
+        report.warn(file, None, f"Xen domain {domain}", f"its config {path} cannot be run by havm's vm agent: {e}")
+        return
+    if parsed.ignored:
+        report.info(file, None, f"Xen domain {domain}", f"settings of {path} with no meaning under QEMU are "
+                                                        f"ignored: {', '.join(parsed.ignored)}")
 
 
 def _key(directory: str, new_key: bool, report: ImportReport) -> str | None:
