@@ -158,6 +158,11 @@ class MigrationReport:
         failed = self.results.get(self.failed_phase or "")
         return f"migration failed in {self.failed_phase}: {failed}"
 
+    def details(self) -> str:
+        """Every phase with its rc and full output tail (for logs and failed tests)."""
+        return "\n".join(f"{phase}: {result}\n{result.output}"
+                         for phase, result in self.results.items())
+
 
 def live_migrate(
     source: Agent,
