@@ -280,3 +280,32 @@ def test_heartbeat_rounds_keep_a_fixed_cadence(cluster_of, caplog) -> None:  # t
     assert s.snapshot().seq == seq + 3
     assert s.next_heartbeat_at > c.clock.monotonic()
     assert warnings_about(caplog, "round(s) skipped")
+
+
+def test_bad_app_info_never_stops_heartbeats(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]
+    c = cluster_of()
+    c.run(1.0)
+    good = dict(c.app["n2"])
+
+    def broken() -> dict:
+        raise RuntimeError("config store busy")
+    c.services["n2"]._app_info = broken
+    c.run(2.0)
+    assert c.view("n1").peer("n2").state == "alive"
+    assert c.view("n1").peer("n2").app == good  # the last good app info is sent again
+    assert len([r for r in caplog.records if "app info unavailable" in r.getMessage()]) == 1
+    c.services["n2"]._app_info = lambda: {"blob": "x" * 1000}  # too large for a heartbeat
+    c.run(1.0)
+    assert c.view("n1").peer("n2").app == good and c.view("n1").peer("n2").state == "alive"
+
+
+def test_update_config_to_a_ping_tiebreaker_makes_a_ping_prober(cluster_of) -> None:  # type: ignore[no-untyped-def]
+    from havm.membership.tiebreak import PingProber
+    c = cluster_of(nodes=2, quorum={"two_node": True})
+    s = c.services["n1"]
+    s.prober = None
+    s.update_config(make_config(nodes=2, quorum={"two_node": True, "tiebreaker": {
+        "type": "ping", "targets": ["127.0.0.1"]}}))
+    assert isinstance(s.prober, PingProber) and s.prober.targets == ["127.0.0.1"]
+    s.update_config(make_config(nodes=2, quorum={"two_node": True}))
+    assert s.prober is None

@@ -108,10 +108,7 @@ class MembershipService:
         self._detector = FailureDetector(config.timing, self._peer_names(config),
                                          [lk.name for lk in config.links], self._started)
         self._peers = {p: _PeerInfo() for p in self._peer_names(config)}
-        tiebreaker = config.quorum.tiebreaker
-        if prober is None and tiebreaker.type == "ping":
-            prober = PingProber(tiebreaker.targets, tiebreaker.interval)
-        self.prober = prober
+        self.prober = prober if prober is not None else self._prober_for(config, None)
         self._view = self._build_view(self._started, None)
 
     def _peer_names(self, config: ClusterConfig) -> list[str]:
@@ -160,7 +157,31 @@ class MembershipService:
             self._detector.timing = config.timing
             self._detector.set_peers(peers, now)
             self.transport.set_config(config)
-        self._publish(now)
+            old_prober, self.prober = self.prober, self._prober_for(config, self.prober)
+        if old_prober is not self.prober:
+            if old_prober is not None:
+                old_prober.stop()
+            if self.prober is not None and self._loop is not None:
+                self.prober.start()
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            # Subscribers are promised the membership thread.
+            loop.call_soon_threadsafe(lambda: self._publish(self.clock.monotonic()))
+        else:
+            self._publish(now)
+
+    @staticmethod
+    def _prober_for(config: ClusterConfig, current: Prober | None) -> Prober | None:
+        """Keep the current prober unless the ping tiebreaker was added, removed or retargeted."""
+        tiebreaker = config.quorum.tiebreaker
+        if tiebreaker.type != "ping":
+            return current if not isinstance(current, PingProber) else None
+        if isinstance(current, PingProber) and (current.targets, current.interval) == (
+                list(tiebreaker.targets), tiebreaker.interval):
+            return current
+        if current is not None and not isinstance(current, PingProber):
+            return current  # an injected prober (tests) stays
+        return PingProber(tiebreaker.targets, tiebreaker.interval)
 
     def stop(self, leave: bool = True) -> None:
         """Ask ``run()`` to return (thread-safe); with ``leave``, it first sends LEAVE so
@@ -215,12 +236,14 @@ class MembershipService:
     def tick(self) -> None:
         """Send the heartbeat round if due; apply timers; publish the view if it changed."""
         now = self.clock.monotonic()
+        # The daemon's callable runs outside our lock: it may take locks of its own.
+        app = self._current_app_info() if now >= self._next_send else None
         with self._lock:
-            if now >= self._next_send:
+            if app is not None:
                 lateness = now - self._next_send
                 self._jitter.append(lateness)
                 self._jitter_histogram[bisect.bisect_left(JITTER_BOUNDS, lateness)] += 1
-                self._send_round(MessageType.HEARTBEAT, now)
+                self._send_round(MessageType.HEARTBEAT, now, app)
                 # Fixed cadence: the next round is due one keepalive after the
                 # *scheduled* time, so late wake-ups do not accumulate drift;
                 # rounds missed entirely (a stalled process) are skipped.
@@ -321,14 +344,14 @@ class MembershipService:
                 or before_status != self._detector.status(packet.sender)
                 or before_link != self._detector.link_status(packet.sender, link))
 
-    def _send_round(self, mtype: MessageType, now: float) -> None:
+    def _send_round(self, mtype: MessageType, now: float, app: Mapping[str, Any] | None = None) -> None:
         self._seq += 1
         payload: dict[str, Any] = {}
         if mtype == MessageType.HEARTBEAT:
             view = self._view
             hears = tuple(p for p in self._detector.peers
                           if self._detector.status(p) in (PeerStatus.ALIVE, PeerStatus.LATE))
-            payload = Heartbeat(hears, view.members, view.quorate, self._current_app_info()).to_payload(self.node)
+            payload = Heartbeat(hears, view.members, view.quorate, app or {}).to_payload(self.node)
         wall = self.clock.wall()
         for index in range(len(self.config.links)):
             try:
