@@ -119,13 +119,17 @@ def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[i
     state = _load(lab_dir)
     rec = state.node(node)
     if daemon_only:
-        return [rec.pid] if rec.pid and process.signal_pid(rec.pid, sig, rec.pid_start) else []
-    sent: list[int] = []
-    wire = faults.helper_pids(state, node)
-    # twice: a process forked while we were signalling is caught the second time
-    for _ in range(2):
-        pids = [p for p in daemons.node_pids(rec) if p not in sent and p not in wire]
-        sent += process.signal_many(pids, sig)
+        sent = [rec.pid] if rec.pid and process.signal_pid(rec.pid, sig, rec.pid_start) else []
+    else:
+        sent = []
+        wire = faults.helper_pids(state, node)
+        # twice: a process forked while we were signalling is caught the second time
+        for _ in range(2):
+            pids = [p for p in daemons.node_pids(rec) if p not in sent and p not in wire]
+            sent += process.signal_many(pids, sig)
+    # return once the signal has taken effect, not merely been sent
+    if laggards := process.wait_stopped(sent, stopped=sig == signal.SIGSTOP):
+        raise Timeout(f"processes {laggards} of {node} did not {'stop' if sig == signal.SIGSTOP else 'continue'}")
     return sent
 
 

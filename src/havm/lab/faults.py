@@ -30,7 +30,7 @@ from typing import Any
 
 from havm.errors import LabError, UsageError
 from havm.lab import netns, process
-from havm.lab.state import Faults, LabState
+from havm.lab.state import Faults, LabState, NodeRecord
 
 DELAYER_START_TIMEOUT = 10.0  # seconds
 PART_CHAIN = "HAVM-PART"
@@ -111,10 +111,12 @@ def setup_chains(state: LabState, node: str) -> None:
 
 
 def apply_rules(state: LabState, nodes: Iterable[str]) -> None:
-    for node in nodes:
+    def apply(node: str) -> None:
         ns = state.nodes[node].netns
         assert ns is not None
         netns.iptables_restore(ns, node_rules(state, node))
+
+    netns.parallel(apply, list(nodes))
 
 
 def set_partition(state: LabState, groups: list[list[str]] | None) -> None:
@@ -221,9 +223,11 @@ def _forget_neighbours(state: LabState, links: Sequence[str]) -> None:
     only once a second, holding packets meanwhile. Forgetting them makes the
     traffic flow the moment a link comes back.
     """
-    for rec in state.nodes.values():
+    def flush(rec: NodeRecord) -> None:
         assert rec.netns is not None
         netns.batch([f"neigh flush dev {rec.interfaces[lk].node_if}" for lk in links], rec.netns)
+
+    netns.parallel(flush, state.nodes.values())
 
 
 def heal(state: LabState) -> None:
@@ -237,14 +241,17 @@ def heal(state: LabState) -> None:
         return
     assert state.switch_netns is not None
     ports = netns.link_states(state.switch_netns)
-    for rec in state.nodes.values():
+    netns.batch([f"link set {itf.switch_if} up" for rec in state.nodes.values()
+                 for itf in rec.interfaces.values() if ports.get(itf.switch_if) != "UP"], state.switch_netns)
+
+    def heal_node(rec: NodeRecord) -> None:
         assert rec.netns is not None
+        info = netns.link_info(rec.netns)
         for itf in rec.interfaces.values():
-            netns.clear_qdisc(rec.netns, itf.node_if)
-            if ports.get(itf.switch_if) != "UP":
-                netns.set_link(state.switch_netns, itf.switch_if, True)
-    for rec in state.nodes.values():
-        assert rec.netns is not None
+            if info.get(itf.node_if, {}).get("qdisc") == "netem":
+                netns.clear_qdisc(rec.netns, itf.node_if)
         netns.wait_oper_up(rec.netns, [i.node_if for i in rec.interfaces.values()])
-    _forget_neighbours(state, state.links)
-    apply_rules(state, state.nodes)
+        netns.batch([f"neigh flush dev {i.node_if}" for i in rec.interfaces.values()], rec.netns)
+        netns.iptables_restore(rec.netns, node_rules(state, rec.name))
+
+    netns.parallel(heal_node, state.nodes.values())

@@ -30,9 +30,18 @@ from havm.lab.plan import (
     network_commands,
     plan_lab,
 )
-from havm.lab.state import LOCK_FILE, STATE_FILE, LabState, load_optional, locked, netns_prefix
+from havm.lab.state import (
+    LOCK_FILE,
+    STATE_FILE,
+    LabState,
+    NodeRecord,
+    load_optional,
+    locked,
+    netns_prefix,
+)
 
 GENERATED = ("cluster.yaml", "authkey", STATE_FILE, "nodes")
+PROBE_TIMEOUT = 2.0  # seconds a daemon gets to answer 'lab status' (probes run in parallel)
 STOP_GRACE = 2.0  # seconds daemons get to exit on SIGTERM at 'down' before SIGKILL
 
 
@@ -99,9 +108,12 @@ def _create_network(state: LabState) -> None:
     assert state.switch_netns is not None
     netns.batch(root)
     netns.batch(switch, state.switch_netns)
-    for name, cmds in per_node.items():
-        netns.batch(cmds, state.nodes[name].netns)
+
+    def wire(name: str) -> None:
+        netns.batch(per_node[name], state.nodes[name].netns)
         faults.setup_chains(state, name)
+
+    netns.parallel(wire, list(per_node))
 
 
 def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) -> dict[str, Any]:
@@ -169,8 +181,8 @@ def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
 
     def everything() -> list[int]:
         pids: set[int] = set()
-        for ns in namespaces:
-            pids.update(netns.netns_pids(ns))
+        for in_ns in netns.pids_by_netns(namespaces).values():
+            pids.update(in_ns)
         for rec in state.nodes.values() if state else []:
             if rec.netns is None and rec.pid:
                 pids.update(process.group_members(rec.pid))
@@ -178,7 +190,7 @@ def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
         return sorted(pids)
 
     killed = process.kill_all(everything)
-    deleted = [ns for ns in namespaces if netns.delete_netns(ns)]
+    deleted = netns.delete_netns_many(namespaces)
     if remaining := [ns for ns in namespaces if netns.exists(ns)]:
         raise LabError(f"namespaces {remaining} could not be deleted")
     if state is not None:
@@ -226,19 +238,19 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
     switch_ports = {}
     if state.netns_mode and state.switch_netns and netns.exists(state.switch_netns):
         switch_ports = netns.link_states(state.switch_netns)
-    nodes: dict[str, Any] = {}
-    for rec in state.nodes.values():
+
+    def node_status(rec: NodeRecord) -> dict[str, Any]:
         alive = daemons.daemon_alive(rec)
         frozen = process.is_frozen(rec.pid, rec.pid_start)
         present = rec.netns is None or netns.exists(rec.netns)
         node_ifs = netns.link_info(rec.netns) if rec.netns and present else {}
         pids = sorted(set(daemons.node_pids(rec)) - faults.helper_pids(state, rec.name)) if present else []
-        nodes[rec.name] = {
+        return {
             "pid": rec.pid, "alive": alive, "frozen": frozen,
             "state": ("down" if state.status == "down" else "not-started") if rec.pid is None else
                      "frozen" if frozen else "running" if alive else "dead",
             "processes": len(pids), **process.usage(pids),
-            "answers": (daemons.socket_answers(rec.socket, 0.3) if alive and not frozen else False)
+            "answers": (daemons.socket_answers(rec.socket, PROBE_TIMEOUT) if alive and not frozen else False)
                        if probe else None,
             "netns": rec.netns, "addresses": rec.addresses,
             "interfaces": {lk: {"node_if": i.node_if, "switch_if": i.switch_if,
@@ -248,5 +260,7 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
             "socket": rec.socket, "log": rec.log, "state_dir": rec.state_dir,
             "faults": state.faults.of_node(rec.name),
         }
-    result["nodes"] = nodes
+
+    recs = list(state.nodes.values())
+    result["nodes"] = dict(zip(state.nodes, netns.parallel(node_status, recs, workers=16), strict=True))
     return result

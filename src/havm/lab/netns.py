@@ -18,13 +18,35 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from havm.errors import LabError
 
 NETNS_DIR = "/run/netns"
 TOOL_TIMEOUT = 30.0  # seconds; a tool that hangs this long is broken
+PARALLEL = 8  # tools run at once when a command touches every node
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int = PARALLEL) -> list[R]:
+    """``fn`` over ``items`` in threads (they mostly wait on tools); results in order.
+
+    Every item is tried; the errors of all failures are raised together.
+    """
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures = [pool.submit(fn, i) for i in items]
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]  # type: ignore[misc]
+        raise LabError("; ".join(str(e) for e in errors))
+    return [f.result() for f in futures]
 
 
 def run(argv: Sequence[str], input: str | None = None, check: bool = True,
@@ -94,6 +116,13 @@ def add_netns(names: Sequence[str]) -> None:
     batch([f"netns add {n}" for n in names])
 
 
+def delete_netns_many(names: Sequence[str]) -> list[str]:
+    """Delete the namespaces that exist among ``names`` (one ``ip`` process); return those deleted."""
+    present = [n for n in names if exists(n)]
+    batch([f"netns delete {n}" for n in present])
+    return present
+
+
 def delete_netns(name: str) -> bool:
     """Delete a namespace by name; False if it did not exist (idempotent)."""
     if not exists(name):
@@ -102,12 +131,34 @@ def delete_netns(name: str) -> bool:
     return True
 
 
+def pids_by_netns(names: Iterable[str]) -> dict[str, list[int]]:
+    """Pids of every process in each named namespace (as ``ip netns pids``, one /proc scan)."""
+    by_inode: dict[int, str] = {}
+    result: dict[str, list[int]] = {}
+    for name in names:
+        result[name] = []
+        try:
+            by_inode[os.stat(os.path.join(NETNS_DIR, name)).st_ino] = name
+        except FileNotFoundError:
+            pass
+    if not by_inode:
+        return result
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            link = os.readlink(f"/proc/{entry}/ns/net")  # "net:[4026532281]"
+        except OSError:
+            continue  # exited meanwhile, or a kernel thread
+        owner = by_inode.get(int(link[5:-1])) if link.startswith("net:[") else None
+        if owner is not None:
+            result[owner].append(int(entry))
+    return result
+
+
 def netns_pids(netns: str) -> list[int]:
     """Pids of every process whose network namespace is ``netns``."""
-    if not exists(netns):
-        return []
-    out = run(["ip", "netns", "pids", netns]).stdout
-    return [int(p) for p in out.split() if p.isdigit()]
+    return pids_by_netns([netns])[netns]
 
 
 def set_link(netns: str, ifname: str, up: bool) -> None:
@@ -115,7 +166,7 @@ def set_link(netns: str, ifname: str, up: bool) -> None:
 
 
 def link_info(netns: str) -> dict[str, dict[str, Any]]:
-    """Interface name -> {state, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped,
+    """Interface name -> {state, qdisc, rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped,
     tx_dropped} in ``netns``; state is the operational state (UP, DOWN, LOWERLAYERDOWN, ...)."""
     out = run(["ip", "-n", netns, "-j", "-s", "link"]).stdout
     info: dict[str, dict[str, Any]] = {}
@@ -123,7 +174,7 @@ def link_info(netns: str) -> dict[str, dict[str, Any]]:
         stats = itf.get("stats64", {})
         rx, tx = stats.get("rx", {}), stats.get("tx", {})
         info[itf["ifname"]] = {
-            "state": itf.get("operstate"),
+            "state": itf.get("operstate"), "qdisc": itf.get("qdisc"),
             "rx_bytes": rx.get("bytes"), "tx_bytes": tx.get("bytes"),
             "rx_packets": rx.get("packets"), "tx_packets": tx.get("packets"),
             "rx_dropped": rx.get("dropped"), "tx_dropped": tx.get("dropped"),

@@ -134,6 +134,21 @@ def signal_many(pids: Iterable[int], sig: int) -> list[int]:
     return sent
 
 
+def wait_stopped(pids: Iterable[int], stopped: bool, timeout: float = 5.0) -> list[int]:
+    """Wait (bounded) until each live pid is stopped (or, with ``stopped=False``,
+    running again): signals are delivered asynchronously. Returns the laggards."""
+    remaining = list(pids)
+    deadline = time.monotonic() + timeout
+    while remaining:
+        infos = [(p, proc_info(p)) for p in remaining]
+        remaining = [p for p, i in infos
+                     if i is not None and i.state not in ("Z", "X") and (i.state in ("T", "t")) != stopped]
+        if not remaining or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL / 4)
+    return remaining
+
+
 def group_members(pgid: int) -> list[int]:
     """Live pids whose process group is ``pgid``."""
     members = []
