@@ -79,9 +79,9 @@ async def _bare(source: VmSpec, target: VmSpec, downtime: int, bandwidth: int) -
         raise RuntimeError(f"bare migration {info['status']}: {info.get('error-desc')}")
     try:
         await qmp.execute("quit")
-    except Exception:  # noqa: BLE001 - QEMU may drop the socket before answering
+        await qmp.disconnect()
+    except Exception:  # noqa: BLE001 - QEMU drops the socket as it quits
         pass
-    await qmp.disconnect()
     pid = int(source.pidfile.read_text()) if source.pidfile.exists() else None
     while pid is not None and Path(f"/proc/{pid}").exists():
         stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
@@ -130,7 +130,7 @@ def main() -> int:
         print(f"guest up: boot_id {boot_id}; {args.runs} migrations per method, "
               f"downtime-limit {args.downtime_limit} ms, max-bandwidth {args.max_bandwidth} B/s")
         for i in range(2 * args.runs):
-            method = "havm" if i % 2 == 0 else "bare"
+            method = "havm" if i % 4 in (0, 3) else "bare"  # each method both directions
             there = "b" if here == "a" else "a"
             before = wait_for_state("127.0.0.1", port[here], timeout=30)
             if method == "havm":
@@ -140,11 +140,20 @@ def main() -> int:
                 if not report.ok:
                     print(report.details(), file=sys.stderr)
                     return 1
-                row = {"wall_ms": wall * 1000, **report.qemu_figures}
+                row = {"wall_ms": wall * 1000, **report.qemu_figures,
+                       "phases_ms": {k: round(r.duration * 1000, 1)
+                                     for k, r in report.results.items()}}
             else:
                 row = asyncio.run(_bare(agents[here].spec, agents[there].spec,
                                         args.downtime_limit, args.max_bandwidth))
-            after = wait_for_state("127.0.0.1", port[there], timeout=30, newer_than=before.counter)
+            try:
+                after = wait_for_state("127.0.0.1", port[there], timeout=30,
+                                       newer_than=before.counter)
+            except TimeoutError as exc:
+                serial = agents[there].spec.serial_log.read_text()[-600:]
+                print(f"guest broken after {method} migration {here}->{there}: {exc}\n"
+                      f"QEMU figures {row}\nserial tail:\n{serial}", file=sys.stderr)
+                return 1
             if after.boot_id != boot_id or find_vm_process(agents[here].spec.pidfile):
                 print(f"guest broken after {method} migration: {after}", file=sys.stderr)
                 return 1
@@ -152,6 +161,8 @@ def main() -> int:
             print(f"  {method:4} {here}->{there}: wall {row['wall_ms']:7.1f} ms, QEMU total "
                   f"{row['total_ms']} ms, downtime {row['downtime_ms']} ms, counter "
                   f"{before.counter}->{after.counter}")
+            if "phases_ms" in row:
+                print("       phases (ms): " + ", ".join(f"{k} {v}" for k, v in row["phases_ms"].items()))
             here = there
         print("\nmethod    wall ms median (min-max)   QEMU total ms          QEMU downtime ms")
         for method in ("havm", "bare"):

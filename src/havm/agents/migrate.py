@@ -33,7 +33,7 @@ from havm.agents.base import OCF, Agent, AgentResult, Progress
 from havm.agents.qmp import Qmp, QmpError
 from havm.errors import HavmError
 
-POLL_INTERVAL = 0.05
+POLL_INTERVAL = 0.02  # query-migrate/query-status cost ~1 ms each
 _DONE = ("completed", "failed", "cancelled")
 
 

@@ -32,9 +32,10 @@ from havm.agents.qmp import Qmp, QmpError
 from havm.agents.vmspec import VmSpec, VmSpecError, qemu_argv, spec_from_params
 from havm.errors import ConfigError, HavmError
 
-LAUNCH_TIMEOUT = 30.0
+LAUNCH_TIMEOUT = 60.0
+QMP_TIMEOUT = 15.0  # generous: QEMU's monitor answers late on an overloaded host
 QUIT_TIMEOUT = 5.0
-TARGET_RUNNING_TIMEOUT = 10.0
+TARGET_RUNNING_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 15.0
 
 
@@ -110,7 +111,7 @@ class QemuAgent(Agent):
         return find_vm_process(self.spec.pidfile)
 
     def _status(self) -> str:
-        with Qmp(self.spec.qmp_socket) as qmp:
+        with Qmp(self.spec.qmp_socket, QMP_TIMEOUT) as qmp:
             return qmp.status()
 
     def _launch(self, log: ActionLog, incoming: bool) -> None:
@@ -179,7 +180,7 @@ class QemuAgent(Agent):
             return log.result(OCF.ERR_GENERIC)
         try:
             self._launch(log, incoming=False)
-            with Qmp(self.spec.qmp_socket) as qmp:
+            with Qmp(self.spec.qmp_socket, QMP_TIMEOUT) as qmp:
                 status = qmp.status()
                 if status != "running":
                     raise QemuError(f"QEMU started in state {status}")
@@ -272,19 +273,24 @@ class QemuAgent(Agent):
 
     # -------------------------------------------------------------- migration
     def migrate_check(self, target: str) -> AgentResult:
+        log = ActionLog()
         failure = self._config_failure()
         if failure:
             return failure
         pid = self._pid()
         if pid is None:
-            return AgentResult(OCF.NOT_RUNNING, "not running here: nothing to migrate")
+            log("not running here: nothing to migrate")
+            return log.result(OCF.NOT_RUNNING)
         try:
             status = self._status()
         except QmpError as exc:
-            return AgentResult(OCF.ERR_GENERIC, f"QMP fails: {exc}")
+            log(f"QMP fails: {exc}")
+            return log.result(OCF.ERR_GENERIC)
         if status != "running":
-            return AgentResult(OCF.ERR_GENERIC, f"source in state {status}, not running")
-        return AgentResult(OCF.SUCCESS, f"can migrate to {target}")
+            log(f"source in state {status}, not running")
+            return log.result(OCF.ERR_GENERIC)
+        log(f"can migrate to {target}")
+        return log.result(OCF.SUCCESS)
 
     def migrate_prepare(self, source: str, progress: Progress | None = None) -> AgentResult:
         log = ActionLog(progress)
@@ -314,7 +320,7 @@ class QemuAgent(Agent):
             return log.result(OCF.ERR_CONFIGURED)
         try:
             self._launch(log, incoming=True)
-            with Qmp(spec.qmp_socket) as qmp:
+            with Qmp(spec.qmp_socket, QMP_TIMEOUT) as qmp:
                 port = start_incoming(qmp, spec.migration_address, spec.migration_port)
         except (QemuError, MigrationFailed, QmpError) as exc:
             log(f"cannot prepare the target: {exc}")
@@ -341,7 +347,7 @@ class QemuAgent(Agent):
             return log.result(OCF.NOT_RUNNING)
         spec = self.spec
         try:
-            with Qmp(spec.qmp_socket) as qmp:
+            with Qmp(spec.qmp_socket, QMP_TIMEOUT) as qmp:
                 try:
                     figures = run_migration(qmp, uri, spec.downtime_limit_ms, spec.max_bandwidth,
                                             spec.migration_timeout, log)
@@ -367,7 +373,9 @@ class QemuAgent(Agent):
             return log.result(OCF.ERR_GENERIC)
         started = time.monotonic()
         try:
-            with Qmp(self.spec.qmp_socket) as qmp:
+            with Qmp(self.spec.qmp_socket, QMP_TIMEOUT) as qmp:
+                if qmp.attempts > 1:
+                    log(f"QMP session needed {qmp.attempts} attempts")
                 status = wait_status(qmp, "running", TARGET_RUNNING_TIMEOUT)
                 if status != "running":
                     log(f"target in state {status} after migration from {source}")
@@ -409,7 +417,7 @@ class QemuAgent(Agent):
             log("the source QEMU is gone: the VM must be started again")
             return log.result(OCF.NOT_RUNNING)
         try:
-            with Qmp(self.spec.qmp_socket) as qmp:
+            with Qmp(self.spec.qmp_socket, QMP_TIMEOUT) as qmp:
                 status = resume_source(qmp)
         except (QmpError, MigrationFailed) as exc:
             log(str(exc))

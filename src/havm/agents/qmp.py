@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,6 +22,8 @@ from havm.errors import HavmError
 
 # qemu.qmp logs every failed connect at ERROR level; our callers report failures themselves.
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+
+CONNECT_RETRY = 0.1
 
 
 class QmpError(HavmError):
@@ -38,6 +41,7 @@ class Qmp:
         self._loop = asyncio.new_event_loop()
         self._client = QMPClient("havm")
         self._connected = False
+        self.attempts = 0  # connection attempts the last connect() needed
 
     def _run(self, coro: Any, timeout: float | None = None) -> Any:
         limit = self.timeout if timeout is None else timeout
@@ -49,7 +53,24 @@ class Qmp:
             raise QmpError(f"QMP at {self.socket_path}: {exc or type(exc).__name__}") from exc
 
     def connect(self) -> Qmp:
-        self._run(self._client.connect(self.socket_path))
+        """Connect and negotiate, retrying until ``timeout``.
+
+        Retried because QEMU sometimes drops a fresh QMP session during
+        negotiation (seen on a migration target right after switchover,
+        "Negotiation failed"); a second attempt a moment later succeeds.
+        """
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self.attempts += 1
+            try:
+                self._run(self._client.connect(self.socket_path),
+                          max(0.1, deadline - time.monotonic()))
+                break
+            except QmpError:
+                if time.monotonic() + CONNECT_RETRY >= deadline:
+                    raise
+                self._client = QMPClient("havm")  # a failed client is not reusable
+                time.sleep(CONNECT_RETRY)
         self._connected = True
         return self
 
