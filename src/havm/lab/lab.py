@@ -104,6 +104,9 @@ def _udp_free(addr: str, port: int) -> bool:
 
 def _create_network(state: LabState) -> None:
     netns.add_netns(state.namespaces())
+    # no IPv6 on lab wires: its router solicitations and MLD reports would be
+    # noise in the traffic figures of heartbeat benches
+    netns.parallel(netns.disable_ipv6, state.namespaces())
     root, switch, per_node = network_commands(state)
     assert state.switch_netns is not None
     netns.batch(root)

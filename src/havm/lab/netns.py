@@ -116,6 +116,12 @@ def add_netns(names: Sequence[str]) -> None:
     batch([f"netns add {n}" for n in names])
 
 
+def disable_ipv6(netns: str) -> None:
+    """Turn IPv6 off in ``netns`` for interfaces created from now on (and existing ones)."""
+    run(in_netns(netns, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                         "net.ipv6.conf.default.disable_ipv6=1"]))
+
+
 def delete_netns_many(names: Sequence[str]) -> list[str]:
     """Delete the namespaces that exist among ``names`` (one ``ip`` process); return those deleted."""
     present = [n for n in names if exists(n)]
