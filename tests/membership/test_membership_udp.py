@@ -91,11 +91,33 @@ def test_stopped_node_leaves_at_once(threads) -> None:  # type: ignore[no-untype
     assert p.left and p.last_heard_age < TIMING["deadtime"]  # no deadtime wait
 
 
-def test_bind_error_names_the_link() -> None:
+def test_a_link_that_cannot_be_opened_does_not_stop_the_others() -> None:
+    config = udp_config(random.randrange(20000, 60000, 2), 7)
+    n1 = config.nodes[0]
+    bad = config.model_copy(update={"nodes": [
+        n1.model_copy(update={"addresses": {"a": "192.0.2.250", "b": n1.addresses["b"]}}), *config.nodes[1:]]})
+    t = MembershipThread.for_node(bad, "n1", KEY)
+    t.start()
+    try:
+        assert t.service.transport.open_links == [False, True]  # type: ignore[attr-defined]
+        assert wait_until(lambda: t.snapshot().traffic.sent_packets > 0)
+        assert t.snapshot().traffic.send_errors > 0  # link a's heartbeats cannot go out
+    finally:
+        t.stop()
+
+
+def test_no_link_at_all_is_an_error_naming_each_link() -> None:
     config = udp_config(21000, 7)
     bad = config.model_copy(update={"nodes": [
-        config.nodes[0].model_copy(update={"addresses": {"a": "192.0.2.250", "b": "127.7.2.1"}}),
+        config.nodes[0].model_copy(update={"addresses": {"a": "192.0.2.250", "b": "192.0.2.251"}}),
         *config.nodes[1:]]})
     t = MembershipThread.for_node(bad, "n1", KEY)
-    with pytest.raises(TransportError, match="link a"):
+    with pytest.raises(TransportError, match="link a .*link b"):
         t.start()
+
+
+def test_a_second_daemon_for_the_same_node_fails_with_address_in_use(threads) -> None:  # type: ignore[no-untyped-def]
+    config = threads["n1"].service.config
+    twin = MembershipThread.for_node(config, "n1", KEY)
+    with pytest.raises(TransportError, match="in use"):
+        twin.start()

@@ -40,6 +40,7 @@ Receiver = Callable[[bytes, int, tuple[str, int]], None]
 
 RECV_BUFFER = 1 << 20
 MAX_READS_PER_WAKEUP = 256  # bound the work done per readable event
+LINK_RETRY = 5.0  # seconds between attempts to open a link that failed
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class TransportError(OSError):
 class Transport(ABC):
     """Carries datagrams for one node.
 
-    Guarantees: ``open`` binds every link or raises ``TransportError`` naming
-    the link and address; ``send`` never blocks and never raises (failures are
+    Guarantees: ``open`` opens every link it can and raises ``TransportError``
+    (naming each link and address) only if it can open none; a link it could
+    not open is the transport's to retry and to report in the log; ``send`` never blocks and never raises (failures are
     counted in the result: heartbeats are best effort); the receiver is called
     on the event loop that called ``open``, once per datagram, with the index
     of the link whose socket received it.
@@ -76,13 +78,21 @@ class Transport(ABC):
 
 
 class UdpTransport(Transport):
+    """Real UDP. A link whose sockets cannot be opened at start (its address not yet
+    configured, its interface missing) does not stop the others: ``open`` fails
+    only if no link at all can be opened, logs the failed ones, and retries them
+    every LINK_RETRY seconds; meanwhile sends on them count as errors."""
+
     def __init__(self, config: ClusterConfig, node: str) -> None:
         self.node = node
         self._config = config
-        self._send_socks: list[socket.socket] = []
-        self._recv_socks: list[socket.socket] = []
+        n = len(config.links)
+        self._send_socks: list[socket.socket | None] = [None] * n
+        self._recv_socks: list[socket.socket | None] = [None] * n
         self._destinations: list[list[tuple[str, int]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._receiver: Receiver | None = None
+        self._retry: asyncio.TimerHandle | None = None
         self.set_config(config)
 
     def set_config(self, config: ClusterConfig) -> None:
@@ -100,27 +110,60 @@ class UdpTransport(Transport):
 
     async def open(self, receiver: Receiver) -> None:
         self._loop = asyncio.get_running_loop()
-        me = self._config.node(self.node)
-        try:
-            for index, link in enumerate(self._config.links):
-                addr = me.addresses[link.name]
-                try:
-                    send, recv = self._open_link(link.mode, addr, link.port, link)
-                except OSError as e:
-                    raise TransportError(e.errno or errno.EIO,
-                                         f"link {link.name} ({link.mode}, {addr}:{link.port}): {e.strerror or e}") from e
-                self._send_socks.append(send)
-                self._recv_socks.append(recv)
-                self._loop.add_reader(recv.fileno(), self._readable, recv, index, receiver)
-        except BaseException:
+        self._receiver = receiver
+        errors = self._open_missing()
+        if len(errors) == len(self._config.links):
             self.close()
-            raise
+            first = errors[0]
+            raise TransportError(first.errno or errno.EIO, "; ".join(e.strerror or str(e) for e in errors))
+        for e in errors:
+            log.error("%s; the other links work, retrying this one every %gs", e.strerror, LINK_RETRY)
+        if errors:
+            self._retry = self._loop.call_later(LINK_RETRY, self._retry_links)
+
+    def _open_missing(self) -> list[TransportError]:
+        """Open every link not open yet; returns one error per link that failed."""
+        assert self._loop is not None and self._receiver is not None
+        me = self._config.node(self.node)
+        errors = []
+        for index, link in enumerate(self._config.links):
+            if self._send_socks[index] is not None:
+                continue
+            addr = me.addresses[link.name]
+            try:
+                send, recv = self._open_link(link.mode, addr, link.port, link)
+            except OSError as e:
+                errors.append(TransportError(
+                    e.errno or errno.EIO, f"link {link.name} ({link.mode}, {addr}:{link.port}): {e.strerror or e}"))
+                continue
+            self._send_socks[index] = send
+            self._recv_socks[index] = recv
+            self._loop.add_reader(recv.fileno(), self._readable, recv, index, self._receiver)
+        return errors
+
+    def _retry_links(self) -> None:
+        self._retry = None
+        if self._loop is None or self._receiver is None:
+            return
+        before = {i for i, s in enumerate(self._send_socks) if s is None}
+        errors = self._open_missing()
+        for i in before:
+            if self._send_socks[i] is not None:
+                log.info("link %s opened", self._config.links[i].name)
+        if errors:
+            self._retry = self._loop.call_later(LINK_RETRY, self._retry_links)
+
+    @property
+    def open_links(self) -> list[bool]:
+        """Which links have their sockets open."""
+        return [s is not None for s in self._send_socks]
 
     @staticmethod
-    def _socket() -> socket.socket:
+    def _socket(reuse: bool = True) -> socket.socket:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         except OSError:
@@ -129,7 +172,9 @@ class UdpTransport(Transport):
 
     def _open_link(self, mode: str, addr: str, port: int, link: Link) -> tuple[socket.socket, socket.socket]:
         if mode == "unicast":
-            s = self._socket()
+            # No SO_REUSEADDR: a second havmd for the same node must fail with
+            # "address in use", not silently share (and split) its heartbeats.
+            s = self._socket(reuse=False)
             try:
                 s.bind((addr, port))
             except OSError:
@@ -187,16 +232,19 @@ class UdpTransport(Transport):
         return SendResult(ok, failed)
 
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         seen: set[int] = set()
-        for s in self._recv_socks + self._send_socks:
-            if id(s) in seen:
-                continue
-            seen.add(id(s))
-            if self._loop is not None and s in self._recv_socks and s.fileno() >= 0:
+        for i in range(len(self._send_socks)):
+            recv, send = self._recv_socks[i], self._send_socks[i]
+            if recv is not None and self._loop is not None and recv.fileno() >= 0:
                 try:
-                    self._loop.remove_reader(s.fileno())
+                    self._loop.remove_reader(recv.fileno())
                 except (RuntimeError, ValueError):
                     pass
-            s.close()
-        self._recv_socks.clear()
-        self._send_socks.clear()
+            for sock in (recv, send):
+                if sock is not None and id(sock) not in seen:
+                    seen.add(id(sock))
+                    sock.close()
+            self._recv_socks[i] = self._send_socks[i] = None
