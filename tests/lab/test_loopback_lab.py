@@ -59,3 +59,16 @@ def test_loopback_down_kills_groups_of_dead_daemons_too(loop_lab):
     assert not any(process.is_alive(p) for p in every)
     assert len(res["killed"]) + len(res["stopped"]) >= 5
     assert lab.down(loop_lab)["killed"] == []
+
+
+def test_loopback_node_keeps_what_earlier_daemons_started(loop_lab):
+    first = LabState.load(loop_lab).nodes["n3"]
+    orphan = [p for p in daemons.node_pids(first) if p != first.pid]
+    control.kill_daemon(loop_lab, "n3")
+    control.start_node(loop_lab, "n3", wait=False)
+    second = LabState.load(loop_lab).nodes["n3"]
+    assert second.groups == [first.pid, second.pid]
+    assert set(orphan) < set(daemons.node_pids(second))  # still the node's
+    killed = control.kill_node(loop_lab, "n3")["killed"]
+    assert set(orphan) | {second.pid} <= set(killed)
+    assert daemons.node_pids(second) == []

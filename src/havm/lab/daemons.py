@@ -37,15 +37,17 @@ def spawn_daemon(state: LabState, rec: NodeRecord, env: dict[str, str] | None = 
                   f"{' '.join(argv)}\n")
     rec.pid, rec.pid_start = process.spawn_detached(
         argv, rec.log, prefix=netns.in_netns(rec.netns, []), cwd=state.dir, env=full_env)
+    if rec.netns is None:
+        rec.groups.append(rec.pid)  # its own session and process group (setsid)
 
 
 def node_pids(rec: NodeRecord) -> list[int]:
     """Every live process of the node: all of its namespace, or (loopback) the
-    daemon's process group, which also holds what the daemon started."""
+    process groups of its daemons, which also hold what they started."""
     if rec.netns:
         return [p for p in netns.netns_pids(rec.netns) if p != os.getpid()]
-    pids = process.group_members(rec.pid) if rec.pid else []
-    return pids
+    groups = set(rec.groups) | ({rec.pid} if rec.pid else set())
+    return process.group_members(*groups) if groups else []
 
 
 def socket_answers(path: str, timeout: float = 0.5) -> bool:

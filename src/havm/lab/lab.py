@@ -50,6 +50,9 @@ def _live_leftovers(lab_dir: str, state: LabState | None) -> list[str]:
     left = [ns for ns in _lab_namespaces(lab_dir, state) if netns.exists(ns)]
     if state is not None:
         left += [f"{n.name} (pid {n.pid})" for n in state.nodes.values() if daemons.daemon_alive(n)]
+        # loopback: what a dead daemon started lives on in its process group
+        left += [f"{n.name} (processes {pids})" for n in state.nodes.values()
+                 if n.netns is None and not daemons.daemon_alive(n) and (pids := daemons.node_pids(n))]
     return left
 
 
@@ -187,8 +190,8 @@ def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
         for in_ns in netns.pids_by_netns(namespaces).values():
             pids.update(in_ns)
         for rec in state.nodes.values() if state else []:
-            if rec.netns is None and rec.pid:
-                pids.update(process.group_members(rec.pid))
+            if rec.netns is None:
+                pids.update(daemons.node_pids(rec))
         pids.discard(os.getpid())
         return sorted(pids)
 
@@ -201,6 +204,7 @@ def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
         state.faults.clear()
         for rec in state.nodes.values():
             rec.pid = rec.pid_start = None
+            rec.groups = []
             if os.path.exists(rec.socket):
                 os.unlink(rec.socket)
         state.save()

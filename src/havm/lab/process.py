@@ -149,13 +149,14 @@ def wait_stopped(pids: Iterable[int], stopped: bool, timeout: float = 5.0) -> li
     return remaining
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live pids whose process group is ``pgid``."""
+def group_members(*pgids: int) -> list[int]:
+    """Live pids whose process group is one of ``pgids``."""
+    wanted = set(pgids)
     members = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             info = proc_info(int(entry))
-            if info and info.pgid == pgid and info.state not in ("Z", "X"):
+            if info and info.pgid in wanted and info.state not in ("Z", "X"):
                 members.append(info.pid)
     return members
 

@@ -74,6 +74,8 @@ class NodeRecord:
     ``pid`` and ``pid_start`` identify the havmd process (``pid_start`` is the
     process start time in clock ticks since boot, from /proc/PID/stat), so a
     reused pid is never mistaken for our daemon. Null when not started.
+    ``groups`` (loopback labs) lists the process group of every daemon started
+    for the node: what an earlier, killed daemon started still belongs to the node.
     """
 
     name: str
@@ -87,6 +89,7 @@ class NodeRecord:
     interfaces: dict[str, Interface] = field(default_factory=dict)
     pid: int | None = None
     pid_start: int | None = None
+    groups: list[int] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeRecord:
