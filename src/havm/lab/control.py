@@ -193,8 +193,10 @@ def loss(lab_dir: str, node: str, percent: float, link: str | None = None,
     with locked(lab_dir):
         state = _load(lab_dir)
         names = list(state.nodes) if node == "all" else [state.node(node).name]
-        applied = {n: faults.set_loss(state, n, percent, link, delay_ms) for n in names}
-        state.save()
+        try:
+            applied = faults.set_loss(state, names, percent, link, delay_ms)
+        finally:
+            state.save()  # even half-applied: what was applied (delayers too) is recorded
     return {"loss": applied, "at": time.time()}
 
 

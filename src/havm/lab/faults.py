@@ -145,41 +145,54 @@ def set_link(state: LabState, node: str, link: str, up: bool) -> None:
         state.faults.links_down.pop(node, None)
 
 
-def set_loss(state: LabState, node: str, percent: float, link: str | None = None,
-             delay_ms: float = 0.0) -> dict[str, dict[str, object]]:
-    """Lose ``percent`` % of what ``node`` sends on ``link`` (all links if None); 0 removes it."""
+def set_loss(state: LabState, nodes: Sequence[str], percent: float, link: str | None = None,
+             delay_ms: float = 0.0) -> dict[str, dict[str, dict[str, Any]]]:
+    """Lose ``percent`` % of what each node sends on ``link`` (all links if None),
+    and delay it by ``delay_ms``; 0 and 0 remove it. Returns node -> link -> entry."""
     require_netns(state, "loss")
     if not 0 <= percent <= 100:
         raise UsageError(f"loss must be a percentage between 0 and 100, got {percent:g}")
     if delay_ms < 0:
         raise UsageError(f"delay must not be negative, got {delay_ms:g}")
-    rec = state.node(node)
-    if link is not None and link not in rec.interfaces:
+    if link is not None and link not in state.links:
         raise UsageError(f"unknown link {link!r}; links are {', '.join(state.links)}")
-    assert rec.netns is not None
-    links = [link] if link else list(rec.interfaces)
-    current = state.faults.loss.setdefault(node, {})
-    for lk in links:
-        ifname = rec.interfaces[lk].node_if
-        netns.clear_qdisc(rec.netns, ifname)
-        old = current.pop(lk, None)
-        if old and old.get("delayer"):
-            _stop_delayer(old["delayer"])
-        if percent == 0 and delay_ms == 0:
-            continue
-        entry: dict[str, Any] = {"percent": percent, "delay_ms": delay_ms, "delayer": None}
-        if netns.netem_available(rec.netns, ifname):
-            netns.set_netem(rec.netns, ifname, percent, delay_ms)
-            entry["method"] = "netem"
-        else:
-            entry["method"] = "iptables"
-            if delay_ms > 0:
-                entry["delayer"] = _start_delayer(state, node, lk, delay_ms)
-        current[lk] = entry
-    if not current:
-        state.faults.loss.pop(node, None)
-    apply_rules(state, [node])
-    return dict(state.faults.loss.get(node, {}))
+    recs = [state.node(n) for n in nodes]
+    if not recs:
+        return {}
+    assert recs[0].netns is not None
+    netem = netns.netem_available(recs[0].netns)  # a property of the kernel: asked once
+    links = [link] if link else list(state.links)
+
+    def set_node(rec: NodeRecord) -> None:
+        assert rec.netns is not None
+        current = state.faults.loss.setdefault(rec.name, {})
+        for lk in links:
+            ifname = rec.interfaces[lk].node_if
+            if netem:
+                netns.clear_qdisc(rec.netns, ifname)
+            old = current.pop(lk, None)
+            if old and old.get("delayer"):
+                _stop_delayer(old["delayer"])
+            if percent == 0 and delay_ms == 0:
+                continue
+            entry: dict[str, Any] = {"percent": percent, "delay_ms": delay_ms, "delayer": None}
+            if netem:
+                netns.set_netem(rec.netns, ifname, percent, delay_ms)
+                entry["method"] = "netem"
+            else:
+                entry["method"] = "iptables"
+                if delay_ms > 0:
+                    entry["delayer"] = _start_delayer(state, rec.name, lk, delay_ms)
+            current[lk] = entry
+        netns.iptables_restore(rec.netns, node_rules(state, rec.name))
+
+    try:
+        netns.parallel(set_node, recs)
+    finally:
+        for rec in recs:
+            if not state.faults.loss.get(rec.name):
+                state.faults.loss.pop(rec.name, None)
+    return {rec.name: dict(state.faults.loss.get(rec.name, {})) for rec in recs}
 
 
 def delay_queue(state: LabState, link: str) -> int:

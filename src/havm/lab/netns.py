@@ -220,13 +220,14 @@ def iptables_save(netns: str) -> str:
     return run(in_netns(netns, ["iptables-save"])).stdout
 
 
-def netem_available(netns: str, ifname: str) -> bool:
-    """Whether this kernel has the netem qdisc (probed on a lab interface; left unchanged)."""
-    proc = run(in_netns(netns, ["tc", "qdisc", "add", "dev", ifname, "root", "netem", "loss", "0%"]),
+def netem_available(netns: str) -> bool:
+    """Whether this kernel has the netem qdisc (probed on the loopback of a lab
+    namespace, which no fault ever touches; left as it was)."""
+    proc = run(in_netns(netns, ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "loss", "0%"]),
                check=False)
     if proc.returncode != 0:
         return False
-    run(in_netns(netns, ["tc", "qdisc", "del", "dev", ifname, "root"]), check=False)
+    run(in_netns(netns, ["tc", "qdisc", "del", "dev", "lo", "root"]), check=False)
     return True
 
 
