@@ -69,11 +69,14 @@ def test_monitor_failure_restarts_in_place_then_moves_after_threshold(cluster):
     home = placed["d2"][0]
     state_file = cluster.root / home / "state" / "dummy" / "d2.state"
     state_file.unlink()  # d2 dies behind havm's back
-    cluster.wait(lambda: state_file.exists(), timeout=20, what="d2 restarted in place")
-    st = cluster.status(home)
-    d2 = next(r for r in st["resources"] if r["id"] == "d2")
-    assert d2["nodes"] == [home] and d2["failcounts"] == {home: 1}
-    cluster.wait(lambda: where(cluster)["d2"] == [home], timeout=10, what="d2 running again")
+
+    def d2_back() -> dict | None:
+        d2 = next(r for r in cluster.status(home)["resources"] if r["id"] == "d2")
+        return d2 if d2["nodes"] and not d2["in_flight"] else None
+
+    d2 = cluster.wait(d2_back, timeout=30, what="d2 restarted")
+    assert d2["nodes"] == [home] and d2["failcounts"] == {home: 1}  # in place, one failure counted
+    assert state_file.exists()
     state_file.unlink()  # second failure reaches migration_threshold 2: it moves away
     moved = cluster.wait(lambda: (w := where(cluster)["d2"]) and w != [home] and w, timeout=20,
                          what="d2 moved after the threshold")

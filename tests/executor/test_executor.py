@@ -121,3 +121,28 @@ def test_role_after_rules():
     assert role_after("stop", OCF.ERR_GENERIC, "started") == ("stop-failed", True)
     assert role_after("migrate_to", OCF.ERR_GENERIC, "started") == ("started", True)
     assert role_after("migrate_from", OCF.SUCCESS, "stopped") == ("started", False)
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["fork-server", "interpreter"])
+def test_both_ways_of_running_native_agents(tmp_path, warm):
+    from havm.executor.invoke import ForkServer, invoke
+    from havm.executor.registry import resolve
+
+    fs = ForkServer() if warm else None
+
+    async def go():
+        ref = resolve("havm:dummy")
+        params = {"state_dir": str(tmp_path)}
+        rc, _, _, _ = await invoke(ref, "w", params, "start", 10, fork_server=fs)
+        assert rc == OCF.SUCCESS and (tmp_path / "w.state").exists()
+        rc, out, data, _ = await invoke(ref, "w", {**params, "op_sleep": 30}, "stop", 0.5, fork_server=fs)
+        assert rc == OCF.ERR_GENERIC and data == {"timeout": True}
+        assert (tmp_path / "w.state").exists()  # killed before it could act
+        rc, _, _, _ = await invoke(ref, "w", params, "monitor", 10, fork_server=fs)
+        assert rc == OCF.SUCCESS
+
+    try:
+        run(go())
+    finally:
+        if fs is not None:
+            fs.close()

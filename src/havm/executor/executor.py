@@ -24,7 +24,7 @@ from typing import Any
 from havm.agents.base import OCF
 from havm.clock import Clock
 from havm.errors import HavmError
-from havm.executor.invoke import Progress, invoke
+from havm.executor.invoke import ForkServer, Progress, invoke
 from havm.executor.records import ActionRecord, ActionRequest, History, LocalState
 from havm.executor.registry import resolve
 
@@ -69,6 +69,7 @@ class Executor:
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._monitor_req: dict[str, ActionRequest] = {}
         self.in_flight: dict[str, str] = {}  # rsc -> action running now
+        self.fork_server = ForkServer()
 
     # -- state --
     def states(self) -> dict[str, LocalState]:
@@ -102,7 +103,7 @@ class Executor:
                 ref = resolve(req.agent)
                 params = {**self.default_params(req.rsc, req.agent), **req.params}
                 rc, output, data, duration = await invoke(ref, req.rsc, params, req.action, req.timeout,
-                                                          req.interval, req.args, progress)
+                                                          req.interval, req.args, progress, self.fork_server)
             except HavmError as e:
                 rc, output, data, duration = int(OCF.ERR_INSTALLED), str(e), {}, 0.0
         finally:
@@ -181,3 +182,4 @@ class Executor:
         for task in list(self._monitors.values()):
             task.cancel()
         self._monitors.clear()
+        self.fork_server.close()

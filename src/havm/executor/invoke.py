@@ -12,6 +12,8 @@ import asyncio
 import json
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +23,59 @@ from havm.agents.base import OCF, OUTPUT_TAIL_CHARS
 from havm.executor.registry import OCF_ROOT, AgentRef
 
 Progress = Callable[[str], None]
+
+
+class ForkServer:
+    """Client side of ``forkserver``: one warm worker per daemon, started on first use.
+
+    If the worker cannot be started or dies, ``spawn`` returns None and the
+    caller falls back to one interpreter per action (slower, same guarantees).
+    """
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = asyncio.Lock()
+
+    def _start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._proc = subprocess.Popen([sys.executable, "-m", "havm.executor.forkserver", str(child.fileno())],
+                                      pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        child.close()
+        self._sock = parent
+
+    def _spawn_blocking(self, payload: bytes) -> tuple[int, int]:
+        assert self._sock is not None
+        self._sock.sendall(payload + b"\n")
+        msg, fds, _flags, _addr = socket.recv_fds(self._sock, 4096, 1)
+        if not msg or not fds:
+            raise OSError("fork server closed the connection")
+        return int(json.loads(msg)["pid"]), fds[0]
+
+    async def spawn(self, payload: bytes) -> tuple[int, int] | None:
+        async with self._lock:
+            for _ in range(2):
+                if self._sock is None or self._proc is None or self._proc.poll() is not None:
+                    try:
+                        self._start()
+                    except OSError:
+                        return None
+                try:
+                    return await asyncio.to_thread(self._spawn_blocking, payload)
+                except (OSError, ValueError, KeyError):
+                    self.close()
+            return None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
 
 # our action names -> OCF's (ONLY APPEND)
 OCF_ACTION = {"start": "start", "stop": "stop", "monitor": "monitor", "validate": "validate-all",
@@ -59,8 +114,13 @@ def ocf_env(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str, tim
 
 async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str, timeout: float,
                  interval: float = 0.0, args: Mapping[str, Any] | None = None,
-                 progress: Progress | None = None) -> tuple[int, str, dict[str, Any], float]:
-    """Run the action; return (rc, output tail, data, duration)."""
+                 progress: Progress | None = None, fork_server: ForkServer | None = None
+                 ) -> tuple[int, str, dict[str, Any], float]:
+    """Run the action; return (rc, output tail, data, duration).
+
+    Native agents run in a child of ``fork_server`` when one is given (cheap),
+    else in a fresh interpreter; OCF scripts are executed directly.
+    """
     args = dict(args or {})
     t0 = time.monotonic()
     if ref.script is not None:
@@ -80,22 +140,39 @@ async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str
         call_args = {k: v for k, v in args.items() if k != "meta"}
         stdin = json.dumps({"agent": ref.native, "resource": rsc, "params": dict(params), "action": action,
                             "args": call_args}, default=str).encode()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
-    except OSError as e:
-        return int(OCF.ERR_INSTALLED), f"cannot run {cmd[0]}: {e.strerror}", {}, time.monotonic() - t0
+    fork = await fork_server.spawn(stdin) if ref.native and fork_server is not None else None
+    if fork is not None:
+        pid, fd = fork
+        proc = None
+        loop = asyncio.get_running_loop()
+        stream = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream),
+                                                    os.fdopen(fd, "rb"))
+    else:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+        except OSError as e:
+            return int(OCF.ERR_INSTALLED), f"cannot run {cmd[0]}: {e.strerror}", {}, time.monotonic() - t0
+        pid = proc.pid
+        assert proc.stdout is not None
+        stream = proc.stdout
+        transport = None
     lines: list[str] = []
     result: dict[str, Any] | None = None
 
     async def consume() -> None:
         nonlocal result
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(stdin)
-        await proc.stdin.drain()
-        proc.stdin.close()
-        async for raw in proc.stdout:
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.write(stdin)
+                await proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # it exited without reading its request: its output says why
+            proc.stdin.close()
+        async for raw in stream:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             if ref.native and line.startswith("result: "):
                 try:
@@ -108,25 +185,31 @@ async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str
                 if progress is not None:
                     progress(line)
             lines.append(line)
-        await proc.wait()
+        if proc is not None:
+            await proc.wait()
 
     try:
         await asyncio.wait_for(consume(), timeout)
     except TimeoutError:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        await proc.wait()
+        if proc is not None:
+            await proc.wait()
         tail = "\n".join(lines)[-OUTPUT_TAIL_CHARS:]
         return int(OCF.ERR_GENERIC), f"{tail}\ntimed out after {timeout:g}s: process group killed".strip(), \
             {"timeout": True}, time.monotonic() - t0
+    finally:
+        if transport is not None:
+            transport.close()
     duration = time.monotonic() - t0
     if ref.script is not None:
+        assert proc is not None
         rc = proc.returncode if proc.returncode is not None and 0 <= proc.returncode <= 255 else int(OCF.ERR_GENERIC)
         return rc, "\n".join(lines)[-OUTPUT_TAIL_CHARS:], {}, duration
     if result is None:
-        return int(OCF.ERR_GENERIC), ("\n".join(lines) + f"\nagent runner exited {proc.returncode} without a result")[
+        return int(OCF.ERR_GENERIC), ("\n".join(lines) + "\nthe agent process ended without a result")[
             -OUTPUT_TAIL_CHARS:], {}, duration
     output = str(result.get("output", ""))
     agent_rc = result.get("rc")

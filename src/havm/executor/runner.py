@@ -50,9 +50,9 @@ def run(req: dict[str, Any]) -> AgentResult:
     return result
 
 
-def main() -> int:
+def run_and_print(req: Any) -> None:
+    """Run one request and print the protocol's result line (never raises)."""
     try:
-        req = json.loads(sys.stdin.read())
         result = run(req)
     except Exception as e:  # noqa: BLE001 - an agent bug is ERR_GENERIC, reported with its traceback
         tb = traceback.format_exc(limit=5)
@@ -60,6 +60,14 @@ def main() -> int:
     out = {"rc": int(result.rc), "output": result.output, "data": dict(result.data)}
     sys.stdout.write("result: " + json.dumps(out, default=str) + "\n")
     sys.stdout.flush()
+
+
+def main() -> int:
+    try:
+        req = json.loads(sys.stdin.read())
+    except ValueError as e:
+        req = {"agent": "", "resource": "", "action": "", "error": str(e)}
+    run_and_print(req)
     return 0
 
 
