@@ -197,7 +197,16 @@ class NodeDaemon(ClusterIO):
         return self.membership.snapshot()
 
     def peer_addresses(self, node: str) -> list[str]:
-        return list(self.config.node(node).addresses.values())
+        """The peer's addresses, those on links that carry its heartbeats first:
+        a request must not wait for a timeout on a link that is down."""
+        addrs = self.config.node(node).addresses
+        try:
+            links = self.view().peer(node).links
+        except KeyError:
+            links = {}
+        rank = {"up": 0, "unknown": 1, "down": 2}
+        ordered = sorted(addrs.items(), key=lambda kv: rank.get(links.get(kv[0], "unknown"), 1))
+        return [addr for _, addr in ordered]
 
     def peer_versions(self) -> dict[str, ConfigVersion]:
         out: dict[str, ConfigVersion] = {}
