@@ -15,6 +15,8 @@ from havm.errors import HavmError, NotReachable, error_from_payload
 
 log = logging.getLogger("havm.peers")
 
+CONNECT_TIMEOUT = 1.0  # a peer on a LAN connects in well under a second; else try its next link
+
 
 class PeerClient:
     def __init__(self, key: bytes, me: str, timeout: float = 5.0) -> None:
@@ -44,7 +46,8 @@ class PeerClient:
             try:
                 async with self._sess().request(
                         method, f"http://{addr}:{port}{path}", data=data or None, headers=headers,
-                        timeout=aiohttp.ClientTimeout(total=timeout or self.timeout)) as resp:
+                        timeout=aiohttp.ClientTimeout(total=timeout or self.timeout,
+                                                      sock_connect=CONNECT_TIMEOUT)) as resp:
                     payload = await resp.json(content_type=None)
                     if resp.status >= 400:
                         raise error_from_payload(payload, resp.status, f"{addr}:{port}")
