@@ -184,3 +184,21 @@ def test_kill_9_is_seen_as_a_failure_and_stop_cleans_up(lab: Lab) -> None:
     assert copies(lab.name) == []
 
 
+
+
+def test_stop_quits_a_guest_that_ignores_the_powerdown(tmp_path_factory) -> None:
+    image = build_guest()
+    name = f"hv{os.getpid()}deaf"
+    params = guest_params(image, name, create_disk(tmp_path_factory.mktemp("deaf") / "d.qcow2"),
+                          tmp_path_factory.mktemp("deafrun"), stop_timeout=1)
+    params["append"] += " rdinit=/bin/sh"  # a shell as PID 1: no acpid, nobody powers off
+    agent = QemuAgent(name, params)
+    try:
+        assert agent.start().rc == OCF.SUCCESS
+        stopped = agent.stop()
+        assert stopped.rc == OCF.SUCCESS and stopped.data["how"] == "quit", stopped.output
+        assert "guest ignored the powerdown" in stopped.output
+        assert copies(name) == []
+    finally:
+        for pid in scan_for(agent.spec.pidfile):
+            kill_and_wait(pid)

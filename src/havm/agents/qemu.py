@@ -37,6 +37,7 @@ QMP_TIMEOUT = 15.0  # generous: QEMU's monitor answers late on an overloaded hos
 QUIT_TIMEOUT = 5.0
 TARGET_RUNNING_TIMEOUT = 30.0
 HEALTH_TIMEOUT = 15.0
+SERIAL_LOG_MAX = 4 << 20
 
 
 class QemuError(HavmError):
@@ -116,9 +117,15 @@ class QemuAgent(Agent):
 
     def _launch(self, log: ActionLog, incoming: bool) -> None:
         spec = self.spec
-        spec.vm_dir.mkdir(parents=True, exist_ok=True)
-        spec.qmp_socket.unlink(missing_ok=True)
-        spec.pidfile.unlink(missing_ok=True)
+        try:
+            spec.vm_dir.mkdir(parents=True, exist_ok=True)
+            spec.qmp_socket.unlink(missing_ok=True)
+            spec.pidfile.unlink(missing_ok=True)
+            # The serial log is appended to across restarts; keep one old generation.
+            if spec.serial_log.exists() and spec.serial_log.stat().st_size > SERIAL_LOG_MAX:
+                spec.serial_log.replace(spec.serial_log.with_suffix(".log.1"))
+        except OSError as exc:
+            raise QemuError(f"cannot prepare {spec.vm_dir}: {exc.strerror}") from exc
         argv = qemu_argv(spec, incoming=incoming)
         log("launching: " + " ".join(argv[:1] + ["..."] + (["-incoming defer"] if incoming else [])))
         try:
