@@ -280,3 +280,24 @@ def test_up_names_the_nodes_that_did_not_come_up_and_leaves_the_lab_for_inspecti
     assert lab.status(lab_dir)["nodes"]["n1"]["state"] == "dead"
     lab.down(lab_dir)
     assert not lab_netns(lab_dir)
+
+
+def test_block_cuts_one_direction_only(lab_dir, sitter_lab):
+    sitter_lab(nodes=3, links=2)
+    control.block(lab_dir, "n1", "n2", link="ring0")
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") == 0
+    assert udp_count(lab_dir, "n2", "n1", "10.213.0.1") >= 45  # the other direction flows
+    assert udp_count(lab_dir, "n1", "n2", "10.213.1.2") >= 45  # the other link flows
+    assert udp_count(lab_dir, "n3", "n2", "10.213.0.2") >= 45  # other senders flow
+    control.block(lab_dir, "n3", "n2")  # every link
+    assert udp_count(lab_dir, "n3", "n2", "10.213.1.2") == 0
+    st = lab.status(lab_dir)
+    assert st["faults"]["blocks"] == [{"src": "n1", "dst": "n2", "link": "ring0"},
+                                      {"src": "n3", "dst": "n2", "link": None}]
+    assert len(st["nodes"]["n2"]["faults"]["blocks"]) == 2
+    control.unblock(lab_dir, "n1", "n2", link="ring0")
+    assert udp_count(lab_dir, "n1", "n2", "10.213.0.2") >= 45
+    control.heal(lab_dir)
+    assert udp_count(lab_dir, "n3", "n2", "10.213.1.2") >= 45
+    with pytest.raises(UsageError, match="itself"):
+        control.block(lab_dir, "n1", "n1")

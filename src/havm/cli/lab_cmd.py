@@ -53,6 +53,9 @@ def _status_text(st: dict[str, Any]) -> str:
     part = st["faults"]["partition"]
     if part:
         lines.append("partition: " + " | ".join(",".join(g) for g in part))
+    if st["faults"]["blocks"]:
+        lines.append("one-way cuts: " + ", ".join(
+            f"{b['src']}->{b['dst']}" + (f" ({b['link']})" if b["link"] else "") for b in st["faults"]["blocks"]))
     for name, n in st["nodes"].items():
         addrs = " ".join(f"{lk}={a}" for lk, a in n["addresses"].items())
         extra = []
@@ -131,6 +134,13 @@ def cmd_link(args: argparse.Namespace) -> int:
     return _print(args, res, f"{args.node} {args.link}: {'up' if res['up'] else 'down'}")
 
 
+def cmd_block(args: argparse.Namespace) -> int:
+    fn = control.block if args.lab_action == "block" else control.unblock
+    res = fn(_lab_dir(args), args.src, args.dst, link=args.link)
+    cuts = ", ".join(f"{b['src']}->{b['dst']}" + (f" ({b['link']})" if b["link"] else "") for b in res["blocks"])
+    return _print(args, res, f"one-way cuts: {cuts or 'none'}")
+
+
 def cmd_loss(args: argparse.Namespace) -> int:
     res = control.loss(_lab_dir(args), args.node, args.percent, link=args.link, delay_ms=args.delay)
     return _print(args, res, f"loss on {args.node}: " + json.dumps(res["loss"]))
@@ -197,11 +207,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pt = add("partition", "split nodes into groups that talk only within themselves", cmd_partition)
     pt.add_argument("groups", nargs="+", metavar="GROUP",
                     help="comma-separated nodes, e.g. 'n1,n2 n3'; unnamed nodes form one more group")
-    add("heal", "remove all partitions, loss and link-downs", cmd_heal)
+    add("heal", "remove all partitions, blocks, loss and link-downs", cmd_heal)
     for name in ("link-down", "link-up"):
         sp = add(name, f"set a node's link {name[5:]}", cmd_link)
         sp.add_argument("node")
         sp.add_argument("link")
+    for name, help in (("block", "one-way cut: drop what SRC sends to DST"),
+                       ("unblock", "undo a block (same arguments)")):
+        sp = add(name, help, cmd_block)
+        sp.add_argument("src")
+        sp.add_argument("dst")
+        sp.add_argument("--link", default=None, help="only this link (default: all)")
     ls = add("loss", "drop PERCENT of what NODE sends (NODE 'all': every node; 0 removes)", cmd_loss)
     ls.add_argument("node")
     ls.add_argument("percent", type=float)

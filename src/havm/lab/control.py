@@ -169,6 +169,24 @@ def heal(lab_dir: str) -> dict[str, Any]:
     return {"healed": True, "at": time.time()}
 
 
+def block(lab_dir: str, src: str, dst: str, link: str | None = None) -> dict[str, Any]:
+    """One-way cut: drop what ``src`` sends to ``dst`` (on ``link``, or every link)."""
+    return _set_block(lab_dir, src, dst, link, True)
+
+
+def unblock(lab_dir: str, src: str, dst: str, link: str | None = None) -> dict[str, Any]:
+    """Undo ``block`` with the same arguments."""
+    return _set_block(lab_dir, src, dst, link, False)
+
+
+def _set_block(lab_dir: str, src: str, dst: str, link: str | None, blocked: bool) -> dict[str, Any]:
+    with locked(lab_dir):
+        state = _load(lab_dir)
+        faults.set_block(state, src, dst, link, blocked)
+        state.save()
+        return {"blocks": state.faults.blocks, "at": time.time()}
+
+
 def _set_link(lab_dir: str, node: str, link: str, up: bool) -> dict[str, Any]:
     with locked(lab_dir):
         state = _load(lab_dir)

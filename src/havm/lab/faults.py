@@ -10,6 +10,8 @@ Mechanics, all inside the lab's own namespaces:
 - partition: iptables DROP in chain ``HAVM-PART`` (hooked from INPUT and
   OUTPUT) of each node, for every address of every node outside its group,
   on all links, both directions;
+- block (one-way cut): DROP in the receiver's ``HAVM-PART`` of the sender's
+  address(es), so only that direction is lost;
 - loss and delay: tc netem on the node's interface when the kernel has it;
   else iptables ``statistic`` random DROP in chain ``HAVM-LOSS`` (hooked from
   OUTPUT) for loss, and for delay an NFQUEUE rule served by a user-space
@@ -82,6 +84,11 @@ def node_rules(state: LabState, node: str) -> str:
             for addr in other.addresses.values():
                 lines.append(f"-A {PART_CHAIN} -s {addr}/32 -j DROP")
                 lines.append(f"-A {PART_CHAIN} -d {addr}/32 -j DROP")
+    for block in faults.blocks:
+        if block["dst"] == node:
+            src = state.nodes[str(block["src"])]
+            for link in [block["link"]] if block["link"] else state.links:
+                lines.append(f"-A {PART_CHAIN} -s {src.addresses[str(link)]}/32 -j DROP")
     rec = state.nodes[node]
     for link, loss in sorted(faults.loss.get(node, {}).items()):
         if loss.get("method") != "iptables":
@@ -123,6 +130,22 @@ def set_partition(state: LabState, groups: list[list[str]] | None) -> None:
     require_netns(state, "partition")
     state.faults.partition = groups
     apply_rules(state, state.nodes)
+
+
+def set_block(state: LabState, src: str, dst: str, link: str | None, blocked: bool) -> None:
+    """Cut (or restore) one direction: what ``src`` sends to ``dst`` on ``link``
+    (every link if None) is dropped on arrival; ``dst`` to ``src`` still flows."""
+    require_netns(state, "block/unblock")
+    for name in (src, dst):
+        state.node(name)  # NotFound for an unknown node
+    if src == dst:
+        raise UsageError("a node cannot be cut from itself")
+    if link is not None and link not in state.links:
+        raise UsageError(f"unknown link {link!r}; links are {', '.join(state.links)}")
+    block: dict[str, str | None] = {"src": src, "dst": dst, "link": link}
+    others = [b for b in state.faults.blocks if b != block]
+    state.faults.blocks = others + [block] if blocked else others
+    apply_rules(state, [dst])
 
 
 def set_link(state: LabState, node: str, link: str, up: bool) -> None:

@@ -241,7 +241,7 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
     result = summary(state)
     result["switch_netns"] = state.switch_netns
     result["faults"] = {"partition": state.faults.partition, "links_down": state.faults.links_down,
-                        "loss": state.faults.loss}
+                        "loss": state.faults.loss, "blocks": state.faults.blocks}
     switch_ports = {}
     if state.netns_mode and state.switch_netns and netns.exists(state.switch_netns):
         switch_ports = netns.link_states(state.switch_netns)

@@ -22,7 +22,9 @@ Schema (``schema: 1``; fields are only ever added):
 - ``daemon_command``: the daemon's argv template ({config}, {node}, {state_dir},
   {socket} filled per node); ``lab_octet``: third octet of loopback addresses or null.
 - ``faults``: ``partition`` (list of node-name groups, or null), ``links_down``
-  (node -> [link]), ``loss`` (node -> link -> {percent, delay_ms, method}).
+  (node -> [link]), ``loss`` (node -> link -> {percent, delay_ms, method,
+  delayer: {pid, start} or null}), ``blocks`` (one-way cuts: [{src, dst, link
+  or null for all links}]).
 - ``created_at``, ``updated_at``: UNIX times.
 """
 
@@ -103,18 +105,21 @@ class Faults:
     partition: list[list[str]] | None = None
     links_down: dict[str, list[str]] = field(default_factory=dict)
     loss: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    blocks: list[dict[str, str | None]] = field(default_factory=list)
 
     def clear(self) -> None:
         self.partition = None
         self.links_down = {}
         self.loss = {}
+        self.blocks = []
 
     def of_node(self, node: str) -> dict[str, Any]:
         group = None
         if self.partition is not None:
             group = next((g for g in self.partition if node in g), None)
         return {"partition_group": group, "links_down": list(self.links_down.get(node, [])),
-                "loss": dict(self.loss.get(node, {}))}
+                "loss": dict(self.loss.get(node, {})),
+                "blocks": [b for b in self.blocks if node in (b["src"], b["dst"])]}
 
 
 @dataclass
