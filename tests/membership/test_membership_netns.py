@@ -80,7 +80,7 @@ def write_cluster(tmp: Path, links: list[dict[str, Any]]) -> Path:
         "links": links,
         "nodes": [{"name": n, "addresses": {"a": f"10.201.0.{i}", "b": f"10.202.0.{i}"}}
                   for i, n in enumerate(NODES, 1)],
-        "timing": {"keepalive": 0.1, "warntime": 0.4, "deadtime": 1.0, "initdead": 3.0},
+        "timing": {"keepalive": 0.2, "warntime": 0.8, "deadtime": 2.0, "initdead": 4.0},
     }
     path = tmp / "cluster.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
@@ -129,7 +129,7 @@ def test_heartbeats_between_namespaces(namespaces, tmp_path, links) -> None:  # 
         procs["n1"].wait(10)
         assert wait_until(lambda: converged(tmp_path, ["n2", "n3"]))
         n1 = [p for p in status(tmp_path, "n3")["peers"] if p["name"] == "n1"][0]  # type: ignore[index]
-        assert n1["state"] == "dead" and not n1["left"] and n1["last_heard_age"] >= 1.0
+        assert n1["state"] == "dead" and not n1["left"] and n1["last_heard_age"] >= 2.0
 
         procs["n3"].send_signal(signal.SIGTERM)  # stops on purpose: LEAVE
         assert procs["n3"].wait(10) == 0
