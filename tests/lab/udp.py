@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 from havm.lab import control
 
-# Counts datagrams until its stdin closes, then prints the count.
+# Counts datagrams until its stdin closes and then no datagram came for 0.3 s
+# (the last ones may still be crossing the bridge), then prints the count.
 RECEIVER = """
 import select, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 print("ready", flush=True)
 n = 0
+watch = [s, sys.stdin]
 while True:
-    r, _, _ = select.select([s, sys.stdin], [], [], 60)
+    r, _, _ = select.select(watch, [], [], 60 if sys.stdin in watch else 0.3)
     if s in r:
         s.recv(100)
         n += 1
-    elif sys.stdin in r or not r:
+    elif sys.stdin in r:
+        watch = [s]
+    else:
         break
 print(n, flush=True)
 """
@@ -50,7 +53,6 @@ def udp_count(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 50, 
         assert recv.stdout.readline().strip() == "ready"
         control.run_in(lab_dir, src, [sys.executable, "-c", SENDER, dst_addr, str(port), str(count)],
                        check=True, timeout=60, capture_output=True)
-        time.sleep(0.1)  # let the last datagrams cross the bridge before the count is read
         out, _ = recv.communicate(input="", timeout=60)
         return int(out.strip())
     finally:
