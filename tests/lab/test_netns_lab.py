@@ -36,12 +36,16 @@ def test_up_builds_namespaces_veths_bridges_and_down_leaves_nothing(lab_dir, sit
     for link, bridge in st.bridges.items():
         ports = netns.run(["ip", "-n", st.switch_netns, "-br", "link", "show", "master", bridge]).stdout
         assert sorted(line.split("@")[0] for line in ports.splitlines()) == [f"n{i}-{link}" for i in (1, 2, 3)]
-    assert root_links() == links_before  # nothing of the lab in the root namespace
+    lab_ifnames = {i.node_if for r in st.nodes.values() for i in r.interfaces.values()} | \
+        {i.switch_if for r in st.nodes.values() for i in r.interfaces.values()} | set(st.bridges.values())
+    # nothing of the lab in the root namespace (other labs may come and go meanwhile)
+    assert not (set(root_links()) - set(links_before)) & lab_ifnames
 
     result = lab.down(lab_dir)
     assert sorted(result["namespaces_deleted"]) == sorted(st.namespaces())
     assert len(result["killed"]) >= 3  # each node's child at least (daemons got SIGTERM first)
-    assert set(netns.list_netns()) == netns_before and root_links() == links_before
+    assert not lab_netns(lab_dir) and not (set(netns.list_netns()) - netns_before) & set(st.namespaces())
+    assert not (set(root_links()) - set(links_before)) & lab_ifnames
     assert all(not daemons.daemon_alive(r) for r in st.nodes.values())
     assert lab.down(lab_dir) == {"dir": st.dir, "killed": [], "stopped": [], "namespaces_deleted": []}
     assert LabState.load(lab_dir).status == "down"
