@@ -22,6 +22,7 @@ import pytest
 
 from havm.agents.base import OCF, AgentResult
 from havm.agents.migrate import live_migrate
+from havm.agents.observe import qemu_copies, running_copies
 from havm.agents.process import kill_and_wait, scan_for, wait_exit
 from havm.agents.qemu import QemuAgent
 from havm.agents.qmp import Qmp
@@ -126,7 +127,14 @@ class MisdirectedTarget(QemuAgent):
 
 def test_a_failed_phase_kills_the_target_and_keeps_the_source(lab: Lab) -> None:
     target = MisdirectedTarget.from_spec(lab.b.spec)
-    report = live_migrate(lab.a, target, "a", "b")
+    seen: list[list[tuple[int, str]]] = []
+
+    def observe(_: str) -> None:  # what an outside observer sees during the phases
+        seen.append([(c.pid, c.status) for c in qemu_copies(lab.name)])
+
+    report = live_migrate(lab.a, target, "a", "b", progress=observe)
+    assert any(status == "inmigrate" for snapshot in seen for _, status in snapshot)
+    assert all(sum(status == "running" for _, status in snapshot) == 1 for snapshot in seen)
     assert not report.ok and report.failed_phase == "migrate_to"
     assert report.results["migrate_prepare"].ok  # an incoming QEMU did exist on b ...
     assert report.results["migrate_abort"].ok  # ... and was killed
@@ -149,6 +157,8 @@ def test_live_migration_keeps_boot_id_and_the_counter_continues(lab: Lab) -> Non
     assert after.boot_id == lab.facts["boot_id"]
     assert after.counter > before.counter
     assert copies(lab.name) == scan_for(lab.b.spec.pidfile)
+    (running,) = running_copies(lab.name)[lab.name]
+    assert running.pid == scan_for(lab.b.spec.pidfile)[0] and running.status == "running"
 
 
 def test_graceful_stop_is_idempotent(lab: Lab) -> None:

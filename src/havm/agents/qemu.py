@@ -119,8 +119,7 @@ class QemuAgent(Agent):
         spec = self.spec
         try:
             spec.vm_dir.mkdir(parents=True, exist_ok=True)
-            spec.qmp_socket.unlink(missing_ok=True)
-            spec.pidfile.unlink(missing_ok=True)
+            self._cleanup_files()
             # The serial log is appended to across restarts; keep one old generation.
             if spec.serial_log.exists() and spec.serial_log.stat().st_size > SERIAL_LOG_MAX:
                 spec.serial_log.replace(spec.serial_log.with_suffix(".log.1"))
@@ -161,6 +160,7 @@ class QemuAgent(Agent):
 
     def _cleanup_files(self) -> None:
         self.spec.qmp_socket.unlink(missing_ok=True)
+        self.spec.observe_socket.unlink(missing_ok=True)
         self.spec.pidfile.unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- actions

@@ -99,6 +99,11 @@ class VmSpec:
         return self.vm_dir / "qmp.sock"
 
     @property
+    def observe_socket(self) -> Path:
+        """A second QMP monitor for outside observers, so they never block the agent's."""
+        return self.vm_dir / "observe.sock"
+
+    @property
     def pidfile(self) -> Path:
         return self.vm_dir / "qemu.pid"
 
@@ -246,8 +251,8 @@ def spec_from_params(params: Mapping[str, Any], default_name: str | None = None)
         health_url=str(params["health_url"]) if params.get("health_url") else None,
         extra_args=tuple(str(a) for a in params.get("extra_args", ()) or ()),
     )
-    if len(str(spec.qmp_socket)) > UNIX_PATH_MAX:
-        raise VmSpecError("run_dir", f"QMP socket path {spec.qmp_socket} is longer than "
+    if len(str(spec.observe_socket)) > UNIX_PATH_MAX:
+        raise VmSpecError("run_dir", f"QMP socket path {spec.observe_socket} is longer than "
                           f"{UNIX_PATH_MAX} bytes (a unix socket limit): use a shorter run_dir")
     return spec
 
@@ -288,6 +293,7 @@ def qemu_argv(spec: VmSpec, incoming: bool = False) -> list[str]:
         "-chardev", f"file,id=serial0,path={spec.serial_log},append=on",
         "-serial", "chardev:serial0",
         "-qmp", f"unix:{spec.qmp_socket},server=on,wait=off",
+        "-qmp", f"unix:{spec.observe_socket},server=on,wait=off",
         "-pidfile", str(spec.pidfile),
         "-daemonize",
     ]
