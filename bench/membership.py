@@ -117,14 +117,16 @@ def run_size(n: int, args: argparse.Namespace, timing: dict[str, float]) -> dict
     config = write_cluster(tmp, n, args.links, timing, port, subnet)
     names = [node_name(i) for i in range(1, n + 1)]
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    result: dict[str, Any] = {"nodes": n, "links": args.links, "timing": timing, "dir": tmp}
+    result: dict[str, Any] = {"nodes": n, "links": args.links, "timing": timing, "dir": tmp,
+                              "realtime": args.realtime, "load_average_before": os.getloadavg()[0]}
     try:
         t0 = time.monotonic()
         for name in names:
             with open(os.path.join(tmp, f"{name}.log"), "wb") as log:
                 procs[name] = subprocess.Popen(
                     [sys.executable, "-m", "havm.membership", "--config", config, "--node", name,
-                     "--interval", str(args.status_interval), "--status-file", os.path.join(tmp, f"{name}.json")],
+                     "--interval", str(args.status_interval), "--status-file", os.path.join(tmp, f"{name}.json"),
+                     *(["--realtime", str(args.realtime)] if args.realtime else [])],
                     stdout=subprocess.DEVNULL, stderr=log)
 
         def converged() -> bool:
@@ -295,6 +297,8 @@ def main() -> int:
     p.add_argument("--status-interval", type=float, default=1.0,
                    help="how often each node writes its status file (costs CPU: keep it low)")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
+                   help="run each node's membership thread under SCHED_RR (needs root)")
     p.add_argument("--micro", action="store_true",
                    help="only the in-process CPU cost per packet and per tick (no sockets, no processes)")
     args = p.parse_args()

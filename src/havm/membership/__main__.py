@@ -52,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.5, help="seconds between status writes")
     p.add_argument("--status-file", default=None)
     p.add_argument("--print", action="store_true", help="print a summary line every interval")
+    p.add_argument("--realtime", type=int, default=None, metavar="PRIORITY",
+                   help="run the membership thread under SCHED_RR at this priority (1-99; needs root)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = p.parse_args(argv)
     node = args.node or socket.gethostname().split(".")[0]
@@ -62,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = load_config(args.config)
         key = read_key(loaded.key_path())
         thread = MembershipThread.for_node(loaded.config, node, key,
-                                           app_info=lambda: {"pid": os.getpid()})
+                                           app_info=lambda: {"pid": os.getpid()},
+                                           realtime_priority=args.realtime)
         thread.start()
     except HavmError as e:
         log.error("cannot start: %s", e)

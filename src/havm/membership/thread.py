@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,8 +32,13 @@ class MembershipThread:
     ``stop()`` sends LEAVE to the peers and joins the thread.
     """
 
-    def __init__(self, service: MembershipService) -> None:
+    def __init__(self, service: MembershipService, realtime_priority: int | None = None) -> None:
+        """``realtime_priority`` (1-99): run the membership thread under SCHED_RR at
+        that priority, as Heartbeat and corosync do, so a busy machine cannot starve
+        heartbeats into a false death. Needs root or CAP_SYS_NICE; if refused, a
+        warning is logged and the thread runs at normal priority."""
         self.service = service
+        self.realtime_priority = realtime_priority
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -40,12 +46,13 @@ class MembershipThread:
     @classmethod
     def for_node(cls, config: ClusterConfig, node: str, key: bytes,
                  app_info: Callable[[], Mapping[str, Any]] | None = None,
-                 clock: Clock | None = None, generation: int | None = None) -> MembershipThread:
+                 clock: Clock | None = None, generation: int | None = None,
+                 realtime_priority: int | None = None) -> MembershipThread:
         """The production setup: real UDP on the configured links, the system clock."""
         clock = clock or SystemClock()
         service = MembershipService(config, node, key, clock, UdpTransport(config, node), app_info,
                                     generation=generation)
-        return cls(service)
+        return cls(service, realtime_priority)
 
     def start(self, timeout: float = 10.0) -> None:
         if self._thread is not None:
@@ -59,6 +66,14 @@ class MembershipThread:
             raise self._error
 
     def _main(self) -> None:
+        if self.realtime_priority is not None:
+            try:
+                # pid 0 = the calling thread (Linux schedules threads individually)
+                os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(self.realtime_priority))
+                log.info("membership thread runs under SCHED_RR priority %d", self.realtime_priority)
+            except (OSError, AttributeError, ValueError) as e:
+                log.warning("cannot give the membership thread realtime priority %d: %s",
+                            self.realtime_priority, e)
         try:
             asyncio.run(self.service.run(ready=self._ready.set))
         except BaseException as e:  # reported by start(), or logged if after it
