@@ -121,3 +121,19 @@ def test_a_second_daemon_for_the_same_node_fails_with_address_in_use(threads) ->
     twin = MembershipThread.for_node(config, "n1", KEY)
     with pytest.raises(TransportError, match="in use"):
         twin.start()
+
+
+def test_realtime_priority_applies_to_the_membership_thread_only() -> None:
+    import os
+    config = udp_config(random.randrange(20000, 60000, 2), 9)
+    t = MembershipThread.for_node(config, "n1", KEY, realtime_priority=5)
+    t.start()
+    try:
+        tid = t._thread.native_id  # type: ignore[union-attr]
+        policy = os.sched_getscheduler(tid)
+        if policy != os.SCHED_RR:
+            pytest.skip("this machine refuses SCHED_RR (no CAP_SYS_NICE)")
+        assert os.sched_getparam(tid).sched_priority == 5
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread is untouched
+    finally:
+        t.stop()
