@@ -72,3 +72,23 @@ def test_loopback_node_keeps_what_earlier_daemons_started(loop_lab):
     killed = control.kill_node(loop_lab, "n3")["killed"]
     assert set(orphan) | {second.pid} <= set(killed)
     assert daemons.node_pids(second) == []
+
+
+def test_a_reused_group_id_without_the_node_marker_is_not_the_node(tmp_path):
+    """pid reuse: a stranger whose process group number was once a daemon's is spared."""
+    from havm.lab.state import NodeRecord
+
+    def record(pid):
+        d = str(tmp_path / "n1")
+        return NodeRecord(name="n1", index=1, addresses={}, dir=d, state_dir=d, socket=d, log=d, groups=[pid])
+
+    log = str(tmp_path / "log")
+    stranger, start = process.spawn_detached(["sleep", "30"], log)
+    env = dict(os.environ, **{daemons.MARKER: str(tmp_path / "n1")})
+    ours, ours_start = process.spawn_detached(["sleep", "30"], log, env=env)
+    try:
+        assert daemons.node_pids(record(stranger)) == []
+        assert daemons.node_pids(record(ours)) == [ours]
+    finally:
+        process.signal_pid(stranger, 9, start)
+        process.signal_pid(ours, 9, ours_start)

@@ -14,6 +14,8 @@ from havm.lab.plan import daemon_argv
 from havm.lab.state import LabState, NodeRecord
 
 READY_POLL = 0.1  # seconds between readiness rounds
+# Set in the environment of every daemon (inherited by what it starts): the node's dir.
+MARKER = "HAVM_LAB_NODE"
 
 
 def daemon_alive(rec: NodeRecord) -> bool:
@@ -31,6 +33,7 @@ def spawn_daemon(state: LabState, rec: NodeRecord, env: dict[str, str] | None = 
     argv = daemon_argv(state, rec)
     full_env = dict(os.environ)
     full_env["PYTHONUNBUFFERED"] = "1"
+    full_env[MARKER] = rec.dir
     full_env.update(env or {})
     with open(rec.log, "a", encoding="utf-8") as log:
         log.write(f"=== havm lab: starting {rec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
@@ -47,7 +50,12 @@ def node_pids(rec: NodeRecord) -> list[int]:
     if rec.netns:
         return [p for p in netns.netns_pids(rec.netns) if p != os.getpid()]
     groups = set(rec.groups) | ({rec.pid} if rec.pid else set())
-    return process.group_members(*groups) if groups else []
+    if not groups:
+        return []
+    # a group id is a number that can come back (pid reuse once the group is
+    # empty): only processes carrying this node's marker are the node's
+    marker = f"{MARKER}={rec.dir}".encode()
+    return [p for p in process.group_members(*groups) if marker in process.environ(p)]
 
 
 def socket_answers(path: str, timeout: float = 0.5) -> bool:

@@ -134,6 +134,15 @@ def signal_many(pids: Iterable[int], sig: int) -> list[int]:
     return sent
 
 
+def environ(pid: int) -> list[bytes]:
+    """The environment of ``pid`` as ``NAME=value`` entries ([] if unreadable or gone)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
 def wait_stopped(pids: Iterable[int], stopped: bool, timeout: float = 5.0) -> list[int]:
     """Wait (bounded) until each live pid is stopped (or, with ``stopped=False``,
     running again): signals are delivered asynchronously. Returns the laggards."""
