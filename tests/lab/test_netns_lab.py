@@ -305,3 +305,19 @@ def test_block_cuts_one_direction_only(lab_dir, sitter_lab):
     assert udp_count(lab_dir, "n3", "n2", "10.213.1.2") >= 45
     with pytest.raises(UsageError, match="itself"):
         control.block(lab_dir, "n1", "n1")
+
+
+@pytest.mark.parametrize("mode", ["multicast", "broadcast"])
+def test_multicast_and_broadcast_links_carry_datagrams_and_obey_partitions(lab_dir, mode):
+    lab.up(lab_dir, LabSpec(nodes=3, links=2, link_mode=mode, daemon_command=SITTER), wait=False)
+    from havm.config.load import load_config
+
+    link = load_config(LabState.load(lab_dir).config).config.links[1]
+    assert link.mode == mode
+    target = link.group if mode == "multicast" else link.broadcast
+    join = (lambda addr: addr) if mode == "multicast" else (lambda addr: None)
+    assert udp_count(lab_dir, "n1", "n2", target, join=join("10.213.1.2")) >= 45
+    assert udp_count(lab_dir, "n1", "n3", target, join=join("10.213.1.3")) >= 45
+    control.partition(lab_dir, ["n1", "n2,n3"])
+    assert udp_count(lab_dir, "n1", "n2", target, join=join("10.213.1.2")) == 0
+    assert udp_count(lab_dir, "n3", "n2", target, join=join("10.213.1.2")) >= 45

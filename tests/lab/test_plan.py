@@ -136,3 +136,18 @@ def test_resolvers_used_by_the_cli(tmp_path):
     assert socket_of(str(tmp_path), "n2") == str(tmp_path / "nodes" / "n2" / "havmd.sock")
     with pytest.raises(NotFound, match="n1, n2"):
         socket_of(str(tmp_path), "n3")
+
+
+@pytest.mark.parametrize("mode, key, value", [("multicast", "group", "239.0.213.1"),
+                                              ("broadcast", "broadcast", "10.213.1.255")])
+def test_multicast_and_broadcast_labs_generate_valid_links(mode, key, value):
+    import yaml
+
+    st = plan_lab("/tmp/labA", LabSpec(nodes=3, links=2, link_mode=mode), lab_octet=0, is_root=True)
+    text = yaml.safe_dump(cluster_document(st, fill_timing()))
+    link = parse_config_text(text, "lab.yaml").config.links[1]
+    assert link.mode == mode and getattr(link, key) == value
+    _, _, per_node = network_commands(st)
+    assert ("route add 239.0.213.1/32 dev ring1" in per_node["n1"]) == (mode == "multicast")
+    with pytest.raises(UsageError, match="need network namespaces"):
+        plan_lab("/tmp/labA", LabSpec(nodes=3, link_mode=mode, netns=False), lab_octet=9, is_root=True)

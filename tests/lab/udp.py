@@ -12,7 +12,11 @@ from havm.lab import control
 RECEIVER = """
 import select, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2])))
+if len(sys.argv) > 3:  # join the multicast group sys.argv[1] on the interface of address sys.argv[3]
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                 socket.inet_aton(sys.argv[1]) + socket.inet_aton(sys.argv[3]))
 print("ready", flush=True)
 n = 0
 watch = [s, sys.stdin]
@@ -31,6 +35,7 @@ print(n, flush=True)
 SENDER = """
 import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 sent = 0
 for i in range(int(sys.argv[3])):
     try:
@@ -43,10 +48,13 @@ print(sent)
 """
 
 
-def udp_count(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 50, port: int = 5555) -> int:
-    """Send ``count`` datagrams from node ``src`` to ``dst_addr`` (on node ``dst``); return how many arrived."""
+def udp_count(lab_dir: str, src: str, dst: str, dst_addr: str, count: int = 50, port: int = 5555,
+              join: str | None = None) -> int:
+    """Send ``count`` datagrams from node ``src`` to ``dst_addr``; return how many arrived on node
+    ``dst`` (which, with ``join``, joins multicast group ``dst_addr`` on its address ``join``)."""
     recv = subprocess.Popen(
-        control.exec_argv(lab_dir, dst, [sys.executable, "-c", RECEIVER, dst_addr, str(port)]),
+        control.exec_argv(lab_dir, dst, [sys.executable, "-c", RECEIVER, dst_addr, str(port)]
+                          + ([join] if join else [])),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert recv.stdout is not None and recv.stdin is not None

@@ -72,7 +72,8 @@ def _status_text(st: dict[str, Any]) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     netns_mode = not args.no_netns and os.geteuid() == 0
     spec = LabSpec(nodes=args.nodes, links=args.links, netns=netns_mode, keepalive=args.keepalive,
-                   warntime=args.warntime, deadtime=args.deadtime, initdead=args.initdead, port=args.port)
+                   warntime=args.warntime, deadtime=args.deadtime, initdead=args.initdead, port=args.port,
+                   link_mode=args.link_mode)
     res = lab.up(_lab_dir(args), spec, wait=not args.no_wait, timeout=args.timeout)
     return _print(args, res, f"lab {res['dir']} up: {len(res['nodes'])} nodes ({res['mode']}), "
                              f"config {res['config']}, in {res['elapsed']:g}s")
@@ -179,6 +180,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     for name in ("keepalive", "warntime", "deadtime", "initdead"):
         up.add_argument(f"--{name}", type=_duration, default=None, help=f"timing.{name} (e.g. 0.2, 500ms)")
     up.add_argument("--port", type=int, default=None, help="heartbeat port (default 694)")
+    up.add_argument("--link-mode", choices=("unicast", "multicast", "broadcast"), default="unicast",
+                    help="how heartbeats travel (multicast and broadcast need namespaces)")
     up.add_argument("--no-netns", action="store_true", help="loopback addresses instead of namespaces")
     up.add_argument("--no-wait", action="store_true", help="do not wait for the daemons to answer")
     up.add_argument("--timeout", type=_duration, default=60.0, help="how long to wait for them (default 60s)")

@@ -32,6 +32,8 @@ MAX_LINKS = 2
 IFNAMSIZ = 15  # longest Linux interface name
 UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 LAB_NET = "10.213"
+LAB_GROUP = "239.0.213"  # multicast group of link i: 239.0.213.i
+LINK_MODES = ("unicast", "multicast", "broadcast")
 UNPRIVILEGED_PORT = 20694  # heartbeat port on loopback labs without root (694 needs root)
 
 # How havmd is started; placeholders are filled per node. Tests may record
@@ -55,6 +57,7 @@ class LabSpec:
     deadtime: float | None = None
     initdead: float | None = None
     port: int | None = None
+    link_mode: str = "unicast"  # unicast | multicast | broadcast (the last two need namespaces)
     daemon_command: tuple[str, ...] = DEFAULT_DAEMON_COMMAND
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -110,6 +113,10 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         raise UsageError(f"--nodes must be between 1 and {MAX_NODES}, got {spec.nodes}")
     if not 1 <= spec.links <= MAX_LINKS:
         raise UsageError(f"--links must be 1 or 2, got {spec.links}")
+    if spec.link_mode not in LINK_MODES:
+        raise UsageError(f"--link-mode must be one of {', '.join(LINK_MODES)}, got {spec.link_mode!r}")
+    if spec.link_mode != "unicast" and not spec.netns:
+        raise UsageError(f"{spec.link_mode} links need network namespaces (a lab without --no-netns, as root)")
     d = os.path.realpath(lab_dir)
     ident = lab_id(d)
     prefix = netns_prefix(d)
@@ -142,6 +149,7 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         switch_netns=f"{prefix}sw" if spec.netns else None,
         bridges={lk: f"br-{lk}" for lk in links} if spec.netns else {},
         daemon_command=list(spec.daemon_command), lab_octet=None if spec.netns else lab_octet,
+        link_mode=spec.link_mode,
     )
 
 
@@ -151,10 +159,19 @@ def cluster_document(state: LabState, timing: dict[str, float]) -> dict[str, obj
         "version": 1,
         "cluster": state.cluster,
         "nodes": [{"name": n.name, "addresses": dict(n.addresses)} for n in state.nodes.values()],
-        "links": [{"name": lk, "mode": "unicast", "port": state.port} for lk in state.links],
+        "links": [link_document(state, li, lk) for li, lk in enumerate(state.links)],
         "timing": dict(timing),
         "auth": {"key_file": os.path.basename(state.key_file)},
     }
+
+
+def link_document(state: LabState, index: int, name: str) -> dict[str, object]:
+    doc: dict[str, object] = {"name": name, "mode": state.link_mode, "port": state.port}
+    if state.link_mode == "multicast":
+        doc["group"] = f"{LAB_GROUP}.{index}"
+    elif state.link_mode == "broadcast":
+        doc["broadcast"] = f"{LAB_NET}.{index}.255"
+    return doc
 
 
 def daemon_argv(state: LabState, node: NodeRecord) -> list[str]:
@@ -180,5 +197,8 @@ def network_commands(state: LabState) -> tuple[list[str], list[str], dict[str, l
             switch.append(f"link set {itf.switch_if} up")
             cmds.append(f"addr add {n.addresses[lk]}/{itf.prefix} dev {itf.node_if}")
             cmds.append(f"link set {itf.node_if} up")
+            if state.link_mode == "multicast":
+                # a namespace has no default route: say where each link's group goes
+                cmds.append(f"route add {LAB_GROUP}.{state.links.index(lk)}/32 dev {itf.node_if}")
         per_node[n.name] = cmds
     return root, switch, per_node

@@ -15,7 +15,9 @@ Schema (``schema: 1``; fields are only ever added):
 - ``dir``, ``config``, ``key_file``: absolute paths.
 - ``mode``: ``"netns"`` (one network namespace per node) or ``"loopback"``.
 - ``status``: ``"creating"`` (an ``up`` is under way or crashed), ``"up"``, ``"down"``.
-- ``cluster``: cluster name in cluster.yaml; ``links``: link names; ``port``: heartbeat port.
+- ``cluster``: cluster name in cluster.yaml; ``links``: link names; ``port``: heartbeat port;
+  ``link_mode``: unicast, multicast (group 239.0.213.<link index>) or broadcast
+  (10.213.<link index>.255).
 - ``switch_netns``: namespace holding the bridges (netns mode) or null;
   ``bridges``: link name -> bridge name inside ``switch_netns``.
 - ``nodes``: node name -> NodeRecord (see its docstring), in node order.
@@ -139,6 +141,7 @@ class LabState:
     faults: Faults = field(default_factory=Faults)
     daemon_command: list[str] = field(default_factory=list)
     lab_octet: int | None = None
+    link_mode: str = "unicast"
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     schema: int = SCHEMA
