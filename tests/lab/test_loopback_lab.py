@@ -92,3 +92,13 @@ def test_a_reused_group_id_without_the_node_marker_is_not_the_node(tmp_path):
     finally:
         process.signal_pid(stranger, 9, start)
         process.signal_pid(ours, 9, ours_start)
+
+
+def test_daemon_env_is_kept_across_restarts(lab_dir):
+    spec = LabSpec(nodes=1, netns=False, daemon_command=SITTER, daemon_env={"HAVM_TEST_FLAG": "on"})
+    lab.up(lab_dir, spec, wait=False)
+    control.kill_daemon(lab_dir, "n1")
+    control.start_node(lab_dir, "n1", wait=False)
+    rec = LabState.load(lab_dir).nodes["n1"]
+    assert len(rec.groups) == 2
+    assert b"HAVM_TEST_FLAG=on" in process.environ(rec.pid)

@@ -189,11 +189,11 @@ class Crash(BaseException):
 def test_down_cleans_up_after_a_crash_mid_up(lab_dir, monkeypatch):
     calls = []
 
-    def crash_on_second(state, rec, env=None):
+    def crash_on_second(state, rec):
         calls.append(rec.name)
         if len(calls) == 2:
             raise Crash()
-        return real(state, rec, env)
+        return real(state, rec)
 
     real = daemons.spawn_daemon
     monkeypatch.setattr(daemons, "spawn_daemon", crash_on_second)

@@ -22,7 +22,7 @@ def daemon_alive(rec: NodeRecord) -> bool:
     return process.is_alive(rec.pid, rec.pid_start)
 
 
-def spawn_daemon(state: LabState, rec: NodeRecord, env: dict[str, str] | None = None) -> None:
+def spawn_daemon(state: LabState, rec: NodeRecord) -> None:
     """Start ``rec``'s daemon inside its namespace and record its pid in ``rec``.
 
     The caller saves the state right after, so a crash never loses a pid.
@@ -34,7 +34,7 @@ def spawn_daemon(state: LabState, rec: NodeRecord, env: dict[str, str] | None = 
     full_env = dict(os.environ)
     full_env["PYTHONUNBUFFERED"] = "1"
     full_env[MARKER] = rec.dir
-    full_env.update(env or {})
+    full_env.update(state.daemon_env)
     with open(rec.log, "a", encoding="utf-8") as log:
         log.write(f"=== havm lab: starting {rec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
                   f"{' '.join(argv)}\n")

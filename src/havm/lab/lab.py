@@ -156,7 +156,7 @@ def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) ->
             if state.netns_mode:
                 _create_network(state)
             for rec in state.nodes.values():
-                daemons.spawn_daemon(state, rec, spec.extra_env)
+                daemons.spawn_daemon(state, rec)
                 state.save()
             state.status = "up"
             state.save()

@@ -59,7 +59,7 @@ class LabSpec:
     port: int | None = None
     link_mode: str = "unicast"  # unicast | multicast | broadcast (the last two need namespaces)
     daemon_command: tuple[str, ...] = DEFAULT_DAEMON_COMMAND
-    extra_env: dict[str, str] = field(default_factory=dict)
+    daemon_env: dict[str, str] = field(default_factory=dict)  # added to the daemons' environment
 
 
 def fill_timing(keepalive: float | None = None, warntime: float | None = None,
@@ -149,7 +149,7 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         switch_netns=f"{prefix}sw" if spec.netns else None,
         bridges={lk: f"br-{lk}" for lk in links} if spec.netns else {},
         daemon_command=list(spec.daemon_command), lab_octet=None if spec.netns else lab_octet,
-        link_mode=spec.link_mode,
+        link_mode=spec.link_mode, daemon_env=dict(spec.daemon_env),
     )
 
 

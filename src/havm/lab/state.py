@@ -22,7 +22,7 @@ Schema (``schema: 1``; fields are only ever added):
   ``bridges``: link name -> bridge name inside ``switch_netns``.
 - ``nodes``: node name -> NodeRecord (see its docstring), in node order.
 - ``daemon_command``: the daemon's argv template ({config}, {node}, {state_dir},
-  {socket} filled per node); ``lab_octet``: third octet of loopback addresses or null.
+  {socket} filled per node); ``daemon_env``: added to its environment; ``lab_octet``: third octet of loopback addresses or null.
 - ``faults``: ``partition`` (list of node-name groups, or null), ``links_down``
   (node -> [link]), ``loss`` (node -> link -> {percent, delay_ms, method,
   delayer: {pid, start} or null}), ``blocks`` (one-way cuts: [{src, dst, link
@@ -142,6 +142,7 @@ class LabState:
     daemon_command: list[str] = field(default_factory=list)
     lab_octet: int | None = None
     link_mode: str = "unicast"
+    daemon_env: dict[str, str] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     schema: int = SCHEMA
