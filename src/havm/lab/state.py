@@ -20,9 +20,12 @@ Schema (``schema: 1``; fields are only ever added):
   (10.213.<link index>.255).
 - ``switch_netns``: namespace holding the bridges (netns mode) or null;
   ``bridges``: link name -> bridge name inside ``switch_netns``.
-- ``nodes``: node name -> NodeRecord (see its docstring), in node order.
-- ``daemon_command``: the daemon's argv template ({config}, {node}, {state_dir},
-  {socket} filled per node); ``daemon_env``: added to its environment; ``lab_octet``: third octet of loopback addresses or null.
+- ``nodes``: node name -> {name, index, addresses (link -> IPv4), dir,
+  state_dir, socket, log, netns (or null), interfaces (link -> {node_if,
+  switch_if, prefix}), pid, pid_start, groups}, in node order (NodeRecord).
+- ``daemon_command``: the daemon's argv template ({config}, {node},
+  {state_dir}, {socket} filled per node); ``daemon_env``: added to its
+  environment; ``lab_octet``: third octet of loopback addresses, or null.
 - ``faults``: ``partition`` (list of node-name groups, or null), ``links_down``
   (node -> [link]), ``loss`` (node -> link -> {percent, delay_ms, method,
   delayer: {pid, start} or null}), ``blocks`` (one-way cuts: [{src, dst, link
