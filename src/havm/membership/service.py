@@ -65,6 +65,7 @@ class _PeerInfo:
     restarts: int = 0
     heartbeat: Heartbeat | None = None
     last_seq: dict[int, int] = field(default_factory=dict)  # link -> last accepted seq
+    clock_offset: float | None = None  # our wall clock minus its timestamp, latest packet
 
 
 class MembershipService:
@@ -322,6 +323,7 @@ class MembershipService:
             log.warning("peer %s restarted (generation %d -> %d)", packet.sender, info.generation or 0,
                         packet.generation)
         info.generation = packet.generation
+        info.clock_offset = self.clock.wall() - packet.timestamp
         previous = info.last_seq.get(link)
         if previous is not None and packet.seq > previous + 1:
             self._lost[link] += min(packet.seq - previous - 1, 1000)
@@ -409,7 +411,8 @@ class MembershipService:
                 last_heard_age=None if last is None else now - last,
                 generation=info.generation, restarts=info.restarts, left=det.has_left(name),
                 hears=hb.hears if hb else (), members=hb.members if hb else (),
-                quorate=hb.quorate if hb else None, app=hb.app if hb else {}))
+                quorate=hb.quorate if hb else None, app=hb.app if hb else {},
+                clock_offset=info.clock_offset))
         links = []
         for i, lk in enumerate(self.config.links):
             statuses = [det.link_status(p, i) for p in det.peers]

@@ -105,6 +105,10 @@ class PeerView:
     members: tuple[str, ...]  # its membership, from its latest heartbeat
     quorate: bool | None  # its quorum, from its latest heartbeat
     app: Mapping[str, Any] = field(default_factory=dict)  # its app info, from its latest heartbeat
+    # Our wall clock minus the timestamp of its latest packet: clock skew plus
+    # one-way delay. Seconds here mean unsynchronised clocks (fix NTP: logs and
+    # fencing records of the two nodes will not line up).
+    clock_offset: float | None = None
 
 
 @dataclass(frozen=True)
