@@ -310,3 +310,30 @@ def test_update_config_to_a_ping_tiebreaker_makes_a_ping_prober(cluster_of) -> N
     assert isinstance(s.prober, PingProber) and s.prober.targets == ["127.0.0.1"]
     s.update_config(make_config(nodes=2, quorum={"two_node": True}))
     assert s.prober is None
+
+
+def test_lost_heartbeats_are_counted_per_link(cluster_of) -> None:  # type: ignore[no-untyped-def]
+    c = cluster_of()
+    c.run(2.0)
+    first = c.view("n2").seq + 1
+    c.net.cut(0, "n2", "n1", both_ways=False)  # n2 -> n1 on link l0 only
+    c.run(1.0)
+    last = c.view("n2").seq
+    c.net.restore(0, "n2", "n1")
+    c.run(1.0)
+    v = c.view("n1")
+    assert [lk.lost for lk in v.links] == [last - first + 1, 0]
+    assert v.peer("n2").links == {"l0": "up", "l1": "up"}
+
+
+def test_delay_and_single_losses_below_warntime_change_nothing(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]
+    c = cluster_of()
+    c.run(2.0)
+    before = c.view("n1").key
+    c.net.set_delay(0.4)
+    c.run(3.0)
+    for _ in range(6):
+        c.net.drop_next(1)  # a datagram lost now and then: the other link still carries
+        c.run(0.5)
+    assert c.view("n1").key == before
+    assert not warnings_about(caplog, "is late") and not warnings_about(caplog, "is down")
