@@ -69,7 +69,9 @@ def wait_for_state(host: str, port: int, timeout: float = 30.0,
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            state = fetch_state(host, port, timeout=1.0)
+            # A generous per-request timeout: on an overloaded host the emulated
+            # guest answers late, and re-asking every second only piles up requests.
+            state = fetch_state(host, port, timeout=max(1.0, min(5.0, deadline - time.monotonic())))
             if newer_than is None or state.counter > newer_than:
                 return state
         except (OSError, ValueError) as exc:
