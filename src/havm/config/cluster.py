@@ -140,3 +140,7 @@ class Daemon(Strict):
     state_dir: str = "/var/lib/havm"
     socket: str = "/run/havm/havmd.sock"
     api: Api = Field(default_factory=Api)
+    realtime_priority: int | None = Field(
+        10, ge=1, le=99,
+        description="SCHED_RR priority of the heartbeat thread (as corosync and Heartbeat run), so a "
+                    "busy machine cannot starve heartbeats; null: normal scheduling")

@@ -63,7 +63,8 @@ class NodeDaemon(ClusterIO):
         self.started_at = self.clock.wall()
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
-        self.thread = MembershipThread.for_node(self.config, node, key, app_info=self.app_info, clock=self.clock)
+        self.thread = MembershipThread.for_node(self.config, node, key, app_info=self.app_info, clock=self.clock,
+                                                realtime_priority=self.config.daemon.realtime_priority)
         self.membership = self.thread.service
         self.peers = PeerClient(key, node)
         self._views: asyncio.Queue[Any] = asyncio.Queue()
