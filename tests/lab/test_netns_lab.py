@@ -68,6 +68,10 @@ def test_up_refuses_a_running_lab_and_a_foreign_dir(lab_dirs, sitter_lab, lab_di
     sitter_lab(nodes=1, links=1)
     with pytest.raises(LabError, match="already runs"):
         lab.up(lab_dir, LabSpec(nodes=1, daemon_command=SITTER), wait=False)
+    first = LabState.load(lab_dir).nodes["n1"]
+    lab.up(lab_dir, LabSpec(nodes=2, daemon_command=SITTER), wait=False, replace=True)
+    assert not daemons.daemon_alive(first) and list(LabState.load(lab_dir).nodes) == ["n1", "n2"]
+    assert len(lab_netns(lab_dir)) == 3
     foreign = lab_dirs()
     with open(os.path.join(foreign, "precious.txt"), "w") as f:
         f.write("keep me")

@@ -74,7 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     spec = LabSpec(nodes=args.nodes, links=args.links, netns=netns_mode, keepalive=args.keepalive,
                    warntime=args.warntime, deadtime=args.deadtime, initdead=args.initdead, port=args.port,
                    link_mode=args.link_mode)
-    res = lab.up(_lab_dir(args), spec, wait=not args.no_wait, timeout=args.timeout)
+    res = lab.up(_lab_dir(args), spec, wait=not args.no_wait, timeout=args.timeout, replace=args.replace)
     return _print(args, res, f"lab {res['dir']} up: {len(res['nodes'])} nodes ({res['mode']}), "
                              f"config {res['config']}, in {res['elapsed']:g}s")
 
@@ -184,6 +184,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                     help="how heartbeats travel (multicast and broadcast need namespaces)")
     up.add_argument("--no-netns", action="store_true", help="loopback addresses instead of namespaces")
     up.add_argument("--no-wait", action="store_true", help="do not wait for the daemons to answer")
+    up.add_argument("--replace", action="store_true", help="bring down a lab running in DIR first")
     up.add_argument("--timeout", type=_duration, default=60.0, help="how long to wait for them (default 60s)")
 
     add("down", "remove every process, namespace, interface and rule of the lab", cmd_down)

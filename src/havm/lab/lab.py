@@ -122,12 +122,14 @@ def _create_network(state: LabState) -> None:
     netns.parallel(wire, list(per_node))
 
 
-def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) -> dict[str, Any]:
+def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0,
+       replace: bool = False) -> dict[str, Any]:
     """Create the lab and start one havmd per node; with ``wait``, until all answer.
 
-    Raises LabError if the lab already runs, and (leaving the lab up for
-    inspection) if some daemons do not answer within ``timeout``, naming them
-    with their log's tail. Any other failure removes what was created.
+    Raises LabError if the lab already runs (unless ``replace``: then it is
+    brought down first), and (leaving the lab up for inspection) if some
+    daemons do not answer within ``timeout``, naming them with their log's
+    tail. Any other failure removes what was created.
     """
     if spec.netns and (why := netns.available()):
         raise LabError(f"cannot build a namespace lab: {why} (use --no-netns for a loopback lab)")
@@ -137,6 +139,8 @@ def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0) ->
     _check_ours(lab_dir)
     with locked(lab_dir):
         old = load_optional(lab_dir)
+        if replace and os.path.exists(os.path.join(lab_dir, STATE_FILE)):
+            _teardown(lab_dir, old)
         if leftovers := _live_leftovers(lab_dir, old):
             raise LabError(f"a lab already runs in {lab_dir} ({', '.join(leftovers)}); "
                            "run 'havm lab down' first")
