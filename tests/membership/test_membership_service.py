@@ -93,7 +93,7 @@ def test_link_down_for_every_peer_is_reported(cluster_of, caplog) -> None:  # ty
     v = c.view("n1")
     assert [(lk.name, lk.up) for lk in v.links] == [("l0", False), ("l1", True)]
     assert v.members == ("n1", "n2", "n3")
-    assert warnings_about(caplog, "link l0 is down for every peer")
+    assert warnings_about(caplog, "link l0 is down: no peer heard on it")
     assert v.links[0].lost == 0  # nothing lost *on l1*; losses are counted where gaps appear
 
 
@@ -337,3 +337,16 @@ def test_delay_and_single_losses_below_warntime_change_nothing(cluster_of, caplo
         c.run(0.5)
     assert c.view("n1").key == before
     assert not warnings_about(caplog, "is late") and not warnings_about(caplog, "is down")
+
+
+def test_all_peers_dead_leaves_links_unknown_not_down(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]
+    c = cluster_of()
+    c.run(2.0)
+    c.kill("n2")
+    c.kill("n3")
+    c.run(4.0)
+    v = c.view("n1")
+    assert v.members == ("n1",) and not v.quorate and v.controller is None
+    assert [lk.state for lk in v.links] == ["unknown", "unknown"]  # dead peers or dead links: cannot tell
+    assert not warnings_about(caplog, "link l0 is down")
+    assert warnings_about(caplog, "quorum lost (1 of 3 votes, minority)")

@@ -144,7 +144,8 @@ class MembershipService:
             raise ValueError("heartbeat links changed: restart havmd to apply")
         if config.cluster != self.config.cluster:
             raise ValueError("the cluster name changed: restart havmd to apply")
-        config.node(self.node)
+        if self.node not in config.node_names:
+            raise ValueError(f"this node ({self.node}) is not in the new configuration")
         with self._lock:
             now = self.clock.monotonic()
             self.config = config
@@ -417,8 +418,10 @@ class MembershipService:
         for i, lk in enumerate(self.config.links):
             statuses = [det.link_status(p, i) for p in det.peers]
             up = statuses.count(LinkStatus.UP)
-            state = ("up" if up or not statuses else
-                     "unknown" if all(s == LinkStatus.UNKNOWN for s in statuses) else "down")
+            # "down" only when a peer reachable another way is silent on this link:
+            # with every peer dead we cannot tell a dead link from dead peers.
+            down = any(det.link_status(p, i) == LinkStatus.DOWN for p in alive)
+            state = "up" if up or not statuses else "down" if down else "unknown"
             links.append(LinkView(lk.name, lk.mode, state == "up", up, len(statuses),
                                   self._sent[i], self._received[i], self._lost[i], state))
         jitter = sorted(self._jitter)
@@ -466,8 +469,7 @@ class MembershipService:
         if old.controller != new.controller:
             log.info("controller: %s -> %s", old.controller, new.controller)
         for link_old, link_new in zip(old.links, new.links, strict=False):
-            if link_old.state != link_new.state and link_old.state != "unknown":
-                if link_new.up:
-                    log.info("link %s is up", link_new.name)
-                else:
-                    log.warning("link %s is down for every peer", link_new.name)
+            if link_old.state == "down" and link_new.state == "up":
+                log.info("link %s is up", link_new.name)
+            elif link_new.state == "down" and link_old.state != "down":
+                log.warning("link %s is down: no peer heard on it, peers answer on other links", link_new.name)

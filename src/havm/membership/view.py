@@ -121,7 +121,9 @@ class LinkView:
     sent: int  # packets we sent on it
     received: int  # valid packets we received on it
     lost: int  # estimated packets lost towards us (gaps in peers' seqs)
-    state: str = "unknown"  # up | down | unknown (no peer heard on it yet, within initdead)
+    # up: some peer heard on it; down: silent for every peer while some alive peer is
+    # heard on another link; unknown: no alive peer to judge by (startup, all peers dead)
+    state: str = "unknown"
 
 
 @dataclass(frozen=True)
