@@ -77,8 +77,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     disk = create_disk(root / "disk.qcow2")
     port = {"a": free_port(), "b": free_port()}
     agents = {
-        h: QemuAgent(name, guest_params(image, name, disk, root / h, hostfwd_port=port[h],
-                                        migration_address="127.0.0.1", stop_timeout=20))
+        h: QemuAgent(name, guest_params(
+            image, name, disk, root / h, hostfwd_port=port[h], migration_address="127.0.0.1",
+            stop_timeout=20, health_url=f"http://127.0.0.1:{port[h]}/cgi-bin/state"))
         for h in ("a", "b")
     }
     yield Lab(name, agents["a"], agents["b"], port)
@@ -103,6 +104,16 @@ def test_start_boots_the_guest_and_monitor_says_running(lab: Lab) -> None:
         assert qmp.status() == "paused"
         qmp.execute("cont")
     assert lab.a.monitor().rc == OCF.SUCCESS
+
+
+def test_a_second_copy_on_the_same_disk_is_refused(lab: Lab) -> None:
+    # "host b" cold-starts the VM while it still runs on a (a missed fence):
+    # QEMU's image lock refuses a second writer, and the agent cleans up.
+    result = lab.b.start()
+    assert result.rc == OCF.ERR_GENERIC
+    assert "lock" in result.output
+    assert scan_for(lab.b.spec.pidfile) == []
+    assert copies(lab.name) == scan_for(lab.a.spec.pidfile)
 
 
 def test_migration_to_an_unreachable_target_keeps_the_source(lab: Lab) -> None:

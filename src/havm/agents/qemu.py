@@ -36,7 +36,8 @@ LAUNCH_TIMEOUT = 60.0
 QMP_TIMEOUT = 15.0  # generous: QEMU's monitor answers late on an overloaded host
 QUIT_TIMEOUT = 5.0
 TARGET_RUNNING_TIMEOUT = 30.0
-HEALTH_TIMEOUT = 15.0
+HEALTH_TIMEOUT = 15.0  # migrate_from: how long the guest may take to answer
+HEALTH_REQUEST_TIMEOUT = 5.0
 SERIAL_LOG_MAX = 4 << 20
 
 
@@ -264,7 +265,7 @@ class QemuAgent(Agent):
         if status != "running":
             log(f"QEMU pid {pid} in state {status}")
             return log.result(OCF.ERR_GENERIC, {"status": status})
-        if self.spec.health_url and not self._healthy(timeout=3.0):
+        if self.spec.health_url and not self._healthy(timeout=HEALTH_REQUEST_TIMEOUT):
             log(f"guest does not answer at {self.spec.health_url}")
             return log.result(OCF.ERR_GENERIC, {"status": status})
         return log.result(OCF.SUCCESS, {"status": status, "pid": pid})
@@ -389,7 +390,7 @@ class QemuAgent(Agent):
                     return log.result(OCF.ERR_GENERIC, {"status": status})
                 if self.spec.health_url:
                     deadline = time.monotonic() + HEALTH_TIMEOUT
-                    while not self._healthy(timeout=1.0):
+                    while not self._healthy(timeout=HEALTH_REQUEST_TIMEOUT):
                         if time.monotonic() >= deadline:
                             log(f"guest does not answer at {self.spec.health_url}")
                             return log.result(OCF.ERR_GENERIC, {"status": status})
