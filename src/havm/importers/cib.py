@@ -52,6 +52,32 @@ _PROPS: dict[str, tuple[str, Any]] = {
     "placement-strategy": ("placement_strategy", str),
     "default-resource-stickiness": ("stickiness", lambda v: format_score(pcmk_score(v))),
 }
+_TUNING = "tuning of Pacemaker's controller and scheduler; havm's controller has its own timing"
+_FENCING = "a fencing setting: configure it in havm's fencing section"
+#: properties havm cannot carry, with the reason
+_PROP_WHY = {
+    **{k: _TUNING for k in ("pe-input-series-max", "pe-error-series-max", "pe-warn-series-max", "cluster-delay",
+                            "batch-limit", "shutdown-escalation", "transition-idle-timeout", "election-timeout",
+                            "crmd-transition-delay", "crmd-integration-timeout", "crmd-finalization-timeout",
+                            "join-integration-timeout", "join-finalization-timeout", "transition-delay",
+                            "node-action-limit", "migration-limit", "cluster-recheck-interval", "network-delay",
+                            "node-pending-timeout", "cluster-ipc-limit", "load-threshold")},
+    **{k: _FENCING for k in ("stonith-action", "fencing-action", "stonith-timeout", "fencing-timeout",
+                             "concurrent-fencing", "priority-fencing-delay", "startup-fencing",
+                             "stonith-watchdog-timeout", "stonith-max-attempts", "fence-reaction")},
+    "start-failure-is-fatal": "havm counts a failed start as one failure towards migration_threshold; "
+                              "set meta.migration_threshold: 1 for Pacemaker's default behaviour",
+    "stop-all-resources": "no such switch; set resource_defaults.target_role: stopped",
+    "enable-acl": "access control is havm's API roles, not part of the cluster config",
+    "enable-startup-probes": "havm always probes what runs on a node it has not seen",
+    "shutdown-lock": "havm does not lock resources to a node that shuts down cleanly",
+    "shutdown-lock-limit": "havm does not lock resources to a node that shuts down cleanly",
+    "stop-orphan-resources": "havm always stops resources that are no longer configured",
+    "stop-orphan-actions": "havm always cancels operations of removed resources",
+    "stop-removed-resources": "havm always stops resources that are no longer configured",
+    "cancel-removed-actions": "havm always cancels operations of removed resources",
+    "require-quorum": "Heartbeat 2's switch; use no_quorum_policy",
+}
 _PROP_VALUES = {"no_quorum_policy": ("stop", "freeze", "ignore", "demote"),
                 "placement_strategy": ("default", "utilization", "balanced", "minimal")}
 #: bookkeeping properties Pacemaker writes itself: nothing to carry over
@@ -151,7 +177,11 @@ def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], s
                 ctx.report.info(*ctx.where(el), what, "bookkeeping written by Pacemaker itself; not configuration")
                 continue
             if key not in _PROPS:
-                ctx.report.drop(*ctx.where(el), what, "havm has no such cluster property")
+                if key.startswith("node-health"):
+                    why = "node health scoring is not supported"
+                else:
+                    why = _PROP_WHY.get(key, "havm has no such cluster property (an agent's data or a typo?)")
+                ctx.report.drop(*ctx.where(el), what, why)
                 continue
             field, conv = _PROPS[key]
             try:

@@ -80,6 +80,11 @@ def _score(el: ET.Element, default: int | None) -> int:
         raise _Skip(str(e)) from None
 
 
+def _check_role(ctx: Ctx, rsc: str, role: str | None) -> None:
+    if role in ("promoted", "unpromoted") and ctx.kinds.get(rsc) != "promotable":
+        raise _Skip(f"role {role} on {rsc!r}, which is not a promotable clone in havm")
+
+
 def _role(el: ET.Element, *names: str) -> str | None:
     raw = _attr(el, *names)
     if raw is None or raw.strip().lower() == "started":
@@ -121,6 +126,7 @@ def _location(ctx: Ctx, el: ET.Element, nodes: set[str]) -> list[dict[str, Any]]
             raise _Skip(f"node {node!r} is not among the imported nodes ({', '.join(sorted(nodes))})")
         score = _score(el, None)
         for rsc in targets:
+            _check_role(ctx, rsc, role)
             c: dict[str, Any] = {"location": rsc, "node": node, "score": format_score(score)}
             if role:
                 c["role"] = role
@@ -139,6 +145,11 @@ def _location(ctx: Ctx, el: ET.Element, nodes: set[str]) -> list[dict[str, Any]]
             ctx.drop(raw_rule, str(e))
             continue
         for rsc in targets:
+            try:
+                _check_role(ctx, rsc, rule_role or role)
+            except _Skip as e:
+                ctx.drop(raw_rule, str(e))
+                continue
             c = {"location": rsc, "rule": {"score": format_score(score), "expression": expression}}
             if rule_role or role:
                 c["role"] = rule_role or role
@@ -205,6 +216,8 @@ def _colocation(ctx: Ctx, el: ET.Element) -> list[dict[str, Any]]:
     for dep, dep_role, primary, primary_role in pairs:
         if dep == primary:
             continue
+        _check_role(ctx, dep, dep_role)
+        _check_role(ctx, primary, primary_role)
         c: dict[str, Any] = {"colocation": dep, "with": primary, "score": format_score(score)}
         if dep_role:
             c["role"] = dep_role

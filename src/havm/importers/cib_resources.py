@@ -24,6 +24,7 @@ from havm.importers.cibxml import (
     describe,
     norm,
     pcmk_bool,
+    pcmk_int,
     pcmk_interval,
     pcmk_role,
     pcmk_score,
@@ -39,7 +40,10 @@ ON_FAIL = ("restart", "ignore", "block", "stop", "fence", "standby")
 
 
 def _int(v: str) -> int:
-    return int(v.strip())
+    try:
+        return pcmk_int(v)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {v!r}") from None
 
 
 def _migration_threshold(v: str) -> int:
@@ -85,6 +89,13 @@ WHY_NOT = {
     "restart-type": "Heartbeat 2's restart_type has no havm equivalent",
     "description": "descriptions are not kept",
     "critical": "havm has no per-resource 'critical' option",
+    "collocated": "havm groups are always colocated",
+    "remote-node": "guest and remote nodes (a resource that is also a node) are not supported",
+    "container": "guest and remote nodes (a resource that is also a node) are not supported",
+    "remote-allow-migrate": "guest and remote nodes (a resource that is also a node) are not supported",
+    "clone-min": "havm has no clone-min (ordering on a minimum number of instances)",
+    "provides": "unfencing is configured in havm's fencing section",
+    "maintenance": "per-resource maintenance: use is_managed: false",
 }
 #: Heartbeat 2 put these meta options among a resource's instance_attributes
 _HB2_META = set(META) | set(CLONE) | set(WHY_NOT)
@@ -141,7 +152,7 @@ def convert_meta(ctx: Ctx, pairs: dict[str, tuple[str, ET.Element]], clone: dict
             ctx.report.drop(*ctx.where(el), what, why)
             continue
         field_name, conv = table[key]
-        if key == "target-role" and value.strip().lower() == "default":
+        if key == "target-role" and value.strip().lower() in ("default", "#default"):
             ctx.report.info(*ctx.where(el), what, "Heartbeat 2's 'default' role means no preference")
             continue
         try:
@@ -207,7 +218,7 @@ def convert_primitive(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         return None
     agent, params = _agent(ctx, el, cls, provider, rtype, params_raw)
     if agent is None:
-        ctx.dropped[el.get("id", "")] = f"class {cls} not supported"
+        ctx.dropped[el.get("id", "")] = f"its agent {cls}:{rtype} cannot be carried over"
         return None
     rid = ctx.claim(el, "primitive")
     if rid is None:
@@ -343,8 +354,12 @@ def _op(ctx: Ctx, op: ET.Element, ops: dict[str, Any]) -> None:
             ctx.report.drop(*ctx.where(op), f"{describe(op)} on-fail={on_fail}",
                             f"havm's on_fail is one of {', '.join(ON_FAIL)}")
     for k, v in attrs.items():
-        if k not in ("id", "name", "interval", "timeout", "role", "on-fail", "enabled"):
-            ctx.report.drop(*ctx.where(op), f"{describe(op)} {k}={v}", "havm has no such operation option")
+        if k not in ("id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"):
+            why = {"start-delay": "havm runs an operation when it is due; no start delay",
+                   "requires": "havm decides from the fencing configuration what a start requires",
+                   "record-pending": "havm always shows operations in flight"}.get(k, "havm has no such "
+                                                                                    "operation option")
+            ctx.report.drop(*ctx.where(op), f"{describe(op)} {k}={v}", why)
     for sub in op:
         ctx.drop(sub, "per-operation attributes (e.g. OCF_CHECK_LEVEL) are not supported")
     ops[key] = entry
@@ -421,6 +436,11 @@ def convert_clone(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         ctx.drop(el, "a promotable clone of a group: havm promotes single primitives only; "
                      "imported as a plain clone")
         fields = {k: v for k, v in fields.items() if not k.startswith("promot")}
+    for zero, instead in (("clone_node_max", "clone_max"), ("promoted_node_max", "promoted_max")):
+        if fields.get(zero) == 0:  # none per node is none at all, which havm writes as max 0
+            fields.pop(zero)
+            fields[instead] = 0
+            ctx.report.info(*ctx.where(el), describe(el), f"{zero.replace('_', '-')}=0 written as {instead}: 0")
     if fields.get("clone_node_max", 1) > 1 and not fields.get("globally_unique", False):
         ctx.drop(el, f"clone-node-max={fields['clone_node_max']} on an anonymous clone: havm runs at most one "
                      "anonymous instance per node (set globally-unique=true for several); written as 1")

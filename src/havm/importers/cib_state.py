@@ -13,7 +13,7 @@ It returns (format 1, append-only)::
       "fencing_enabled": bool,    # stonith-enabled (default true; false for Heartbeat 2 XML)
       "nodes": {NAME: {
           "status": "online" | "offline" | "unclean",
-          "pending": bool,        # joining, not ready to run resources (status "offline")
+          "pending": bool,        # joining, not ready to run resources (status "online", standby)
           "standby": bool, "maintenance": bool, "shutdown": bool,
           "reason": str,          # why it has that status, e.g. "peer is no longer part of the cluster"
           "attributes": {NAME: str},  # transient node attributes (not fail counts, standby, ...)
@@ -36,7 +36,10 @@ anonymous clone's instances (``fs:0``) are keyed by the primitive id (``fs``),
 a globally unique clone's keep their ``:N``. Node status follows Pacemaker's
 ``determine_online_status``: with fencing enabled a node that is gone while
 expected up, or never seen at all (startup-fencing), is ``unclean``; without
-fencing it is ``offline``. On a cleanly offline node every resource is stopped
+fencing it is ``offline`` (but a member whose controller died while expected up
+is ``unclean`` even then, as in Pacemaker); a failed operation whose on-fail
+is ``fence`` (a stop's default with fencing on) makes its node ``unclean``;
+remote and guest nodes are left out. On a cleanly offline node every resource is stopped
 (its history, fail counts included, is kept). Operations are replayed in
 call-id order: start/promote/demote/stop/migrate and probes (monitor with
 interval 0: rc 7 stopped, 0 started, 8 promoted) set the role; a recurring
@@ -51,13 +54,13 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from havm.config.resources import INFINITY
-from havm.importers.cibxml import CibInput, norm, pcmk_bool, pcmk_score
+from havm.importers.cibxml import CibInput, norm, pcmk_bool, pcmk_interval, pcmk_score
 from havm.importers.output import havm_id
 from havm.importers.report import ImportReport
 
 FORMAT = 1
 _RC_OK, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 7, 8, 9
-_STATUS_PENDING, _STATUS_DONE, _STATUS_CANCELLED = -1, 0, 1
+_STATUS_PENDING, _STATUS_DONE, _STATUS_CANCELLED, _STATUS_ERROR = -1, 0, 1, 4
 _NOT_ATTRIBUTES = ("fail-count-", "last-failure-", "master-", "promotion-")
 _SPECIAL = {"standby", "maintenance", "shutdown", "terminate", "probe_complete"}
 
@@ -94,12 +97,15 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
             config_nodes[name] = {norm(k): v for k, (v, _) in cib.nvpairs(el, "instance_attributes", quiet).items()}
     anonymous, unique = _clone_members(cib, quiet)
     known = _resource_ids(cib)
+    on_fail = _on_fail_config(cib)
 
     nodes: dict[str, dict[str, Any]] = {}
     resources: dict[str, dict[str, dict[str, Any]]] = {}
     seen: set[str] = set()
     for ns in cib.iter("node_state"):
         name = havm_id(ns.get("uname") or names.get(ns.get("id") or "", ns.get("id") or ""))
+        if _bool(ns.get("remote_node"), False) or (config_nodes and name not in config_nodes):
+            continue  # remote and guest nodes are not havm members
         seen.add(name)
         transient: dict[str, str] = {}
         for ta in ns.findall("transient_attributes"):
@@ -107,9 +113,15 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
         node = _node(ns, fencing, transient, config_nodes.get(name, {}))
         nodes[name] = node
         clean_offline = node["status"] == "offline"
+        histories: dict[str, list[ET.Element]] = {}
         for lrm_rsc in ns.iter("lrm_resource"):
-            rid = _state_id(lrm_rsc.get("id") or "", anonymous, unique)
-            rec = _replay(list(lrm_rsc.findall("lrm_rsc_op")), fencing)
+            # an anonymous clone may be recorded as fs and fs:0 on one node: one history
+            histories.setdefault(_state_id(lrm_rsc.get("id") or "", anonymous, unique), []).extend(
+                lrm_rsc.findall("lrm_rsc_op"))
+        for rid, ops in histories.items():
+            rec = _replay(ops, fencing, on_fail.get(rid.split(":")[0]))
+            if rec.pop("fence") and node["status"] != "unclean":
+                node["status"], node["reason"] = "unclean", f"an operation of {rid} failed there (on-fail=fence)"
             if clean_offline:
                 rec["role"] = None  # a node that left cleanly runs nothing
             resources.setdefault(rid, {})[name] = rec
@@ -149,58 +161,78 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-def _member(value: str | None) -> bool:
-    """in_ccm / crmd: 'true'/'online' or, since Pacemaker 2.1.7, a join timestamp."""
+def _when_member(value: str | None) -> int:
+    """in_ccm: -1 never seen, 0 not a member, >0 member ('true' or, since Pacemaker 2.1.7, a timestamp)."""
     if value is None:
-        return False
+        return -1
     v = value.strip().lower()
-    if v in ("online", "true", "yes", "1"):
-        return True
-    return v.isdigit() and int(v) > 0
+    if v in ("true", "yes", "on", "y", "1"):
+        return 1
+    if v in ("false", "no", "off", "n", "0"):
+        return 0
+    return int(v) if v.isdigit() else -1
+
+
+def _when_online(value: str | None) -> int:
+    """crmd: 'online' or a timestamp > 0 means the node's controller is up."""
+    if value is None or value.strip().lower() == "offline":
+        return 0
+    v = value.strip().lower()
+    if v == "online":
+        return 1
+    return int(v) if v.isdigit() else 0
 
 
 def _node(ns: ET.Element, fencing: bool, transient: dict[str, str], config: dict[str, str]) -> dict[str, Any]:
-    in_ccm_raw = ns.get("in_ccm")
-    in_ccm = _member(in_ccm_raw)
-    crmd = _member(ns.get("crmd"))
-    join = (ns.get("join") or "down").lower()
+    """Pacemaker's determine_online_status (lib/pengine/unpack.c), with and without fencing."""
+    member = _when_member(ns.get("in_ccm"))
+    online = _when_online(ns.get("crmd"))
+    join = (ns.get("join") or "").lower()
     expected = (ns.get("expected") or "down").lower()
     terminate = (transient.get("terminate") or "0").strip().lower() not in ("0", "false", "no", "off")
     shutdown = transient.get("shutdown") not in (None, "", "0")
     status, pending, reason = "offline", False, "down"
     if fencing:
         if shutdown:
-            status, reason = ("online", "shutting down") if crmd else ("offline", "shut down")
-        elif in_ccm_raw is None:
+            status, reason = ("online", "shutting down") if online > 0 else ("offline", "shut down")
+        elif member < 0:
             status, reason = "unclean", "peer has not been seen by the cluster"
         elif join == "nack":
             status, reason = "unclean", "peer failed the membership criteria"
-        elif not terminate and expected == "down":
-            if in_ccm or crmd:
+        elif terminate:
+            if member <= 0 and online <= 0 and join == "down":
+                reason = "was fenced as requested"
+            else:
+                status, reason = "unclean", "fencing was requested"
+        elif expected == "down":
+            if member > 0 or online > 0:
                 pending, reason = True, "not ready to run resources"
             else:
                 reason = "down or still coming up"
-        elif terminate and join == "down" and not in_ccm and not crmd:
-            reason = "was just fenced"
-        elif not in_ccm:
+        elif member <= 0:
             status, reason = "unclean", "peer is no longer part of the cluster"
-        elif not crmd:
+        elif online <= 0:
             status, reason = "unclean", "peer process is no longer available"
-        elif terminate:
-            status, reason = "unclean", "termination was requested"
         elif join == "member":
             status, reason = "online", "active"
         elif join in ("pending", "down"):
             pending, reason = True, "not ready to run resources"
         else:
             status, reason = "unclean", "peer was in an unknown state"
+        if pending:
+            status = "online"  # as Pacemaker: online (a member), but standby until it has joined
     else:
-        if not in_ccm:
+        if member <= 0:
             reason = "not in the membership"
-        elif crmd and join == "member":
-            status, reason = "online", "active"
+        elif online > 0:
+            if join == "member":
+                status, reason = "online", "active"
+            else:
+                reason = "not ready to run resources"
+        elif expected != "member":
+            reason = "controller is down"
         else:
-            reason = "not part of the cluster"
+            status, reason = "unclean", "peer is unexpectedly down"
     standby = transient.get("standby", config.get("standby"))
     maintenance = transient.get("maintenance", config.get("maintenance"))
     attributes = {k: v for k, v in transient.items()
@@ -223,61 +255,87 @@ def _target_rc(op: ET.Element) -> int | None:
     return _int(parts[2], -1) if len(parts) >= 4 else None
 
 
-def _replay(ops: list[ET.Element], fencing: bool) -> dict[str, Any]:
+def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int], str] | None = None
+            ) -> dict[str, Any]:
+    """Replay a resource's operations on one node, in call-id order (Pacemaker's unpack_rsc_op).
+
+    An operation whose rc is the one it was expected to return (the target rc in
+    its transition key) succeeded, even if recorded with an error status.
+    A failure with on-fail=fence (the default for a stop when fencing is on)
+    sets ``fence``: the node must be fenced; on-fail=block (a failed stop
+    without fencing) sets ``blocked``. A later successful stop clears both.
+    """
     ops = sorted(ops, key=lambda o: (_int(o.get("call-id"), -1) < 0, _int(o.get("call-id"), -1)))
     role: str | None = None
-    failed = blocked = False
+    failed = blocked = fence = False
     last: ET.Element | None = None
     for op in ops:
         status = _int(op.get("op-status"), 0)
-        if status in (_STATUS_PENDING, _STATUS_CANCELLED):
-            continue  # in flight, or a cancelled recurring monitor: says nothing of the state
         name = op.get("operation") or ""
+        if status == _STATUS_PENDING:  # in flight: a start or promote may already have taken effect
+            if name in ("start", "migrate_to", "migrate_from"):
+                role = role or "started"
+            elif name == "promote":
+                role = "promoted"
+            continue
+        if status == _STATUS_CANCELLED:
+            continue  # a cancelled recurring monitor says nothing of the state
         rc = _int(op.get("rc-code"), 1)
         interval = _int(op.get("interval"), 0)
+        target = _target_rc(op)
+        if status == _STATUS_ERROR and target is not None and rc == target:
+            status = _STATUS_DONE  # what was expected: Pacemaker remaps it to success
         ok = status == _STATUS_DONE
         if name == "start":
             role, failed = "started", not (ok and rc == _RC_OK)
         elif name == "stop":
             if ok and rc == _RC_OK:
-                role, failed, blocked = None, False, False
-            else:
-                failed, blocked = True, not fencing
-                role = role or "started"
+                role, failed, blocked, fence = None, False, False, False
+                last = op
+                continue
+            failed = True
+            role = role or "started"
         elif name == "monitor" and interval == 0:  # a probe: what is running here?
-            if ok and rc == _RC_NOT_RUNNING:
+            if ok and rc in (_RC_NOT_RUNNING, 5):  # 5: not installed here, so not running
                 role, failed = None, False
             elif ok and rc == _RC_OK:
                 role, failed = "started", False
             elif ok and rc == _RC_PROMOTED:
                 role, failed = "promoted", False
-            elif ok and rc == 5:  # not installed here: it cannot be running
-                role, failed = None, False
             else:
                 role, failed = ("promoted" if rc == _RC_FAILED_PROMOTED else "started"), True
         elif name == "monitor":
-            target = _target_rc(op)
-            if ok and rc == _RC_OK and target != _RC_PROMOTED:
+            if ok and rc == _RC_NOT_RUNNING and target == _RC_NOT_RUNNING:
+                role, failed = None, False  # a monitor of the stopped role: expected
+            elif ok and rc == _RC_OK and target != _RC_PROMOTED:
                 role, failed = "started", False
             elif ok and rc == _RC_PROMOTED:
                 role, failed = "promoted", False
-            elif ok and rc == _RC_NOT_RUNNING:
-                # It stopped behind the cluster's back. As Pacemaker ("FAILED n1"),
-                # keep it active there so recovery stops it before starting it anywhere.
-                role, failed = role or "started", True
             else:
+                # Failed, or stopped behind the cluster's back (rc 7). As Pacemaker
+                # ("FAILED node"), keep it active there so recovery stops it first.
                 role, failed = role or "started", True
         elif name == "promote":
             role, failed = "promoted", not (ok and rc == _RC_OK)
         elif name == "demote":
-            role, failed = ("started", False) if ok and rc == _RC_OK else ("promoted", True)
+            if ok and rc == _RC_OK:
+                role, failed = "started", False
+            elif (on_fail or {}).get((name, interval)) == "block":
+                role, failed = "promoted", True
+            else:  # as Pacemaker: unpromoted (recovery stops it), or stopped if it said so
+                role, failed = (None if ok and rc == _RC_NOT_RUNNING else "started"), True
         elif name in ("migrate_to", "migrate_from"):
             role, failed = "started", not (ok and rc == _RC_OK)
         else:
             continue  # notify, reload, meta-data...: no change of state
         last = op
+        if failed:
+            policy = (on_fail or {}).get((name, interval)) or (
+                ("fence" if fencing else "block") if name == "stop" else "restart")
+            fence = fence or (policy == "fence" and fencing)
+            blocked = blocked or policy == "block"
     return {"role": role, "failed": failed, "blocked": blocked, "failcount": 0, "last_failure": None,
-            "promotion_score": None, "last_op": None if last is None else {
+            "promotion_score": None, "fence": fence, "last_op": None if last is None else {
                 "operation": last.get("operation"), "interval": _int(last.get("interval"), 0) / 1000.0,
                 "rc_code": _int(last.get("rc-code"), 1), "op_status": _int(last.get("op-status"), 0),
                 "call_id": _int(last.get("call-id"), -1), "last_rc_change": _float(last.get("last-rc-change"))}}
@@ -299,6 +357,7 @@ def _fail_counts(transient: dict[str, str], node: str, resources: dict[str, dict
             if key.startswith(prefix):
                 rid = _state_id(key[len(prefix):].split("#")[0], anonymous, unique)
                 rec = resources.setdefault(rid, {}).setdefault(node, _replay([], True))
+                rec.pop("fence", None)
                 try:
                     if prefix == "last-failure-":  # a timestamp, not a score: no saturation
                         rec["last_failure"] = max(float(value), rec["last_failure"] or 0.0)
@@ -323,6 +382,24 @@ def _clone_members(cib: CibInput, quiet: ImportReport) -> tuple[set[str], set[st
         target = unique if _bool(opts.get("globally-unique"), False) else anonymous
         target.update(p.get("id", "") for p in clone.iter("primitive"))
     return anonymous, unique
+
+
+def _on_fail_config(cib: CibInput) -> dict[str, dict[tuple[str, int], str]]:
+    """Primitive id -> {(operation, interval ms): on-fail} from the configuration."""
+    out: dict[str, dict[tuple[str, int], str]] = {}
+    for prim in cib.iter("primitive"):
+        if cib.in_status(prim):
+            continue
+        for op in prim.iter("op"):
+            policy = op.get("on-fail") or op.get("on_fail")
+            if not policy:
+                continue
+            try:
+                interval = int(round(pcmk_interval(op.get("interval") or "0") * 1000))
+            except ValueError:
+                continue
+            out.setdefault(prim.get("id", ""), {})[(op.get("name") or "", interval)] = policy.strip().lower()
+    return out
 
 
 def _resource_ids(cib: CibInput) -> set[str]:

@@ -212,7 +212,22 @@ def pcmk_interval(value: str) -> float:
     if iso and any(iso.groups()):
         d, h, mi, s = (float(g) if g else 0.0 for g in iso.groups())
         return d * 86400 + h * 3600 + mi * 60 + s
+    loose = re.fullmatch(r"P(\d+)([HS])", value.strip().upper())  # 'P10S': Pacemaker reads it, so do we
+    if loose:
+        return float(loose.group(1)) * (3600.0 if loose.group(2) == "H" else 1.0)
     raise ValueError(f"expected an interval such as 30s, 10min, 1h, 500ms or PT1M, got {value!r}")
+
+
+def pcmk_int(value: str) -> int:
+    """An integer, also written as ``2.0`` (Pacemaker's own tests do)."""
+    v = value.strip()
+    try:
+        return int(v)
+    except ValueError:
+        f = float(v)  # raises ValueError with the value in it
+        if not f.is_integer():
+            raise ValueError(f"expected an integer, got {value!r}") from None
+        return int(f)
 
 
 def pcmk_role(value: str) -> str | None:
