@@ -148,22 +148,25 @@ def test_kill_daemon_spares_its_children_and_kill_takes_every_process_in_the_nam
     rec = LabState.load(lab_dir).nodes["n1"]
     extra = _extra_process(lab_dir, "n1")
     pids_before = set(netns.netns_pids(rec.netns))
-    assert rec.pid in pids_before and extra[0] in pids_before and len(pids_before) == 3
+    assert {rec.pid, extra[0], rec.holder_pid} < pids_before and len(pids_before) == 4
 
     assert control.kill_daemon(lab_dir, "n1")["killed"] == [rec.pid]
     assert not daemons.daemon_alive(rec)
     assert set(netns.netns_pids(rec.netns)) == pids_before - {rec.pid}  # the child and the extra live on
 
     killed = control.kill_node(lab_dir, "n1")["killed"]
-    assert set(killed) == pids_before - {rec.pid}
-    assert netns.netns_pids(rec.netns) == [] and not process.is_alive(*extra)
+    holder = {rec.holder_pid}  # the node's "hardware" (its UTS and mount namespaces) survives
+    assert set(killed) == pids_before - {rec.pid} - holder
+    assert set(netns.netns_pids(rec.netns)) == holder and not process.is_alive(*extra)
     assert lab.status(lab_dir)["nodes"]["n1"]["state"] == "dead"
     n2 = LabState.load(lab_dir).nodes["n2"]
     assert daemons.daemon_alive(n2)  # the other node is untouched
 
     started = control.start_node(lab_dir, "n1", wait=False)
     assert started["started"] and started["pid"] != rec.pid
-    assert daemons.daemon_alive(LabState.load(lab_dir).nodes["n1"])
+    again = LabState.load(lab_dir).nodes["n1"]
+    assert daemons.daemon_alive(again) and again.holder_pid == rec.holder_pid
+    assert os.readlink(f"/proc/{again.pid}/ns/uts") == os.readlink(f"/proc/{rec.holder_pid}/ns/uts")
     assert control.start_node(lab_dir, "n1", wait=False)["started"] is False  # idempotent
 
 
@@ -207,7 +210,7 @@ def test_down_cleans_up_after_a_crash_mid_up(lab_dir, monkeypatch):
     st = LabState.load(lab_dir)
     assert st.status == "creating" and len(lab_netns(lab_dir)) == 4
     n1_pids = netns.netns_pids(st.nodes["n1"].netns)
-    assert len(n1_pids) == 2
+    assert len(n1_pids) == 3  # holder, daemon, its child
     lab.down(lab_dir)
     assert not lab_netns(lab_dir) and not any(process.is_alive(p) for p in n1_pids)
 
@@ -240,6 +243,10 @@ def test_exec_runs_inside_the_node_namespace(lab_dir, sitter_lab):
     out = control.run_in(lab_dir, "n2", ["ip", "-br", "-4", "addr", "show", "dev", "ring0"],
                          capture_output=True, text=True, check=True).stdout
     assert "10.213.0.2/24" in out
+    # each node has its own hostname and a /sys showing its own interfaces
+    out = control.run_in(lab_dir, "n2", ["sh", "-c", "hostname; ls /sys/class/net"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["n2", "lo", "ring0"]
     proc = subprocess.Popen(control.exec_argv(lab_dir, "n1", ["sh", "-c", "echo in; exec sleep 30"]),
                             stdout=subprocess.PIPE, text=True)
     try:

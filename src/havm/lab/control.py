@@ -11,7 +11,8 @@ every node for network faults; detection latencies are measured from it.
 Process faults:
 - ``kill_node``: power cut. SIGKILL to every process of the node: with
   namespaces every process in its network namespace (except the lab's own
-  packet delayers, which are part of the wire), else the daemon's process group.
+  machinery there: the namespace holder and packet delayers, the node's
+  hardware and wire), else the daemon's process groups.
 - ``kill_daemon``: only havmd dies; what it started keeps running (the case
   fencing exists for).
 - ``stop_node`` (SIGTERM, wait, SIGKILL after ``timeout``), ``start_node``.
@@ -98,7 +99,7 @@ def kill_node(lab_dir: str, node: str) -> dict[str, Any]:
     """Power cut: SIGKILL every process of the node, the daemon and all it started."""
     state = _load(lab_dir)
     rec = state.node(node)
-    wire = faults.helper_pids(state, node)
+    wire = daemons.machinery_pids(state, rec)
     at = time.time()
     killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec) if p not in wire])
     return {**_node_ref(rec), "killed": killed, "at": at}
@@ -122,7 +123,7 @@ def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[i
         sent = [rec.pid] if rec.pid and process.signal_pid(rec.pid, sig, rec.pid_start) else []
     else:
         sent = []
-        wire = faults.helper_pids(state, node)
+        wire = daemons.machinery_pids(state, rec)
         # twice: a process forked while we were signalling is caught the second time
         for _ in range(2):
             pids = [p for p in daemons.node_pids(rec) if p not in sent and p not in wire]
@@ -222,10 +223,11 @@ def exec_argv(lab_dir: str, node: str, argv: Sequence[str]) -> list[str]:
     """``argv`` wrapped to run inside ``node``'s network namespace."""
     if not argv:
         raise UsageError("no command given (havm lab exec NODE -- CMD ...)")
-    rec = LabState.load(lab_dir).node(node)
+    state = LabState.load(lab_dir)
+    rec = state.node(node)
     if rec.netns and not netns.exists(rec.netns):
         raise LabError(f"namespace {rec.netns} of {node} does not exist (is the lab up?)")
-    return netns.in_netns(rec.netns, argv)
+    return daemons.node_prefix(state, rec) + list(argv)
 
 
 def run_in(lab_dir: str, node: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:

@@ -4,22 +4,71 @@ wait until daemons answer on their sockets."""
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from havm.lab import netns, process
+from havm.errors import LabError
+from havm.lab import faults, netns, process
 from havm.lab.plan import daemon_argv
 from havm.lab.state import LabState, NodeRecord
 
 READY_POLL = 0.1  # seconds between readiness rounds
 # Set in the environment of every daemon (inherited by what it starts): the node's dir.
 MARKER = "HAVM_LAB_NODE"
+HOLDER_READY = "havm-lab-holder-ready"
+HOLDER_TIMEOUT = 10.0  # seconds
 
 
 def daemon_alive(rec: NodeRecord) -> bool:
     return process.is_alive(rec.pid, rec.pid_start)
+
+
+def holder_alive(rec: NodeRecord) -> bool:
+    return process.is_alive(rec.holder_pid, rec.holder_start)
+
+
+def start_holder(state: LabState, rec: NodeRecord) -> None:
+    """Start the node's holder (namespace labs): a process sitting in the node's
+    network namespace and in its own UTS and mount namespaces, with hostname =
+    node name and a /sys that shows the node's interfaces (as ``ip netns exec``
+    gives, but stable: every process of the node enters the same namespaces)."""
+    assert rec.netns is not None
+    log = os.path.join(rec.dir, "holder.log")
+    script = (f"hostname {shlex.quote(rec.name)} && mount -t sysfs sysfs /sys && "
+              f"echo {HOLDER_READY} && exec sleep infinity")
+    argv = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script]
+    with open(log, "w"):
+        pass
+    rec.holder_pid, rec.holder_start = process.spawn_detached(
+        argv, log, prefix=netns.in_netns(rec.netns, []), cwd=state.dir)
+    deadline = time.monotonic() + HOLDER_TIMEOUT
+    while HOLDER_READY not in process.log_tail(log):
+        if not holder_alive(rec) or time.monotonic() >= deadline:
+            process.signal_pid(rec.holder_pid, signal.SIGKILL, rec.holder_start)
+            raise LabError(f"the namespace holder of {rec.name} did not start; {log}:\n{process.log_tail(log)}")
+        time.sleep(process.POLL)
+
+
+def node_prefix(state: LabState, rec: NodeRecord) -> list[str]:
+    """What runs a command as one of the node's processes: inside its holder's
+    namespaces (network, UTS, mount), or its network namespace alone if it has
+    no holder, or nothing special on loopback labs."""
+    if rec.netns and holder_alive(rec):
+        return ["nsenter", f"--target={rec.holder_pid}", "--net", "--uts", "--mount", f"--wd={state.dir}", "--"]
+    return netns.in_netns(rec.netns, [])
+
+
+def machinery_pids(state: LabState, rec: NodeRecord) -> set[int]:
+    """Lab machinery in the node's namespace (holder, packet delayers): the
+    node's hardware and wire, not its processes; node faults spare them."""
+    pids = faults.helper_pids(state, rec.name)
+    if rec.holder_pid and holder_alive(rec):
+        pids.add(rec.holder_pid)
+    return pids
 
 
 def spawn_daemon(state: LabState, rec: NodeRecord) -> None:
@@ -38,8 +87,10 @@ def spawn_daemon(state: LabState, rec: NodeRecord) -> None:
     with open(rec.log, "a", encoding="utf-8") as log:
         log.write(f"=== havm lab: starting {rec.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}: "
                   f"{' '.join(argv)}\n")
+    if rec.netns and not holder_alive(rec):
+        start_holder(state, rec)
     rec.pid, rec.pid_start = process.spawn_detached(
-        argv, rec.log, prefix=netns.in_netns(rec.netns, []), cwd=state.dir, env=full_env)
+        argv, rec.log, prefix=node_prefix(state, rec), cwd=state.dir, env=full_env)
     if rec.netns is None:
         rec.groups.append(rec.pid)  # its own session and process group (setsid)
 

@@ -159,6 +159,10 @@ def up(lab_dir: str, spec: LabSpec, wait: bool = True, timeout: float = 60.0,
                 os.makedirs(rec.dir, exist_ok=True)
             if state.netns_mode:
                 _create_network(state)
+                try:
+                    netns.parallel(lambda rec: daemons.start_holder(state, rec), state.nodes.values())
+                finally:
+                    state.save()
             for rec in state.nodes.values():
                 daemons.spawn_daemon(state, rec)
                 state.save()
@@ -207,7 +211,7 @@ def _teardown(lab_dir: str, state: LabState | None) -> dict[str, Any]:
         state.status = "down"
         state.faults.clear()
         for rec in state.nodes.values():
-            rec.pid = rec.pid_start = None
+            rec.pid = rec.pid_start = rec.holder_pid = rec.holder_start = None
             rec.groups = []
             if os.path.exists(rec.socket):
                 os.unlink(rec.socket)
@@ -255,7 +259,7 @@ def status(lab_dir: str, probe: bool = True) -> dict[str, Any]:
         frozen = process.is_frozen(rec.pid, rec.pid_start)
         present = rec.netns is None or netns.exists(rec.netns)
         node_ifs = netns.link_info(rec.netns) if rec.netns and present else {}
-        pids = sorted(set(daemons.node_pids(rec)) - faults.helper_pids(state, rec.name)) if present else []
+        pids = sorted(set(daemons.node_pids(rec)) - daemons.machinery_pids(state, rec)) if present else []
         return {
             "pid": rec.pid, "alive": alive, "frozen": frozen,
             "state": ("down" if state.status == "down" else "not-started") if rec.pid is None else

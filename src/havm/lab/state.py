@@ -22,7 +22,8 @@ Schema (``schema: 1``; fields are only ever added):
   ``bridges``: link name -> bridge name inside ``switch_netns``.
 - ``nodes``: node name -> {name, index, addresses (link -> IPv4), dir,
   state_dir, socket, log, netns (or null), interfaces (link -> {node_if,
-  switch_if, prefix}), pid, pid_start, groups}, in node order (NodeRecord).
+  switch_if, prefix}), pid, pid_start, groups, holder_pid, holder_start}, in
+  node order (NodeRecord).
 - ``daemon_command``: the daemon's argv template ({config}, {node},
   {state_dir}, {socket} filled per node); ``daemon_env``: added to its
   environment; ``lab_octet``: third octet of loopback addresses, or null.
@@ -83,6 +84,9 @@ class NodeRecord:
     reused pid is never mistaken for our daemon. Null when not started.
     ``groups`` (loopback labs) lists the process group of every daemon started
     for the node: what an earlier, killed daemon started still belongs to the node.
+    ``holder_pid``/``holder_start`` (namespace labs) identify the process that
+    holds the node's own UTS (hostname = node name) and mount (its own /sys)
+    namespaces; the node's processes are started inside them.
     """
 
     name: str
@@ -97,6 +101,8 @@ class NodeRecord:
     pid: int | None = None
     pid_start: int | None = None
     groups: list[int] = field(default_factory=list)
+    holder_pid: int | None = None
+    holder_start: int | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeRecord:
