@@ -59,6 +59,12 @@ def test_two_labs_side_by_side_do_not_collide(lab_dirs):
     assert lab_netns(a) and lab_netns(b) and lab_netns(a).isdisjoint(lab_netns(b))
     # same addresses, separate wires: each lab's traffic stays inside it
     assert udp_count(a, "n1", "n2", "10.213.0.2") > 0
+    # a holder's mount namespace must not pin anyone's network namespaces (ip netns mounts)
+    for lab_dir in (a, b):
+        for rec in LabState.load(lab_dir).nodes.values():
+            mounts = netns.run(["nsenter", f"--target={rec.holder_pid}", "--mount", "findmnt", "-rn",
+                                "-o", "TARGET"]).stdout.split()
+            assert not [m for m in mounts if m.startswith(netns.NETNS_DIR)]
     lab.down(a)
     assert not lab_netns(a) and len(lab_netns(b)) == 3
     assert udp_count(b, "n1", "n2", "10.213.0.2") > 0

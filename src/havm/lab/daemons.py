@@ -38,7 +38,11 @@ def start_holder(state: LabState, rec: NodeRecord) -> None:
     gives, but stable: every process of the node enters the same namespaces)."""
     assert rec.netns is not None
     log = os.path.join(rec.dir, "holder.log")
-    script = (f"hostname {shlex.quote(rec.name)} && mount -t sysfs sysfs /sys && "
+    # The holder's mount namespace starts as a copy of ours, /run/netns mounts
+    # included: each would pin that network namespace (this lab's and any
+    # other's) alive after 'ip netns delete'. Drop them all first.
+    script = (f"(umount --recursive --lazy {netns.NETNS_DIR} 2>/dev/null || true) && "
+              f"hostname {shlex.quote(rec.name)} && mount -t sysfs sysfs /sys && "
               f"echo {HOLDER_READY} && exec sleep infinity")
     argv = ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", script]
     with open(log, "w"):
