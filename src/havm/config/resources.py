@@ -122,7 +122,9 @@ class Op(Section):
 
 OpName = Literal["start", "stop", "monitor", "monitor_promoted", "migrate_to", "migrate_from",
                  "promote", "demote"]
-Param = str | int | float | bool
+#: agent parameters: scalars, or lists and mappings of them for agents that take structure
+#: (a VM's disks and NICs); OCF agents get scalars only, as OCF_RESKEY_* variables
+Param = str | int | float | bool | list[Any] | dict[str, Any]
 
 
 class Primitive(Section):
