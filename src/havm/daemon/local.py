@@ -31,6 +31,7 @@ class LocalResources:
         self.state_dir = state_dir
         self.executor = Executor(node, clock, on_change=on_change, default_params=self._defaults)
         self.catalog: dict[str, PrimitiveRun] = {}
+        self.address: str | None = None  # this node's address on its first link
         self.probed = False  # every configured resource probed since the last config change
         self._probe_task: asyncio.Task[None] | None = None
         self._quorum_stop: asyncio.Task[None] | None = None
@@ -41,11 +42,17 @@ class LocalResources:
         if agent == "havm:dummy":
             return {"state_dir": os.path.join(self.state_dir, "dummy")}
         if agent in ("havm:vm", "havm:qemu"):
-            return {"run_dir": os.path.join(self.state_dir, "qemu")}
+            # host-side settings of a VM: where its pidfile and sockets live, and the
+            # address a migration source connects to (this node's first link)
+            out: dict[str, Any] = {"run_dir": os.path.join(self.state_dir, "qemu")}
+            if self.address:
+                out["migration_host"] = self.address
+            return out
         return {}
 
     def configure(self, config: ClusterConfig) -> None:
         """Follow a (new) configuration: monitors, and probes of resources not yet probed."""
+        self.address = next(iter(config.node(self.node).addresses.values()), None)
         new = catalog(config)
         added = [r for r in new if r not in self.catalog or new[r] != self.catalog[r]]
         for rsc in self.catalog:
