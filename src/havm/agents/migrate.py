@@ -33,7 +33,8 @@ from havm.agents.base import OCF, Agent, AgentResult, Progress
 from havm.agents.qmp import Qmp, QmpError
 from havm.errors import HavmError
 
-POLL_INTERVAL = 0.02  # query-migrate/query-status cost ~1 ms each
+POLL_INTERVAL = 0.02  # query-status polls (target side, cheap)
+PROGRESS_INTERVAL = 0.25  # between query-migrate calls while no MIGRATION event comes
 _DONE = ("completed", "failed", "cancelled")
 
 
@@ -71,10 +72,15 @@ def run_migration(
     """
     qmp.execute("migrate-set-parameters",
                 {"downtime-limit": downtime_limit_ms, "max-bandwidth": max_bandwidth})
+    # MIGRATION events tell the outcome at once; polling query-migrate often
+    # instead competes with the migration thread for QEMU's big lock.
+    qmp.execute("migrate-set-capabilities",
+                {"capabilities": [{"capability": "events", "state": True}]})
     qmp.execute("migrate", {"uri": uri})
     deadline = clock() + timeout
     last_pct = -1
     while True:
+        qmp.next_event({"MIGRATION"}, PROGRESS_INTERVAL)  # a state change, or time to look
         info = qmp.execute("query-migrate")
         status = info.get("status", "none")
         if status in _DONE:
@@ -91,9 +97,14 @@ def run_migration(
             qmp.execute("migrate_cancel")
             _wait_until_done(qmp, 10.0)
             raise MigrationFailed(f"migration timed out after {timeout:.0f}s (cancelled)")
-        time.sleep(POLL_INTERVAL)
     if status != "completed":
         raise MigrationFailed(f"migration {status}: {info.get('error-desc', 'no reason given')}")
+    # QEMU announces "completed" a moment before it fills in total-time/downtime.
+    for _ in range(50):
+        if info.get("total-time"):
+            break
+        time.sleep(POLL_INTERVAL)
+        info = qmp.execute("query-migrate")
     ram = info.get("ram", {})
     return {
         "total_ms": info.get("total-time"),

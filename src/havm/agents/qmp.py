@@ -78,6 +78,24 @@ class Qmp:
                 timeout: float | None = None) -> Any:
         return self._run(self._client.execute(command, arguments), timeout)
 
+    def next_event(self, names: set[str], timeout: float) -> dict[str, Any] | None:
+        """The next event of this session named in ``names``, or None after ``timeout``."""
+
+        async def wanted() -> dict[str, Any]:
+            while True:
+                event = await self._client.events.get()
+                if event["event"] in names:
+                    return dict(event)
+
+        try:
+            result: dict[str, Any] = self._loop.run_until_complete(
+                asyncio.wait_for(wanted(), timeout))
+            return result
+        except TimeoutError:
+            return None
+        except (QMPError, OSError, EOFError) as exc:
+            raise QmpError(f"QMP at {self.socket_path}: {exc or type(exc).__name__}") from exc
+
     def status(self) -> str:
         """``query-status`` run state: running, paused, inmigrate, postmigrate, shutdown..."""
         return str(self.execute("query-status")["status"])
