@@ -66,7 +66,7 @@ def find_vm_process(pidfile: Path) -> int | None:
     return found[0] if found else None
 
 
-def wait_exit(pid: int, timeout: float, poll: float = 0.05) -> bool:
+def wait_exit(pid: int, timeout: float, poll: float = 0.01) -> bool:
     """Wait up to ``timeout`` s for ``pid`` to die; True if it did."""
     deadline = time.monotonic() + timeout
     while pid_alive(pid):
