@@ -2,10 +2,13 @@
 
 An agent instance manages one resource (``resource_id``) on the local node, with
 the parameters of its definition. The executor calls the actions below,
-each from a worker thread, never two at once for the same resource, each under
-a timeout of its own (the executor enforces it). Every action returns an
-``AgentResult``; agents report failure through its ``rc``, not by raising (an
-exception escaping an action is a bug the executor turns into ERR_GENERIC).
+never two at once for the same resource, each under a timeout of its own (the
+executor enforces it), possibly each in a fresh process: agents keep no state
+in memory between calls (it lives in files, processes, the system). Calls are
+plain blocking calls. Every action returns an ``AgentResult`` whose ``data``
+is JSON-serializable; agents report failure through its ``rc``, not by
+raising (an exception escaping an action is a bug the executor turns into
+ERR_GENERIC).
 
 The return codes and their meanings are OCF's (Open Cluster Framework, as used
 by Heartbeat and Pacemaker), so ``ocf`` agents and native agents read alike.
@@ -26,14 +29,20 @@ Guarantees every agent gives:
 * Live migration, in phases run on two nodes (Ganeti's hv_base order):
   ``migrate_check(target)`` on the source changes nothing;
   ``migrate_prepare(source)`` on the target makes it ready to receive and
-  returns in ``data`` what the source needs (e.g. ``{"incoming": "tcp:IP:PORT"}``);
-  ``migrate_to(target, data)`` on the source moves the resource; after it the
-  source's copy is *not* yet removed;
+  returns in ``data`` what the source needs (qemu: ``{"uri": "tcp:IP:PORT",
+  "host": IP, "port": PORT}``);
+  ``migrate_to(target, prepared)`` on the source, with that ``data``, moves
+  the resource; after it the source's copy is *not* yet removed (qemu: it is
+  paused in ``postmigrate``; ``data`` has QEMU's ``total_ms``/``downtime_ms``);
   ``migrate_from(source)`` on the target confirms the resource runs there;
-  then ``stop`` on the source cleans it up. If ``migrate_to`` or
-  ``migrate_from`` fails, ``migrate_abort`` on the target removes the
-  incoming copy and ``migrate_recover`` on the source makes sure the source
-  copy runs again, so exactly one copy runs whatever phase failed.
+  then ``stop`` on the source cleans it up. If ``migrate_prepare``,
+  ``migrate_to`` or ``migrate_from`` fails, ``migrate_abort`` on the target
+  removes the incoming copy and, only once that succeeded, ``migrate_recover``
+  on the source makes sure the source copy runs again: exactly one copy runs
+  whatever phase failed (``havm.agents.migrate.live_migrate`` is the reference
+  sequence). Between ``migrate_to`` and the source's ``stop`` a source monitor
+  reports failure (qemu: ERR_GENERIC, ``data.status == "postmigrate"``): the
+  executor suspends recurring monitors of a resource while it migrates.
   Agents that cannot migrate return OCF_ERR_UNIMPLEMENTED from these.
 * ``promote``/``demote``: for multi-state resources; others return
   OCF_ERR_UNIMPLEMENTED.
