@@ -13,6 +13,7 @@ RECEIVER = """
 import select, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # a starved reader must not overflow
 s.bind((sys.argv[1], int(sys.argv[2])))
 if len(sys.argv) > 3:  # join the multicast group sys.argv[1] on the interface of address sys.argv[3]
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
