@@ -230,7 +230,7 @@ def _colocation(ctx: Ctx, el: ET.Element) -> list[dict[str, Any]]:
 def _colocation_pairs(ctx: Ctx, el: ET.Element) -> list[tuple[str, str | None, str, str | None]]:
     sets = _sets(ctx, el)
     roles = [_role(s, "role") for _, _, s in sets]
-    pairs = []
+    pairs: list[tuple[str, str | None, str, str | None]] = []
     for (ids, seq, _), role in zip(sets, roles, strict=True):
         if seq:
             pairs.extend((ids[i], role, ids[i - 1], role) for i in range(1, len(ids)))
@@ -301,7 +301,7 @@ def _action(raw: str) -> str:
 def _order_pairs(ctx: Ctx, el: ET.Element) -> list[tuple[str, str, str, str]]:
     sets = _sets(ctx, el)
     actions = [_action(s.get("action") or "start") for _, _, s in sets]
-    pairs = []
+    pairs: list[tuple[str, str, str, str]] = []
     for (ids, seq, _), act in zip(sets, actions, strict=True):
         if seq:
             pairs.extend((ids[i - 1], act, ids[i], act) for i in range(1, len(ids)))

@@ -90,8 +90,9 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
     names = {}  # node id -> name
     config_nodes: dict[str, dict[str, str]] = {}
     for el in cib.iter("node"):
-        parent = cib.parent(el)
-        if parent is not None and parent.tag == "nodes" and (el.get("type") or "member") in ("member", "normal"):
+        node_parent = cib.parent(el)
+        if node_parent is not None and node_parent.tag == "nodes" and \
+                (el.get("type") or "member") in ("member", "normal"):
             name = havm_id(el.get("uname") or el.get("id") or "")
             names[el.get("id") or name] = name
             config_nodes[name] = {norm(k): v for k, (v, _) in cib.nvpairs(el, "instance_attributes", quiet).items()}
