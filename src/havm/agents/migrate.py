@@ -62,6 +62,7 @@ def run_migration(
     timeout: float,
     log: Callable[[str], None],
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Source: migrate to ``uri`` and wait for the outcome.
 
@@ -95,7 +96,7 @@ def run_migration(
         if clock() >= deadline:
             log(f"migration not done after {timeout:.0f}s: cancelling")
             qmp.execute("migrate_cancel")
-            _wait_until_done(qmp, 10.0)
+            _wait_until_done(qmp, 10.0, clock, sleep)
             raise MigrationFailed(f"migration timed out after {timeout:.0f}s (cancelled)")
     if status != "completed":
         raise MigrationFailed(f"migration {status}: {info.get('error-desc', 'no reason given')}")
@@ -103,7 +104,7 @@ def run_migration(
     for _ in range(50):
         if info.get("total-time"):
             break
-        time.sleep(POLL_INTERVAL)
+        sleep(POLL_INTERVAL)
         info = qmp.execute("query-migrate")
     ram = info.get("ram", {})
     return {
@@ -114,14 +115,15 @@ def run_migration(
     }
 
 
-def _wait_until_done(qmp: Qmp, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
+def _wait_until_done(qmp: Qmp, timeout: float, clock: Callable[[], float],
+                     sleep: Callable[[float], None]) -> str:
+    deadline = clock() + timeout
     status = "none"
-    while time.monotonic() < deadline:
+    while clock() < deadline:
         status = qmp.execute("query-migrate").get("status", "none")
         if status in _DONE:
             break
-        time.sleep(POLL_INTERVAL)
+        sleep(POLL_INTERVAL)
     return status
 
 
