@@ -60,10 +60,11 @@ def test_initdead_grace_for_a_peer_never_heard(cluster_of) -> None:  # type: ign
     c.kill("n3")  # never sends anything
     c.run(5.9)  # initdead is 6 s: n3 is unknown, not dead, although deadtime passed
     v = c.view("n1")
+    assert not v.settled
     assert v.peer("n3").state == "unknown" and v.peer("n3").links == {"l0": "unknown", "l1": "unknown"}
     assert v.members == ("n1", "n2") and v.quorate
     c.run(0.2)
-    assert c.view("n1").peer("n3").state == "dead"
+    assert c.view("n1").peer("n3").state == "dead" and c.view("n1").settled
 
 
 def test_one_link_down_keeps_the_node_alive(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]

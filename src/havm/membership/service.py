@@ -433,7 +433,8 @@ class MembershipService:
             at=self.clock.wall(), uptime=now - self._started, members=tuple(sorted(members)),
             quorate=quorum.quorate, votes=quorum.votes, expected_votes=quorum.expected,
             quorum_reason=quorum.reason, controller=controller,
-            agreed=views_agree(self.node, members, reported), peers=tuple(peers), links=tuple(links),
+            agreed=views_agree(self.node, members, reported), settled=det.settled(),
+            peers=tuple(peers), links=tuple(links),
             traffic=Traffic(drops=dict(self._drops), **self._traffic), jitter=jitter_stats)
 
     def _publish(self, now: float) -> None:

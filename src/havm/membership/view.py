@@ -171,6 +171,9 @@ class MembershipView:
     quorum_reason: str
     controller: str | None
     agreed: bool
+    # Every peer heard or declared dead (initdead over): before that, a node that
+    # booted alone must not act on "the others are gone".
+    settled: bool
     peers: tuple[PeerView, ...]
     links: tuple[LinkView, ...]
     traffic: Traffic
