@@ -75,8 +75,10 @@ def test_modern_cib_resources() -> None:
     assert drbd.promotable and drbd.clone_max == 2 and drbd.promoted_max == 1
     assert set(drbd.resource.ops) == {"monitor_promoted", "monitor"}
     assert drbd.resource.ops["monitor"].role == "unpromoted"
-    fence = by_id(c, "fence-ipmi")
-    assert fence.type == "stonith:fence_ipmilan"
+    (fence,) = c.fencing.devices  # a stonith primitive is a fence device, not a resource
+    assert (fence.id, fence.agent, fence.params) == ("fence-ipmi", "fence_ipmilan", {"ip": "10.9.0.1"})
+    with pytest.raises(KeyError):
+        by_id(c, "fence-ipmi")
     # what cannot be carried is reported with file and line, never silently gone
     assert any(":124:" in d for d in dropped(result, "upstart"))
     assert dropped(result, "bundle") and dropped(result, "<tags>")
@@ -236,6 +238,36 @@ def test_unsupported_rule_values_are_reported_not_mangled() -> None:
     assert c.constraints == []
     text = "\n".join(str(i) for i in result.report.of_level("dropped"))
     assert "two words" in text and "score-attribute" in text and "rsc-pattern" in text
+
+
+def test_fence_devices_from_stonith_primitives() -> None:
+    xml = """<cib validate-with="pacemaker-3.9"><configuration><crm_config><cluster_property_set id="o">
+        <nvpair id="o1" name="stonith-timeout" value="90s"/></cluster_property_set></crm_config>
+      <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+      <resources>
+        <primitive id="f1" class="stonith" type="fence_ipmilan">
+          <instance_attributes id="f1-ia">
+            <nvpair id="f1-a" name="ipaddr" value="10.9.0.1"/>
+            <nvpair id="f1-h" name="pcmk_host_list" value="n1 n9"/>
+            <nvpair id="f1-d" name="pcmk_delay_base" value="5s"/>
+            <nvpair id="f1-m" name="pcmk_host_map" value="n1:1"/>
+          </instance_attributes>
+        </primitive>
+        <clone id="fencing-clone"><primitive id="f2" class="stonith" type="external/ssh">
+          <instance_attributes id="f2-ia"><nvpair id="f2-h" name="hostlist" value="n1 n2"/></instance_attributes>
+        </primitive></clone>
+      </resources>
+      <constraints><rsc_location id="f1-not-n1" rsc="f1" node="n1" score="-INFINITY"/></constraints>
+      </configuration></cib>"""
+    result = import_cib([(xml, "f.xml")])
+    c = parse_config_text(result.text, "x.yaml").config
+    assert c.resources == [] and c.constraints == []
+    f1, f2 = c.fencing.devices
+    assert (f1.agent, f1.params, f1.nodes, f1.delay, f1.timeout) == ("fence_ipmilan", {"ipaddr": "10.9.0.1"},
+                                                                      ["n1"], 5, 90)
+    assert (f2.id, f2.agent, f2.nodes) == ("f2", "external/ssh", None)
+    dropped = "\n".join(str(i) for i in result.report.of_level("dropped"))
+    assert "pcmk_host_map" in dropped and "n9" in dropped and "fence device" in dropped  # the location
 
 
 def test_anonymous_clone_node_max_above_one_is_reported() -> None:

@@ -62,7 +62,7 @@ _PROP_WHY = {
                             "join-integration-timeout", "join-finalization-timeout", "transition-delay",
                             "node-action-limit", "migration-limit", "cluster-recheck-interval", "network-delay",
                             "node-pending-timeout", "cluster-ipc-limit", "load-threshold")},
-    **{k: _FENCING for k in ("stonith-action", "fencing-action", "stonith-timeout", "fencing-timeout",
+    **{k: _FENCING for k in ("stonith-action", "fencing-action",
                              "concurrent-fencing", "priority-fencing-delay", "startup-fencing",
                              "stonith-watchdog-timeout", "stonith-max-attempts", "fence-reaction")},
     "start-failure-is-fatal": "havm counts a failed start as one failure towards migration_threshold; "
@@ -98,7 +98,7 @@ def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequen
     old = _is_heartbeat2(cib)
     first_file = inputs[0][1]
 
-    props, names = _properties(ctx, old, first_file)
+    props, names, fence_timeout = _properties(ctx, old, first_file)
     defaults = _rsc_defaults(ctx)
     ctx.op_timeout = _op_defaults(ctx)
     nodes = _nodes(ctx)
@@ -110,6 +110,8 @@ def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequen
         raise ImportFailed(first_file, None, "the input defines no nodes (no <nodes> section); name them with "
                                              "--address NODE=IP (repeatable)")
     node_names = {n["name"] for n in nodes}
+    ctx.nodes = node_names
+    ctx.fence_timeout = fence_timeout
 
     resources = []
     for el in cib.iter(*RESOURCE_TAGS):
@@ -145,6 +147,8 @@ def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequen
         doc["resources"] = resources
     if constraints:
         doc["constraints"] = constraints
+    if ctx.devices:
+        doc["fencing"] = {"devices": ctx.devices}
     header = [f"Imported by 'havm import cib' from {', '.join(f for _, f in inputs)}.",
               "Read the import report: what it lists as dropped is not in this file."]
     if placeholders:
@@ -163,15 +167,23 @@ def _is_heartbeat2(cib: CibInput) -> bool:
         el.get("from") is not None for el in cib.iter("rsc_order", "rsc_colocation"))
 
 
-def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], str | None]:
+def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], str | None, float | None]:
     props: dict[str, Any] = {}
     cluster_name = None
+    fence_timeout = None
     for crm in ctx.cib.iter("crm_config"):
         for name, (value, el) in ctx.cib.nvpairs(crm, "cluster_property_set", ctx.report).items():
             key = norm(name)
             what = f"{describe(el)} {name}={value}"
             if key == "cluster-name":
                 cluster_name = havm_id(value)
+                continue
+            if key in ("stonith-timeout", "fencing-timeout"):
+                try:
+                    fence_timeout = pcmk_interval(value)
+                    ctx.report.info(*ctx.where(el), what, "written as the timeout of every fence device")
+                except ValueError as e:
+                    ctx.report.drop(*ctx.where(el), what, str(e))
                 continue
             if key in _BOOKKEEPING:
                 ctx.report.info(*ctx.where(el), what, "bookkeeping written by Pacemaker itself; not configuration")
@@ -202,7 +214,7 @@ def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], s
         props["fencing_enabled"] = False
         ctx.report.info(first_file, None, "stonith-enabled", "not set in Heartbeat 2 XML, where it defaulted to false: "
                                                      "written as fencing_enabled: false")
-    return props, cluster_name
+    return props, cluster_name, fence_timeout
 
 
 def _rsc_defaults(ctx: Ctx) -> dict[str, Any]:

@@ -108,6 +108,9 @@ class Ctx:
     cib: CibInput
     report: ImportReport
     op_timeout: float | None = None
+    nodes: set[str] = field(default_factory=set)  # imported node names
+    fence_timeout: float | None = None  # stonith-timeout / fencing-timeout property
+    devices: list[dict[str, Any]] = field(default_factory=list)  # fencing.devices
     ids: dict[str, str] = field(default_factory=dict)  # CIB id -> havm id, every imported resource
     kinds: dict[str, str] = field(default_factory=dict)  # havm id -> primitive/group/clone/promotable
     dropped: dict[str, str] = field(default_factory=dict)  # CIB id -> why it was not imported
@@ -216,6 +219,14 @@ def convert_primitive(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         ctx.drop(el, "a primitive needs 'class' and 'type'")
         ctx.dropped[el.get("id", "")] = "no class/type"
         return None
+    if cls.strip().lower() == "stonith":
+        from havm.importers.cib_fencing import convert_fence_device
+
+        for name, (value, mel) in meta_raw.items():
+            ctx.report.drop(*ctx.where(mel), f"{describe(mel)} {name}={value}",
+                            "a fence device is not a resource: resource options do not apply")
+        convert_fence_device(ctx, el, rtype, params_raw, ctx.nodes, ctx.fence_timeout)
+        return None
     agent, params = _agent(ctx, el, cls, provider, rtype, params_raw)
     if agent is None:
         ctx.dropped[el.get("id", "")] = f"its agent {cls}:{rtype} cannot be carried over"
@@ -263,7 +274,7 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
             provider = "heartbeat"
             ctx.report.info(*ctx.where(el), describe(el), "no provider given; Heartbeat 2 meant 'heartbeat'")
         agent = f"ocf:{provider}:{rtype}"
-    elif c in ("lsb", "systemd", "service", "stonith"):
+    elif c in ("lsb", "systemd", "service"):
         agent = f"{c}:{rtype}"
     else:
         ctx.drop(el, f"resource class {cls!r} is not supported (havm runs ocf, lsb, systemd, service, stonith)")
@@ -273,9 +284,6 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
     except ValidationError:
         ctx.drop(el, f"agent {agent!r} is not a valid agent name")
         return None, {}
-    if c == "stonith":
-        ctx.report.info(*ctx.where(el), describe(el),
-                        "fence device kept as a stonith resource; havm's fencing section is configured apart")
     for k, (v, pel) in params_raw.items():
         if havm_id(k) != k:
             ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {k}={v}",
@@ -418,7 +426,11 @@ def convert_clone(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         return None
     inner = convert_primitive(ctx, children[0]) if children[0].tag == "primitive" else convert_group(ctx, children[0])
     if inner is None:
-        ctx.drop(el, "its resource could not be imported")
+        if "fence device" in ctx.dropped.get(children[0].get("id", ""), ""):
+            ctx.report.info(*ctx.where(el), describe(el), "a clone of a fence device: havm needs no copies, "
+                                                          "the device is in the fencing section")
+        else:
+            ctx.drop(el, "its resource could not be imported")
         ctx.kinds.pop(cid, None)
         ctx.ids.pop(el.get("id", ""), None)
         ctx.dropped[el.get("id", "")] = "clone of a dropped resource"
