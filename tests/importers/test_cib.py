@@ -24,6 +24,12 @@ def load(*names: str, **kw: object):
     return result, config
 
 
+def constraints(config) -> list[dict]:
+    """The constraints as dicts, without location ids (tested on their own)."""
+    return [{k: v for k, v in con.model_dump(by_alias=True, exclude_none=True).items() if k != "id"}
+            for con in config.constraints]
+
+
 def dropped(result, fragment: str) -> list[str]:
     return [str(i) for i in result.report.of_level("dropped") if fragment in str(i)]
 
@@ -86,7 +92,7 @@ def test_modern_cib_resources() -> None:
 
 def test_modern_cib_constraints() -> None:
     result, c = load("modern.xml")
-    cons = [con.model_dump(by_alias=True, exclude_none=True) for con in c.constraints]
+    cons = constraints(c)
     assert {"location": "web", "node": "n1", "score": 100} in cons
     assert {"location": "vm1", "rule": {"score": 50, "expression": "rack eq r1 and defined ssd"}} in cons
     assert {"location": "shared-fs", "node": "n3", "score": -1_000_000} in cons
@@ -99,6 +105,8 @@ def test_modern_cib_constraints() -> None:
     assert any(x.get("order") == "web-ip" and x.get("then") == "web-server" and x.get("kind") == "serialize"
                for x in cons)
     assert dropped(result, "date_expression")
+    ids = [getattr(x, "id", None) for x in c.constraints if hasattr(x, "location")]
+    assert ids == ["loc-web-n1", "loc-vm1-rule", "ban-fs-n3"]  # kept, so cli-prefer-* stay clearable
     assert dropped(result, "rsc_ticket")
     assert dropped(result, "'old-upstart', which was not imported")
     assert dropped(result, "node 'n9'")
@@ -127,7 +135,7 @@ def test_heartbeat2_cib() -> None:
     assert ms.promotable and ms.promoted_max == 1  # <master_slave> with master_max
     mail = by_id(c, "mail")
     assert mail.type == "ocf:heartbeat:MailTo" and mail.meta.stickiness == 0  # attribute on the element
-    cons = [con.model_dump(by_alias=True, exclude_none=True) for con in c.constraints]
+    cons = constraints(c)
     assert {"location": "group_1", "rule": {"score": 100, "expression": "#uname eq node1"}} in cons
     assert {"location": "group_1", "rule": {"score": -1_000_000,
                                             "expression": "not_defined pingd or pingd lte 0"}} in cons
@@ -159,7 +167,7 @@ def test_snippets_are_merged_and_rootless_files_read() -> None:
     result, c = load("snippet-primitive.xml", "snippet-clone-and-constraints.xml",
                      addresses={"a": ["10.0.0.1"]})
     assert {getattr(r, "id", None) or getattr(r, "clone", None) for r in c.resources} == {"vip", "ping-clone"}
-    cons = [con.model_dump(by_alias=True, exclude_none=True) for con in c.constraints]
+    cons = constraints(c)
     assert {"location": "vip", "rule": {"score": -1_000_000,
                                         "expression": "not_defined pingd or pingd lte 0"}} in cons
     assert {"colocation": "vip", "with": "ping-clone", "score": 1_000_000} in cons

@@ -112,6 +112,18 @@ def _sets(ctx: Ctx, el: ET.Element) -> list[tuple[list[str], bool, ET.Element]]:
 
 
 def _location(ctx: Ctx, el: ET.Element, nodes: set[str]) -> list[dict[str, Any]]:
+    """Location constraints keep their id (``cli-prefer-vm1`` stays clearable); several from one get -1, -2..."""
+    out = _locations(ctx, el, nodes)
+    raw = el.get("id")
+    if raw:
+        base = havm_id(raw)
+        for i, c in enumerate(out, 1):
+            c_id = base if len(out) == 1 else f"{base[:58]}-{i}"
+            c["id"] = c_id
+    return out
+
+
+def _locations(ctx: Ctx, el: ET.Element, nodes: set[str]) -> list[dict[str, Any]]:
     if el.get("rsc-pattern"):
         raise _Skip("rsc-pattern (a regular expression over resource ids) is not supported")
     if el.find("resource_set") is not None:
