@@ -137,3 +137,15 @@ def test_realtime_priority_applies_to_the_membership_thread_only() -> None:
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller's thread is untouched
     finally:
         t.stop()
+
+
+def test_garbage_and_oversized_datagrams_are_counted_not_fatal(threads) -> None:  # type: ignore[no-untyped-def]
+    import socket
+    assert wait_until(lambda: converged(threads, NAMES))
+    config = threads["n1"].service.config
+    target = (config.node("n1").addresses["a"], config.links[0].port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"x" * 3000, target)
+        s.sendto(b"HAVM\x01", target)
+    assert wait_until(lambda: threads["n1"].snapshot().traffic.drops == {"too-large": 1, "truncated": 1})
+    assert converged(threads, NAMES)

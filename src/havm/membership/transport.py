@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from havm.config.cluster import Link
 from havm.config.schema import ClusterConfig
+from havm.membership.packet import MAX_PACKET_BYTES
 
 log = logging.getLogger("havm.membership")
 
@@ -41,6 +42,9 @@ Receiver = Callable[[bytes, int, tuple[str, int]], None]
 RECV_BUFFER = 1 << 20
 MAX_READS_PER_WAKEUP = 256  # bound the work done per readable event
 LINK_RETRY = 5.0  # seconds between attempts to open a link that failed
+# Any datagram longer than a valid packet is refused as too-large; reading a
+# little more than MAX_PACKET_BYTES (not 64 KiB) saves a large allocation per packet.
+RECV_BYTES = MAX_PACKET_BYTES + 1
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ class UdpTransport(Transport):
     def _readable(self, sock: socket.socket, index: int, receiver: Receiver) -> None:
         for _ in range(MAX_READS_PER_WAKEUP):
             try:
-                data, source = sock.recvfrom(65535)
+                data, source = sock.recvfrom(RECV_BYTES)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:  # e.g. ECONNREFUSED reported from an earlier send
