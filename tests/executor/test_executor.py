@@ -120,6 +120,7 @@ def test_role_after_rules():
     assert role_after("monitor", OCF.NOT_RUNNING, "started") == ("stopped", True)
     assert role_after("stop", OCF.ERR_GENERIC, "started") == ("stop-failed", True)
     assert role_after("migrate_to", OCF.ERR_GENERIC, "started") == ("started", True)
+    assert role_after("migrate_to", OCF.SUCCESS, "started") == ("migrated", False)  # stale source copy
     assert role_after("migrate_from", OCF.SUCCESS, "stopped") == ("started", False)
 
 

@@ -88,7 +88,8 @@ class Controller:
         self.last_transition: Transition | None = None
         self._poke = asyncio.Event()
         self._abort = asyncio.Event()
-        self._migrations: dict[str, dict[str, Any]] = {}
+        self._migrations: dict[str, dict[str, Any]] = {}  # rsc -> last migration's figures
+        self._migrated_from: set[tuple[str, str]] = set()  # (rsc, source) migrated in this transition
 
     # -- events --
     def poke(self, reason: str = "", abort: bool = False) -> None:
@@ -147,6 +148,7 @@ class Controller:
         summary = "; ".join(tr.notes) if tr.notes else f"{len(real)} action(s)"
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)
+        self._migrated_from = set()
         result = await run_graph(tr, self._do, self._abort)
         self._record(tr, result, summary)
         return True
@@ -213,24 +215,41 @@ class Controller:
             return True  # recurring monitors are kept by each node's executor
         if a.op == "migrate_to":
             assert a.target is not None
-            prep = await self._exec(a.target, run.request("migrate_prepare", {"source": a.node}))
-            if not prep.ok and prep.rc != 3:  # 3: OCF agents need no preparation
-                return False
-            rec = await self._exec(a.node, run.request("migrate_to", {"target": a.target,
-                                                                      "prepared": dict(prep.data)}))
-            if not rec.ok:
-                await self._migration_failed(run, a.node, a.target)
-                return False
-            self._migrations[a.resource] = dict(rec.data)
-            return True
-        if a.op == "migrate_from":
-            assert a.target is not None
-            rec = await self._exec(a.node, run.request("migrate_from", {"source": a.target}))
-            if not rec.ok:
-                await self._migration_failed(run, a.target, a.node)
-            return rec.ok
+            return await self._migrate(run, a.node, a.target)
+        if a.op == "migrate_from" or (a.op == "stop" and (a.resource, a.node) in self._migrated_from):
+            # done by _migrate as part of one uninterruptible sequence
+            return (a.resource, a.node if a.op == "stop" else a.target) in self._migrated_from
         rec = await self._exec(a.node, run.request(a.op))
         return rec.ok
+
+    async def _migrate(self, run: PrimitiveRun, source: str, target: str) -> bool:
+        """A live migration, all phases in one go (Ganeti's order): prepare on the
+        target, migrate_to on the source, migrate_from on the target, stop the
+        source's stale copy. Not split across graph steps: an abort between two
+        phases would leave a paused source and an incoming target. On failure,
+        abort on the target and recover on the source, so exactly one copy runs."""
+        prep = await self._exec(target, run.request("migrate_prepare", {"source": source}))
+        if not prep.ok and prep.rc != 3:  # 3: OCF agents need no preparation
+            await self._migration_failed(run, source, target)
+            return False
+        rec = await self._exec(source, run.request("migrate_to", {"target": target,
+                                                                "prepared": dict(prep.data)}))
+        if not rec.ok:
+            await self._migration_failed(run, source, target)
+            return False
+        self._migrations[run.id] = dict(rec.data)
+        done = await self._exec(target, run.request("migrate_from", {"source": source}))
+        if not done.ok:
+            await self._migration_failed(run, source, target)
+            return False
+        stop = await self._exec(source, run.request("stop"))
+        self._migrated_from.add((run.id, source))
+        if not stop.ok:
+            log.error("%s migrated to %s but its old copy on %s did not stop: re-planning (fencing if needed)",
+                      run.id, target, source)
+        log.info("migrated %s %s -> %s (QEMU downtime %s ms, total %s ms)", run.id, source, target,
+                 rec.data.get("downtime_ms", "?"), rec.data.get("total_ms", "?"))
+        return stop.ok
 
     async def _migration_failed(self, run: PrimitiveRun, source: str, target: str) -> None:
         """Leave exactly one copy: remove the incoming one, make sure the source runs."""

@@ -22,7 +22,9 @@ from typing import Any
 from havm.membership.view import MembershipView
 from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, frozen_map
 
-ROLE_OF = {"started": "started", "promoted": "promoted", "failed": "started", "stop-failed": "started"}
+# "migrated": a migrated-away source's stale copy, present until stopped; it must be stopped
+ROLE_OF = {"started": "started", "promoted": "promoted", "failed": "started", "stop-failed": "started",
+           "migrated": "started"}
 
 
 def node_status(name: str, view: MembershipView, fenced: Set[str], fencing_enabled: bool) -> str:
@@ -44,7 +46,7 @@ def resource_states(report: Mapping[str, Any]) -> dict[str, ResourceState]:
     out: dict[str, ResourceState] = {}
     for rsc, st in report.items():
         role = ROLE_OF.get(st.get("role", "stopped"))
-        failed = st.get("role") in ("failed", "stop-failed")
+        failed = st.get("role") in ("failed", "stop-failed", "migrated")
         failcount = int(st.get("failcount", 0))
         if role is None and failcount == 0:
             continue

@@ -21,7 +21,7 @@ from havm.executor.records import ActionRecord, ActionRequest, LocalState
 log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
-RUNNING = ("started", "promoted", "failed", "stop-failed")
+RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
 
 
 class LocalResources:

@@ -50,9 +50,11 @@ def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
         if action in ("migrate_to", "migrate_check", "migrate_prepare"):
             return before, True
         return "failed", True
+    # after migrate_to the source holds a paused, stale copy until its stop:
+    # "migrated" (not monitored, still counted as present until stopped)
     return {"start": "started", "stop": "stopped", "promote": "promoted", "demote": "started",
-            "migrate_from": "started", "migrate_abort": "stopped", "migrate_recover": "started"
-            }.get(action, before), False
+            "migrate_to": "migrated", "migrate_from": "started", "migrate_abort": "stopped",
+            "migrate_recover": "started"}.get(action, before), False
 
 
 class Executor:
