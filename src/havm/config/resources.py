@@ -310,6 +310,9 @@ class Properties(Section):
     maintenance_mode: bool = Field(False, description="true: the scheduler plans nothing")
     placement_strategy: Literal["default", "utilization", "balanced", "minimal"] = "default"
     stickiness: Score = Field(0, description="default stickiness (resource_defaults.stickiness wins)")
+    auto_failback: bool = Field(
+        True, description="Heartbeat's auto_failback: true, resources return to their preferred node when it "
+                          "comes back; false, they stay where they run (default stickiness INFINITY)")
 
 
 def walk_primitives(resources: list[Any]) -> list[tuple[Primitive, Group | None, Clone | None]]:

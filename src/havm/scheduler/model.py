@@ -251,6 +251,8 @@ def _spec_from_config(config: ClusterConfig) -> ClusterSpec:
     props = config.properties
     defaults = config.resource_defaults
     default_stickiness = defaults.stickiness if defaults.stickiness is not None else props.stickiness
+    if not props.auto_failback and defaults.stickiness is None and "stickiness" not in props.model_fields_set:
+        default_stickiness = INFINITY  # Heartbeat's auto_failback off: stay where you run
     prims: dict[str, PrimitiveSpec] = {}
     groups: dict[str, GroupSpec] = {}
     clones: dict[str, CloneSpec] = {}
