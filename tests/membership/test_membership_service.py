@@ -112,7 +112,7 @@ def test_warntime_warns_once_without_changing_membership(cluster_of, caplog) -> 
     assert not warnings_about(caplog, "is dead")
 
 
-def test_forged_replayed_other_cluster_and_stale_packets_are_dropped(cluster_of) -> None:  # type: ignore[no-untyped-def]
+def test_forged_replayed_other_cluster_and_stale_packets_are_dropped(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]
     c = cluster_of()
     c.run(2.0)
     before = c.view("n1")
@@ -135,6 +135,16 @@ def test_forged_replayed_other_cluster_and_stale_packets_are_dropped(cluster_of)
                                    Reason.STALE_GENERATION: 1, Reason.BAD_MAGIC: 1, Reason.WRONG_LINK: 1}
     assert after.key == before.key
     assert after.peer("n2").app == {"api_port": 7694, "epoch": 1}
+    assert warnings_about(caplog, "wrong cluster key on a sender, or forged packets")
+    for _ in range(5):  # more forgeries within the minute: counted, not logged again
+        c.net.inject("n1", 0, forged)
+    c.net.deliver()
+    assert len(warnings_about(caplog, "forged packets")) == 1
+    c.run(61.0)
+    c.net.inject("n1", 0, forged)
+    c.net.deliver()
+    assert warnings_about(caplog, "dropped 6 packet(s) in the last minute: wrong cluster key")
+    assert c.view("n1").traffic.drops[Reason.BAD_MAC] == 7
 
 
 def test_partition_two_plus_one_then_heal(cluster_of) -> None:  # type: ignore[no-untyped-def]

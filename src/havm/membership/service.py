@@ -57,6 +57,16 @@ JITTER_WINDOW = 240  # rounds: two minutes at the default keepalive
 JITTER_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
 JITTER_LABELS = ("1ms", "5ms", "10ms", "50ms", "100ms", "500ms", "1s", "inf")
 Subscriber = Callable[[MembershipView], None]
+DROP_LOG_INTERVAL = 60.0
+# Drops worth a warning (rate-limited), and what they usually mean.
+DROP_WARNINGS = {
+    Reason.BAD_MAC: "wrong cluster key on a sender, or forged packets",
+    Reason.OTHER_CLUSTER: "another cluster shares this network and port",
+    Reason.UNKNOWN_NODE: "a node holding the key is missing from this node's configuration",
+    Reason.BAD_VERSION: "a node runs another havm protocol version",
+    Reason.WRONG_LINK: "links are cross-wired or share a broadcast port",
+    Reason.STALE_GENERATION: "replayed packets, or a peer's clock went backwards across a restart",
+}
 
 
 @dataclass
@@ -102,6 +112,7 @@ class MembershipService:
         self._stopping: asyncio.Event | None = None
         self._dirty = False  # a publish is pending (run() coalesces bursts of packets)
         self._last_ping: bool | None = None
+        self._drop_log: dict[str, tuple[float | None, int]] = {}  # reason -> (last warned, drops since)
         self._leave_on_stop = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self.config = config
@@ -283,11 +294,26 @@ class MembershipService:
                     self._traffic["own_packets"] += 1
                 else:
                     self._drops[e.reason] += 1
-                    log.debug("dropped packet from %s on link %d: %s", source, link, e)
+                    self._log_drop(e, link, source, now)
                 return
         self._log_events(events)
         if changed:
             self._publish_soon(now)
+
+    def _log_drop(self, error: PacketError, link: int, source: tuple[str, int], now: float) -> None:
+        """Warn about drops that mean misconfiguration or attack, at most once a minute per reason."""
+        if error.reason not in DROP_WARNINGS:
+            log.debug("dropped packet from %s on link %d: %s", source, link, error)
+            return
+        last, count = self._drop_log.get(error.reason, (None, 0))
+        count += 1
+        if last is not None and now - last < DROP_LOG_INTERVAL:
+            self._drop_log[error.reason] = (last, count)
+            return
+        log.warning("dropped %d packet(s) in the last minute: %s (latest from %s:%s on link %s: %s)",
+                    count, DROP_WARNINGS[error.reason], source[0], source[1],
+                    self.config.links[link].name, error)
+        self._drop_log[error.reason] = (now, 0)
 
     def _probe(self) -> bool | None:
         return self.prober.reachable() if self.prober is not None else None
