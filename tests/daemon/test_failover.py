@@ -72,7 +72,8 @@ def test_monitor_failure_restarts_in_place_then_moves_after_threshold(cluster):
 
     def d2_back() -> dict | None:
         d2 = next(r for r in cluster.status(home)["resources"] if r["id"] == "d2")
-        return d2 if d2["nodes"] and not d2["in_flight"] else None
+        # restarted = running again after the monitor counted the failure
+        return d2 if d2["nodes"] and d2["failcounts"] and not d2["in_flight"] else None
 
     d2 = cluster.wait(d2_back, timeout=30, what="d2 restarted")
     assert d2["nodes"] == [home] and d2["failcounts"] == {home: 1}  # in place, one failure counted

@@ -128,6 +128,10 @@ class Controller:
             self.active = False
             self.reports.clear()
             return False
+        if not view.settled:
+            # within initdead some peers are not heard yet: they are neither members nor
+            # dead, and treating them as unclean would fence nodes that are still booting
+            return False
         if not self.active:
             log.info("taking office as controller: rebuilding state from %s", ", ".join(view.members))
             self.active = True

@@ -38,6 +38,7 @@ from havm.daemon.status import build_status, resources_view
 from havm.errors import HavmError, UsageError
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 from havm.fencing.device import fence_node
+from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
@@ -63,8 +64,13 @@ class NodeDaemon(ClusterIO):
         self.started_at = self.clock.wall()
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
-        self.thread = MembershipThread.for_node(self.config, node, key, app_info=self.app_info, clock=self.clock,
-                                                realtime_priority=self.config.daemon.realtime_priority)
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        self.thread = MembershipThread.for_node(
+            self.config, node, key, app_info=self.app_info, clock=self.clock,
+            # persisted and strictly increasing: peers tell a restart from a replay even
+            # if this host's clock was set back
+            generation=next_generation(os.path.join(state_dir, "generation"), self.clock),
+            realtime_priority=self.config.daemon.realtime_priority)
         self.membership = self.thread.service
         self.peers = PeerClient(key, node)
         self._views: asyncio.Queue[Any] = asyncio.Queue()
