@@ -1,11 +1,16 @@
-"""Anti-replay: accept each (generation, seq) of a peer at most once per link.
+"""Anti-replay: per peer and link, accept only a seq newer than any accepted.
 
 A sender numbers its heartbeat rounds: one seq per round, the same seq on every
 link (so per-link gaps reveal per-link loss). A receiver keeps, per peer, the
-newest generation seen, and per link an IPsec-style sliding window: the highest
-seq accepted and a bit mask of the WINDOW seqs below it. A packet is accepted if
-its seq is above the highest or inside the window and not seen yet; reordering
-inside one link by up to WINDOW rounds is tolerated.
+newest generation seen, and per link the highest seq accepted; a packet is
+accepted only if its seq is above it.
+
+Why no reordering window (as IPsec has): a heartbeat is a snapshot of its
+sender's view, so an older one carries stale news and is worth nothing once a
+newer one arrived; and a window lets an attacker replay, once, a recorded
+packet the receiver never got (e.g. one the attacker dropped), whose stale view
+("I hear nobody") would change membership. Found by sending exactly that at
+running daemons (tests/daemon/test_hostile_packets.py).
 
 Why the generation: seq restarts at 1 when the daemon restarts. The generation
 (wall-clock nanoseconds at start) grows across restarts, so a recorded packet
@@ -28,7 +33,7 @@ from enum import Enum
 
 from havm.membership.packet import PacketError, Reason
 
-WINDOW = 64
+WINDOW = 64  # width of the loss-accounting history kept per link (not a reordering allowance)
 
 
 class Verdict(Enum):
@@ -43,15 +48,11 @@ class _LinkWindow:
     seen: int = 0  # bit i set: seq (highest - i) accepted
 
     def admit(self, seq: int) -> bool:
-        if seq > self.highest:
-            shift = seq - self.highest
-            self.seen = ((self.seen << shift) | 1) & ((1 << WINDOW) - 1) if shift < WINDOW else 1
-            self.highest = seq
-            return True
-        offset = self.highest - seq
-        if offset >= WINDOW or self.seen >> offset & 1:
-            return False
-        self.seen |= 1 << offset
+        if seq <= self.highest:
+            return False  # a replay, or a reordered and therefore stale heartbeat
+        shift = seq - self.highest
+        self.seen = ((self.seen << shift) | 1) & ((1 << WINDOW) - 1) if shift < WINDOW else 1
+        self.highest = seq
         return True
 
 
