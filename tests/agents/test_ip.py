@@ -5,8 +5,11 @@ default interface, labels, and gratuitous ARP learnt by the neighbour."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import struct
+import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -174,3 +177,40 @@ def test_monitor_reports_address_on_the_wrong_interface(pair):
     assert r.rc == OCF.ERR_GENERIC and "not va" in r.output
     assert run_agent(ns, CLS, "v", {"ip": "192.0.2.88", "nic": "va"}, "stop").ok  # removed wherever it is
     assert "192.0.2.88" not in sh("ip", "-n", a, "-4", "-o", "addr")
+
+
+RUN_EXECUTOR = """
+import asyncio, json, sys
+from havm.clock import SystemClock
+from havm.executor.executor import Executor
+from havm.executor.records import ActionRequest
+params = json.loads(sys.argv[1])
+async def go():
+    ex = Executor("n1", SystemClock())
+    try:
+        for action in sys.argv[2:]:
+            r = await ex.execute(ActionRequest("vip", "havm:ip", action, params=params, timeout=30))
+            print("RECORD " + json.dumps({"action": action, "rc": r.rc, "output": r.output}), flush=True)
+    finally:
+        await ex.close()
+asyncio.run(go())
+"""
+
+
+@pytest.mark.lab
+def test_havm_ip_through_the_executor(pair):
+    a, _ = pair
+    vip = f"{SUBNET}.60"
+    out = subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", RUN_EXECUTOR,
+                          json.dumps({"ip": vip, "arp_interval_ms": 10}),
+                          "monitor", "start", "monitor", "validate", "meta_data"],
+                         capture_output=True, text=True, timeout=120)
+    recs = [json.loads(ln[len("RECORD "):]) for ln in out.stdout.splitlines() if ln.startswith("RECORD ")]
+    assert [r["rc"] for r in recs] == [7, 0, 0, 0, 0], out.stderr[-2000:] + str(recs)
+    assert f"{vip}/24" in addrs(a, "va")
+    assert "<resource-agent name=\"ip\"" in recs[4]["output"]
+    stop = subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", RUN_EXECUTOR,
+                           json.dumps({"ip": vip}), "stop", "monitor"], capture_output=True, text=True, timeout=120)
+    recs = [json.loads(ln[len("RECORD "):]) for ln in stop.stdout.splitlines() if ln.startswith("RECORD ")]
+    assert [r["rc"] for r in recs] == [0, 7]
+    assert vip not in addrs(a, "va")
