@@ -170,8 +170,6 @@ def test_ipaddr2_meta_data_through_the_executor(netns):
 
 
 @pytest.mark.lab
-@pytest.mark.xfail(strict=True, reason="the executor keeps only the last OUTPUT_TAIL_CHARS (2000) of an "
-                   "action's output, and IPaddr2's meta-data is longer: the XML arrives truncated")
 def test_ipaddr2_meta_data_arrives_whole(netns):
     rc, out = in_ns(netns, "vip", "meta_data", {})
     meta = ET.fromstring(out)

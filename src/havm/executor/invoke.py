@@ -23,6 +23,7 @@ from havm.agents.base import OCF, OUTPUT_TAIL_CHARS
 from havm.executor.registry import OCF_ROOT, AgentRef
 
 Progress = Callable[[str], None]
+META_DATA_CHARS = 1 << 20
 
 
 class ForkServer:
@@ -204,10 +205,13 @@ async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str
         if transport is not None:
             transport.close()
     duration = time.monotonic() - t0
+    # meta-data is the agent's whole description: keep it whole (an action's log
+    # only needs its tail)
+    keep = META_DATA_CHARS if action == "meta_data" else OUTPUT_TAIL_CHARS
     if ref.script is not None:
         assert proc is not None
         rc = proc.returncode if proc.returncode is not None and 0 <= proc.returncode <= 255 else int(OCF.ERR_GENERIC)
-        return rc, "\n".join(lines)[-OUTPUT_TAIL_CHARS:], {}, duration
+        return rc, "\n".join(lines)[-keep:], {}, duration
     if result is None:
         return int(OCF.ERR_GENERIC), ("\n".join(lines) + "\nthe agent process ended without a result")[
             -OUTPUT_TAIL_CHARS:], {}, duration
@@ -217,4 +221,4 @@ async def invoke(ref: AgentRef, rsc: str, params: Mapping[str, Any], action: str
         return int(OCF.ERR_GENERIC), f"agent returned an invalid rc {agent_rc!r}", {}, duration
     raw_data = result.get("data")
     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-    return agent_rc, output[-OUTPUT_TAIL_CHARS:], data, duration
+    return agent_rc, output[-keep:], data, duration
