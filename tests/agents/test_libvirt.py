@@ -7,6 +7,12 @@ this process, so a fixture holds one for the whole test."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +22,9 @@ import pytest
 
 from havm.agents.base import OCF
 from havm.agents.libvirt import LibvirtAgent
+from havm.clock import SystemClock
+from havm.executor.executor import Executor
+from havm.executor.records import ActionRequest
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python not installed (pip install libvirt-python)")
 
@@ -178,3 +187,137 @@ def test_stop_destroys_a_guest_that_ignores_shutdown(monkeypatch):
 def test_meta_data_lists_params():
     names = {p.get("name") for p in ET.fromstring(LibvirtAgent("v", {}).meta_data()).iter("parameter")}
     assert {"uri", "xml", "config", "domain", "shutdown_timeout", "migrate_dest_uri"} <= names
+
+
+# -- a real libvirtd (qemu:///system) with a TCG guest --
+#
+# libvirtd runs in a private mount namespace where its state, config and run
+# directories are bind-mounted from a temp dir, and /etc/passwd + /etc/group are
+# copies with the libvirt-qemu user it insists on (even with user="root"): the
+# host's files stay untouched apart from the empty mount points /etc/libvirt,
+# /run/libvirt, /var/{lib,cache,log}/libvirt that the libvirt-daemon package
+# would create anyway. The socket is reached by path (qemu:///system?socket=...).
+
+QEMU_CONF = """\
+user = "root"
+group = "root"
+security_driver = "none"
+cgroup_controllers = [ ]
+stdio_handler = "file"
+"""
+BINDS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
+         "etc": "/etc/libvirt", "log": "/var/log/libvirt", "passwd": "/etc/passwd", "group": "/etc/group"}
+
+
+def qemu_pids(name: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"qemu-system-x86_64") and f"guest={name},".encode() in b" ".join(argv):
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture
+def libvirtd() -> Iterator[str]:
+    """A private libvirtd; yields its qemu:///system URI. Every domain and process is removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("a system libvirtd needs root")
+    for binary in ("libvirtd", "qemu-system-x86_64", "unshare"):
+        if shutil.which(binary) is None:
+            pytest.skip(f"{binary} not installed (apt-get install --no-install-recommends libvirt-daemon "
+                        "libvirt-daemon-driver-qemu qemu-system-x86)")
+    top = tempfile.mkdtemp(prefix="havm-lv-")  # short: a unix socket path has at most 107 bytes
+    for sub in ("run", "lib", "cache", "etc", "log"):
+        os.makedirs(f"{top}/{sub}")
+    with open(f"{top}/etc/qemu.conf", "w") as f:
+        f.write(QEMU_CONF)
+    with open("/etc/passwd") as src, open(f"{top}/passwd", "w") as dst:
+        dst.write(src.read() + "libvirt-qemu:x:64055:64055:Libvirt Qemu:/nonexistent:/usr/sbin/nologin\n")
+    with open("/etc/group") as src, open(f"{top}/group", "w") as dst:
+        dst.write(src.read() + "libvirt-qemu:x:64055:\n")
+    script = " && ".join([f"mkdir -p {' '.join(v for k, v in BINDS.items() if k not in ('passwd', 'group'))}"]
+                         + [f"mount --bind {top}/{k} {v}" for k, v in BINDS.items()] + ["exec libvirtd"])
+    log = open(f"{top}/libvirtd.log", "w")
+    daemon = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                              stdout=log, stderr=subprocess.STDOUT)
+    uri = f"qemu:///system?socket={top}/run/libvirt-sock"
+    try:
+        for _ in range(200):  # bounded: 20 s
+            if os.path.exists(f"{top}/run/libvirt-sock") or daemon.poll() is not None:
+                break
+            time.sleep(0.1)
+        if not os.path.exists(f"{top}/run/libvirt-sock"):
+            with open(f"{top}/libvirtd.log") as f:
+                pytest.skip(f"libvirtd did not start: {f.read()[-500:]}")
+        yield uri
+    finally:
+        try:
+            libvirt.registerErrorHandler(lambda ctx, err: None, None)
+            c = libvirt.open(uri)
+            for dom in c.listAllDomains():
+                if dom.isActive():
+                    dom.destroy()
+            c.close()
+        except libvirt.libvirtError:
+            pass
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def tcg_xml(name: str) -> str:
+    return (f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+            "<os><type arch='x86_64' machine='pc'>hvm</type></os><features><acpi/></features>"
+            "<devices><emulator>/usr/bin/qemu-system-x86_64</emulator><video><model type='none'/></video>"
+            "<memballoon model='none'/></devices></domain>")
+
+
+@pytest.mark.lab
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_real_tcg_domain_through_the_executor(libvirtd):
+    name = f"havm-lvq-{os.getpid()}"
+    params = {"uri": libvirtd, "xml": tcg_xml(name), "shutdown_timeout": 2,
+              "migrate_dest_uri": "qemu+tcp://127.0.0.1:1/system"}  # nothing listens there
+
+    async def go() -> list[Any]:
+        ex = Executor("n1", SystemClock())
+        try:
+            out = []
+            for action, args in (("monitor", {}), ("start", {}), ("monitor", {}), ("start", {}),
+                                 ("migrate_check", {"target": "n2"}),
+                                 ("migrate_to", {"target": "n2", "prepared": {}}), ("monitor", {})):
+                out.append(await ex.execute(ActionRequest("vm", "havm:libvirt", action, params=params,
+                                                          args=args, timeout=60)))
+                if action == "start" and len(out) == 2:
+                    out.append(qemu_pids(name))
+            out.append(qemu_pids(name))
+            out.append(await ex.execute(ActionRequest("vm", "havm:libvirt", "stop", params=params, timeout=60)))
+            out.append(await ex.execute(ActionRequest("vm", "havm:libvirt", "monitor", params=params)))
+            return out
+        finally:
+            await ex.close()
+
+    probe, start, pids, mon, again, check, migrate, mon_after, pids_after, stop, final = asyncio.run(go())
+    assert probe.rc == OCF.NOT_RUNNING
+    assert start.ok, start.output
+    assert len(pids) == 1  # a real qemu process runs the guest
+    assert mon.ok and mon.data["state"] == "running"
+    assert again.ok and "already runs" in again.output
+    assert check.ok
+    assert migrate.rc == OCF.ERR_GENERIC and "still runs here" in migrate.output
+    assert mon_after.ok and pids_after == pids  # the failed migration left the one copy running
+    assert stop.ok, stop.output
+    assert "destroyed" in stop.output or "shut down" in stop.output
+    assert final.rc == OCF.NOT_RUNNING and qemu_pids(name) == []
