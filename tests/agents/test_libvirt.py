@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +21,8 @@ from havm.agents.libvirt import LibvirtAgent
 from havm.clock import SystemClock
 from havm.executor.executor import Executor
 from havm.executor.records import ActionRequest
+from tests.agents.libvirtd_lab import qemu_pids, require_libvirtd, start_libvirtd
+from tests.agents.nshelp import need_root_and_netns, sh
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python not installed (pip install libvirt-python)")
 
@@ -189,91 +187,17 @@ def test_meta_data_lists_params():
     assert {"uri", "xml", "config", "domain", "shutdown_timeout", "migrate_dest_uri"} <= names
 
 
-# -- a real libvirtd (qemu:///system) with a TCG guest --
-#
-# libvirtd runs in a private mount namespace where its state, config and run
-# directories are bind-mounted from a temp dir, and /etc/passwd + /etc/group are
-# copies with the libvirt-qemu user it insists on (even with user="root"): the
-# host's files stay untouched apart from the empty mount points /etc/libvirt,
-# /run/libvirt, /var/{lib,cache,log}/libvirt that the libvirt-daemon package
-# would create anyway. The socket is reached by path (qemu:///system?socket=...).
-
-QEMU_CONF = """\
-user = "root"
-group = "root"
-security_driver = "none"
-cgroup_controllers = [ ]
-stdio_handler = "file"
-"""
-BINDS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
-         "etc": "/etc/libvirt", "log": "/var/log/libvirt", "passwd": "/etc/passwd", "group": "/etc/group"}
-
-
-def qemu_pids(name: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith(b"qemu-system-x86_64") and f"guest={name},".encode() in b" ".join(argv):
-                pids.append(int(entry))
-    return pids
-
+# -- real libvirtd daemons (qemu:///system) with TCG guests --
 
 @pytest.fixture
 def libvirtd() -> Iterator[str]:
-    """A private libvirtd; yields its qemu:///system URI. Every domain and process is removed after."""
-    if os.geteuid() != 0:
-        pytest.skip("a system libvirtd needs root")
-    for binary in ("libvirtd", "qemu-system-x86_64", "unshare"):
-        if shutil.which(binary) is None:
-            pytest.skip(f"{binary} not installed (apt-get install --no-install-recommends libvirt-daemon "
-                        "libvirt-daemon-driver-qemu qemu-system-x86)")
-    top = tempfile.mkdtemp(prefix="havm-lv-")  # short: a unix socket path has at most 107 bytes
-    for sub in ("run", "lib", "cache", "etc", "log"):
-        os.makedirs(f"{top}/{sub}")
-    with open(f"{top}/etc/qemu.conf", "w") as f:
-        f.write(QEMU_CONF)
-    with open("/etc/passwd") as src, open(f"{top}/passwd", "w") as dst:
-        dst.write(src.read() + "libvirt-qemu:x:64055:64055:Libvirt Qemu:/nonexistent:/usr/sbin/nologin\n")
-    with open("/etc/group") as src, open(f"{top}/group", "w") as dst:
-        dst.write(src.read() + "libvirt-qemu:x:64055:\n")
-    script = " && ".join([f"mkdir -p {' '.join(v for k, v in BINDS.items() if k not in ('passwd', 'group'))}"]
-                         + [f"mount --bind {top}/{k} {v}" for k, v in BINDS.items()] + ["exec libvirtd"])
-    log = open(f"{top}/libvirtd.log", "w")
-    daemon = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
-                              stdout=log, stderr=subprocess.STDOUT)
-    uri = f"qemu:///system?socket={top}/run/libvirt-sock"
+    """A private libvirtd; yields its URI. Every domain and process is removed after."""
+    require_libvirtd()
+    daemon = start_libvirtd()
     try:
-        for _ in range(200):  # bounded: 20 s
-            if os.path.exists(f"{top}/run/libvirt-sock") or daemon.poll() is not None:
-                break
-            time.sleep(0.1)
-        if not os.path.exists(f"{top}/run/libvirt-sock"):
-            with open(f"{top}/libvirtd.log") as f:
-                pytest.skip(f"libvirtd did not start: {f.read()[-500:]}")
-        yield uri
+        yield daemon.uri
     finally:
-        try:
-            libvirt.registerErrorHandler(lambda ctx, err: None, None)
-            c = libvirt.open(uri)
-            for dom in c.listAllDomains():
-                if dom.isActive():
-                    dom.destroy()
-            c.close()
-        except libvirt.libvirtError:
-            pass
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-        log.close()
-        shutil.rmtree(top, ignore_errors=True)
+        daemon.stop()
 
 
 def tcg_xml(name: str) -> str:
@@ -321,3 +245,62 @@ def test_real_tcg_domain_through_the_executor(libvirtd):
     assert stop.ok, stop.output
     assert "destroyed" in stop.output or "shut down" in stop.output
     assert final.rc == OCF.NOT_RUNNING and qemu_pids(name) == []
+
+
+MIG_NET = f"10.{100 + os.getpid() % 50}.{os.getpid() % 250}"
+
+
+@pytest.fixture
+def two_hosts() -> Iterator[tuple[Any, Any]]:
+    """Two libvirtds, each in its own network namespace and hostname, joined by a veth pair."""
+    require_libvirtd()
+    need_root_and_netns()
+    a, b = f"havm-lvA-{os.getpid()}", f"havm-lvB-{os.getpid()}"
+    daemons: list[Any] = []
+    try:
+        sh("ip", "netns", "add", a)
+        sh("ip", "netns", "add", b)
+        sh("ip", "-n", a, "link", "add", "ha", "type", "veth", "peer", "name", "hb", "netns", b)
+        for ns, dev, ip in ((a, "ha", f"{MIG_NET}.1"), (b, "hb", f"{MIG_NET}.2")):
+            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            sh("ip", "-n", ns, "link", "set", dev, "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        daemons.append(start_libvirtd(a, f"{MIG_NET}.1", "lvhost-a"))
+        daemons.append(start_libvirtd(b, f"{MIG_NET}.2", "lvhost-b"))
+        yield daemons[0], daemons[1]
+    finally:
+        for d in daemons:
+            d.stop()
+        for ns in (a, b):
+            sh("ip", "netns", "delete", ns, check=False)
+
+
+@pytest.mark.lab
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_real_live_migration_peer_to_peer(two_hosts):
+    src_d, dst_d = two_hosts
+    name = f"havm-lvm-{os.getpid()}"
+    common = {"xml": tcg_xml(name), "shutdown_timeout": 0}
+    source = LibvirtAgent("vm", {**common, "uri": src_d.uri})
+    target = LibvirtAgent("vm", {**common, "uri": dst_d.uri, "migration_host": f"{MIG_NET}.2"})
+    assert source.start().ok
+    before = qemu_pids(name)
+    assert len(before) == 1
+    assert source.migrate_check("b").ok
+    prepared = target.migrate_prepare("a")
+    assert prepared.ok and prepared.data == {"uri": f"qemu+tcp://{MIG_NET}.2/system"}
+    moved = source.migrate_to("b", prepared.data)
+    assert moved.ok, moved.output
+    arrived = target.migrate_from("a")
+    assert arrived.ok, arrived.output
+    after = qemu_pids(name)
+    assert len(after) == 1 and after != before  # exactly one copy: the target's new qemu
+    # libvirt shut the source copy off itself; the source's stop is the idempotent cleanup
+    assert source.monitor().rc == OCF.NOT_RUNNING
+    assert source.stop().ok
+    mon = target.monitor()
+    assert mon.ok and mon.data["state"] == "running"
+    # libvirt's own figures of the finished job
+    assert moved.data["total_ms"] >= moved.data["downtime_ms"] >= 0
+    assert target.stop().ok and qemu_pids(name) == []

@@ -424,10 +424,12 @@ def _watch_job(dom: Any, done: threading.Event, log: ActionLog) -> None:
     while not done.wait(1.0):
         try:
             info = dom.jobInfo()  # [type, timeElapsed, timeRemaining, dataTotal, dataProcessed, ...]
-        except Exception:  # noqa: BLE001 - no job info from this driver; the migration goes on
+        except Exception:  # noqa: BLE001 - no job info (driver, or the job ended); the migration goes on
             return
-        total, processed = int(info[3]), int(info[4])
-        if total > 0:
+        elapsed_s, total, processed = int(info[1]) / 1000, int(info[3]), int(info[4])
+        if total <= 0:
+            log(f"migrating: {elapsed_s:.0f}s elapsed (setting up)")
+        else:
             pct = min(100, processed * 100 // total)
             if pct != last:
                 log(f"migrating: {pct}% transferred ({processed >> 20} of {total >> 20} MiB)")
