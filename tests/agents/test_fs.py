@@ -6,10 +6,12 @@ cannot unmount failing, monitor telling a foreign mount from ours."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -244,3 +246,34 @@ def test_users_of_finds_a_cwd_on_this_filesystem(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+RUN_EXECUTOR = """
+import asyncio, json, sys
+from havm.clock import SystemClock
+from havm.executor.executor import Executor
+from havm.executor.records import ActionRequest
+params = json.loads(sys.argv[1])
+async def go():
+    ex = Executor("n1", SystemClock())
+    try:
+        for action in sys.argv[2:]:
+            r = await ex.execute(ActionRequest("fs", "havm:fs", action, params=params, timeout=60))
+            print("RECORD " + json.dumps({"rc": r.rc, "output": r.output}), flush=True)
+    finally:
+        await ex.close()
+asyncio.run(go())
+"""
+
+
+@pytest.mark.lab
+def test_havm_fs_through_the_executor(mntns, tmp_path):
+    d = str(tmp_path / "viaexec")
+    params = {"device": "tmpfs", "directory": d, "fstype": "tmpfs", "options": "size=2m"}
+    out = subprocess.run([*mntns, sys.executable, "-c", RUN_EXECUTOR, json.dumps(params),
+                          "validate", "monitor", "start", "monitor", "stop", "monitor"],
+                         capture_output=True, text=True, timeout=120)
+    recs = [json.loads(ln[len("RECORD "):]) for ln in out.stdout.splitlines() if ln.startswith("RECORD ")]
+    assert [r["rc"] for r in recs] == [0, 7, 0, 0, 0, 7], out.stderr[-2000:] + str(recs)
+    assert f"mounted tmpfs on {d}" in recs[2]["output"]
+    assert not host_has_mount(d)
