@@ -35,7 +35,7 @@ from havm.importers.cibxml import (
     pcmk_interval,
     pcmk_score,
 )
-from havm.importers.output import assign_addresses, format_score, havm_id, render_yaml, validated
+from havm.importers.output import assign_addresses, finish, format_score, havm_id
 from havm.importers.report import ImportFailed, ImportReport, ImportResult
 
 __all__ = ["import_cib", "load_cib_simulation", "load_state"]
@@ -86,17 +86,28 @@ _BOOKKEEPING = {"dc-version", "cluster-infrastructure", "cluster-name", "have-wa
 
 
 def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequence[str]] | None = None,
-               cluster: str | None = None, output_name: str = "cluster.yaml") -> ImportResult:
-    """Convert CIB XML texts ``[(text, file name), ...]`` into a validated havm config."""
+               cluster: str | None = None, output_name: str = "cluster.yaml", render: bool = True) -> ImportResult:
+    """Convert CIB XML texts ``[(text, file name), ...]`` into a validated havm config.
+
+    ``render=False`` skips the YAML (``result.text`` is empty; ``result.config`` is
+    the validated model): what ``havm simulate cib.xml`` needs, fast on large CIBs.
+    """
     if not inputs:
         raise ImportFailed("", None, "no input file")
     cib = CibInput()
     for text, file in inputs:
         cib.add_text(text, file)
+    return import_parsed(cib, [file for _, file in inputs], addresses, cluster, output_name, render)
+
+
+def import_parsed(cib: CibInput, files: Sequence[str], addresses: Mapping[str, Sequence[str]] | None = None,
+                  cluster: str | None = None, output_name: str = "cluster.yaml", render: bool = True
+                  ) -> ImportResult:
+    """``import_cib`` on inputs already parsed (so ``load_state`` can share the parse)."""
     report = ImportReport()
     ctx = Ctx(cib, report)
     old = _is_heartbeat2(cib)
-    first_file = inputs[0][1]
+    first_file = files[0]
 
     props, names, fence_timeout = _properties(ctx, old, first_file)
     defaults = _rsc_defaults(ctx)
@@ -149,13 +160,12 @@ def import_cib(inputs: Sequence[tuple[str, str]], addresses: Mapping[str, Sequen
         doc["constraints"] = constraints
     if ctx.devices:
         doc["fencing"] = {"devices": ctx.devices}
-    header = [f"Imported by 'havm import cib' from {', '.join(f for _, f in inputs)}.",
+    header = [f"Imported by 'havm import cib' from {', '.join(files)}.",
               "Read the import report: what it lists as dropped is not in this file."]
     if placeholders:
         header.append("Addresses marked PLACEHOLDER are not real: set them before use.")
-    text = render_yaml(doc, header, placeholders)
-    validated(text, output_name)
-    return ImportResult(doc, text, report, None, tuple(placeholders))
+    text, config = finish(doc, header, placeholders, output_name, render)
+    return ImportResult(doc, text, report, None, tuple(placeholders), config)
 
 
 def _is_heartbeat2(cib: CibInput) -> bool:

@@ -11,6 +11,7 @@ clone's ``instance_attributes``, ``<master_slave>`` for promotable clones.
 
 from __future__ import annotations
 
+import functools
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -279,9 +280,7 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
     else:
         ctx.drop(el, f"resource class {cls!r} is not supported (havm runs ocf, lsb, systemd, service, stonith)")
         return None, {}
-    try:
-        _AGENT.validate_python(agent)
-    except ValidationError:
+    if not _valid_agent(agent):
         ctx.drop(el, f"agent {agent!r} is not a valid agent name")
         return None, {}
     for k, (v, pel) in params_raw.items():
@@ -291,6 +290,16 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
             continue
         params[k] = v
     return agent, params
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_agent(agent: str) -> bool:
+    """Whether our schema accepts ``agent`` (cached: a large CIB repeats a few agents)."""
+    try:
+        _AGENT.validate_python(agent)
+    except ValidationError:
+        return False
+    return True
 
 
 def _utilization(ctx: Ctx, el: ET.Element) -> dict[str, int]:

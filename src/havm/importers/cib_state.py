@@ -72,10 +72,7 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
     else:
         cib = CibInput()
         if isinstance(xml, ET.Element):
-            cib.roots.append(xml)
-            for parent in xml.iter():
-                for child in parent:
-                    cib.parent_of[child] = parent
+            cib.add_element(xml)  # no source text: no lines (load_state reports none)
         else:
             cib.add_text(xml.decode() if isinstance(xml, bytes) else xml, "<cib>")
     quiet = ImportReport()
@@ -256,6 +253,11 @@ def _target_rc(op: ET.Element) -> int | None:
     return _int(parts[2], -1) if len(parts) >= 4 else None
 
 
+def _call_order(op: ET.Element) -> tuple[bool, int]:
+    call = _int(op.get("call-id"), -1)
+    return call < 0, call  # pending operations (call-id -1) last
+
+
 def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int], str] | None = None
             ) -> dict[str, Any]:
     """Replay a resource's operations on one node, in call-id order (Pacemaker's unpack_rsc_op).
@@ -266,7 +268,8 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
     sets ``fence``: the node must be fenced; on-fail=block (a failed stop
     without fencing) sets ``blocked``. A later successful stop clears both.
     """
-    ops = sorted(ops, key=lambda o: (_int(o.get("call-id"), -1) < 0, _int(o.get("call-id"), -1)))
+    if len(ops) > 1:
+        ops = sorted(ops, key=_call_order)
     role: str | None = None
     failed = blocked = fence = False
     last: ET.Element | None = None

@@ -19,10 +19,10 @@ a ``<snippet>`` root (line numbers are kept).
 
 from __future__ import annotations
 
+import bisect
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from xml.parsers import expat
 
 from havm.config.resources import INFINITY
 from havm.importers.report import ImportFailed, ImportReport
@@ -33,6 +33,7 @@ CONTAINER_TAGS = ("group", "clone", "master", "master_slave", "bundle")
 CONSTRAINT_TAGS = ("rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket")
 
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
+_MASK = re.compile(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.S)
 _DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(\[[^\]]*\])?\s*>", re.S)
 
 
@@ -42,35 +43,93 @@ def norm(name: str) -> str:
 
 
 @dataclass
+class _Source:
+    """One parsed file: where its elements start in ``CibInput.position``, and its text."""
+
+    first: int
+    file: str
+    text: str  # as parsed (a rootless snippet wrapped in <snippet>, lines unchanged)
+    lines: dict[ET.Element, int] = field(default_factory=dict)
+    done_tags: set[str] = field(default_factory=set)
+    masked: str | None = None
+    newlines: list[int] | None = None  # offsets of every newline in ``masked``
+
+
+@dataclass
 class CibInput:
-    """Parsed input files plus, for each element, its file, line and parent."""
+    """Parsed input files plus, for each element, its file, line, parent and position.
+
+    Indexed once after parsing (by tag, by id, parent, document position), so that
+    a 10,000-resource CIB is not walked again for every question. The C parser
+    keeps no line numbers; ``where`` finds an element's line only when a report
+    asks for it: the k-th ``<tag`` of a file (comments and CDATA masked) is the
+    k-th element with that tag.
+    """
 
     roots: list[ET.Element] = field(default_factory=list)
-    where_of: dict[ET.Element, tuple[str, int]] = field(default_factory=dict)
     parent_of: dict[ET.Element, ET.Element] = field(default_factory=dict)
     by_id: dict[str, ET.Element] = field(default_factory=dict)
+    by_tag: dict[str, list[ET.Element]] = field(default_factory=dict)
+    position: dict[ET.Element, int] = field(default_factory=dict)
+    sources: list[_Source] = field(default_factory=list)
 
     def add_text(self, text: str, file: str) -> ET.Element:
-        root = _parse(text, file, self.where_of)
-        for parent in root.iter():
-            for child in parent:
-                self.parent_of[child] = parent
-        for el in root.iter():
-            ident = el.get("id")
-            if ident and el.get("id-ref") is None and el.tag != "lrm_rsc_op":
-                self.by_id.setdefault(ident, el)
-        self.roots.append(root)
+        root, parsed = _parse(text, file)
+        self.sources.append(_Source(len(self.position), file, parsed))
+        self.add_element(root)
         return root
 
+    def add_element(self, root: ET.Element) -> None:
+        parent_of, by_id, position, by_tag = self.parent_of, self.by_id, self.position, self.by_tag
+        n = len(position)
+        for el in root.iter():
+            position[el] = n
+            n += 1
+            tagged = by_tag.get(el.tag)
+            if tagged is None:
+                by_tag[el.tag] = [el]
+            else:
+                tagged.append(el)
+            for child in el:
+                parent_of[child] = el
+            ident = el.get("id")
+            if ident and el.tag != "lrm_rsc_op" and el.get("id-ref") is None and ident not in by_id:
+                by_id[ident] = el
+        self.roots.append(root)
+
     def where(self, el: ET.Element) -> tuple[str, int | None]:
-        file, line = self.where_of.get(el, ("", 0))
-        return file, (line or None)
+        pos = self.position.get(el)
+        if pos is None or not self.sources:
+            return "", None
+        src = self.sources[bisect.bisect_right([s.first for s in self.sources], pos) - 1]
+        if el.tag not in src.done_tags:
+            self._locate(src, el.tag)
+        return src.file, src.lines.get(el)
+
+    def _locate(self, src: _Source, tag: str) -> None:
+        src.done_tags.add(tag)
+        if src.masked is None:
+            src.masked = _MASK.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), src.text)
+        end = next((s.first for s in self.sources if s.first > src.first), len(self.position))
+        elements = [e for e in self.by_tag.get(tag, ()) if src.first <= self.position[e] < end]
+        offsets = [m.start() for m in re.finditer(rf"<{re.escape(tag)}[\s/>]", src.masked)]
+        if len(offsets) != len(elements):
+            return  # an odd file (entities?): no line rather than a wrong one
+        if src.newlines is None:
+            src.newlines = [m.start() for m in re.finditer("\n", src.masked)]
+        for el, off in zip(elements, offsets, strict=True):
+            src.lines[el] = bisect.bisect_left(src.newlines, off) + 1
 
     def parent(self, el: ET.Element) -> ET.Element | None:
         return self.parent_of.get(el)
 
     def iter(self, *tags: str) -> list[ET.Element]:
-        return [el for root in self.roots for el in root.iter() if el.tag in tags]
+        """Every element with one of ``tags``, in document order (files in the order given)."""
+        if len(tags) == 1:
+            return list(self.by_tag.get(tags[0], ()))
+        found = [el for tag in tags for el in self.by_tag.get(tag, ())]
+        found.sort(key=self.position.__getitem__)
+        return found
 
     def in_status(self, el: ET.Element) -> bool:
         p = self.parent(el)
@@ -133,39 +192,34 @@ def describe(el: ET.Element) -> str:
     return f"<{el.tag}>"
 
 
-def _parse(text: str, file: str, where_of: dict[ET.Element, tuple[str, int]]) -> ET.Element:
+def _parse(text: str, file: str) -> tuple[ET.Element, str]:
+    """The tree, and the text that was parsed (wrapped in <snippet> if it had several roots)."""
     try:
-        return _parse_once(text, file, where_of)
-    except expat.ExpatError as e:
-        if e.code != expat.errors.codes[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]:
-            raise ImportFailed(file, e.lineno, f"not well-formed XML: {expat.ErrorString(e.code)} "
-                                               f"(column {e.offset + 1})") from None
+        return _parse_once(text), text
+    except ET.ParseError as e:
+        if "junk after document element" not in str(e):
+            raise ImportFailed(file, e.position[0], f"not well-formed XML: {_message(e)} "
+                                                    f"(column {e.position[1] + 1})") from None
     # Several top-level elements (a guide's snippet): wrap them, keeping line numbers.
     body = _XML_DECL.sub(lambda m: "\n" * m.group(0).count("\n"), text, count=1)
     body = _DOCTYPE.sub(lambda m: "\n" * m.group(0).count("\n"), body, count=1)
+    wrapped = "<snippet>" + body + "</snippet>"
     try:
-        return _parse_once("<snippet>" + body + "</snippet>", file, where_of)
-    except expat.ExpatError as e:
-        raise ImportFailed(file, e.lineno, f"not well-formed XML: {expat.ErrorString(e.code)}") from None
+        return _parse_once(wrapped), wrapped
+    except ET.ParseError as e:
+        raise ImportFailed(file, e.position[0], f"not well-formed XML: {_message(e)}") from None
 
 
-def _parse_once(text: str, file: str, where_of: dict[ET.Element, tuple[str, int]]) -> ET.Element:
-    builder = ET.TreeBuilder()
-    parser = expat.ParserCreate()
-    # No entity can reach outside the file: expat never fetches external
-    # entities unless told to, and we do not set an ExternalEntityRefHandler.
-    found: list[tuple[ET.Element, int]] = []
+def _message(e: ET.ParseError) -> str:
+    return str(e).split(":")[0]
 
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        found.append((builder.start(tag, attrs), parser.CurrentLineNumber))
 
-    parser.StartElementHandler = start
-    parser.EndElementHandler = builder.end
-    parser.Parse(text, True)
-    root = builder.close()
-    for el, line in found:
-        where_of[el] = (file, line)
-    return root
+def _parse_once(text: str) -> ET.Element:
+    # The C parser (expat underneath): no entity can reach outside the file, as
+    # expat fetches no external entities and expands none it was not given.
+    parser = ET.XMLParser()
+    parser.feed(text)
+    return parser.close()
 
 
 # --- values in Pacemaker's syntax --------------------------------------------

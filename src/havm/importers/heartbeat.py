@@ -43,10 +43,9 @@ from havm.importers.hacf import (
 from havm.importers.haresources import convert_haresources
 from havm.importers.output import (
     assign_addresses,
+    finish,
     format_duration,
     havm_id,
-    render_yaml,
-    validated,
 )
 from havm.importers.report import ImportFailed, ImportReport, ImportResult
 from havm.importers.scripts import default_xen_config
@@ -146,9 +145,8 @@ def import_heartbeat(directory: str, addresses: Mapping[str, Sequence[str]] | No
               "Read the import report: what it lists as dropped is not in this file."]
     if placeholders:
         header.append("Addresses marked PLACEHOLDER are not real: set them before use.")
-    text = render_yaml(doc, header, placeholders)
-    validated(text, output_name)
-    return ImportResult(doc, text, report, key, tuple(placeholders))
+    text, config = finish(doc, header, placeholders, output_name)
+    return ImportResult(doc, text, report, key, tuple(placeholders), config)
 
 
 def _links(cf: HaCf, nodes: list[str], hosts: Mapping[str, str], report: ImportReport

@@ -15,11 +15,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from havm.config.load import parse_config_text
 from havm.config.resources import INFINITY
+from havm.config.schema import ClusterConfig
 from havm.errors import ConfigError, UsageError
 from havm.importers.report import ImportFailed, ImportReport
 
@@ -138,10 +141,14 @@ def assign_addresses(nodes: Sequence[str], links: Sequence[str], given: Mapping[
     return result, placeholders
 
 
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: large CIBs
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def render_yaml(document: Mapping[str, object], header: Iterable[str], placeholders: Iterable[str]) -> str:
     """YAML text with a comment header and each placeholder address marked."""
-    body = yaml.safe_dump(dict(document), sort_keys=False, default_flow_style=False,
-                          allow_unicode=True, width=100)
+    body = yaml.dump(dict(document), Dumper=_DUMPER, sort_keys=False, default_flow_style=False,
+                     allow_unicode=True, width=100)
     marks = set(placeholders)
     if marks:
         out = []
@@ -158,14 +165,30 @@ def render_yaml(document: Mapping[str, object], header: Iterable[str], placehold
     return head + body
 
 
-def validated(text: str, file: str) -> None:
-    """Check the produced YAML as ``havm config validate`` does (without the key file).
+def finish(document: dict[str, Any], header: Iterable[str], placeholders: Iterable[str], file: str,
+           render: bool = True) -> tuple[str, ClusterConfig]:
+    """Validate ``document`` with havm's schema and render it; ("", config) without ``render``.
 
-    A failure here is an importer bug (it produced something our schema
-    refuses), reported with every issue rather than written out.
+    The same checks as ``havm config validate``: the document is validated with
+    ``ClusterConfig`` and the YAML written must read back as that same document.
+    A failure is an importer bug (it produced something our schema refuses); it is
+    reported with every issue, located in the YAML, and nothing is written.
     """
+    placeholders = list(placeholders)
     try:
-        parse_config_text(text, file)
-    except ConfigError as e:
-        raise ImportFailed(file, None, "the imported configuration does not validate (an importer bug, "
-                                       "please report it with the input):\n" + str(e)) from None
+        config = ClusterConfig.model_validate(document)
+    except ValidationError:
+        text = render_yaml(document, header, placeholders)
+        try:
+            parse_config_text(text, file)  # for issues with file, line and field
+        except ConfigError as e:
+            raise ImportFailed(file, None, "the imported configuration does not validate (an importer bug, "
+                                           "please report it with the input):\n" + str(e)) from None
+        raise
+    if not render:
+        return "", config
+    text = render_yaml(document, header, placeholders)
+    if yaml.load(text, Loader=_LOADER) != document:
+        raise ImportFailed(file, None, "the YAML written does not read back as the imported configuration "
+                                       "(an importer bug, please report it with the input)")
+    return text, config

@@ -15,7 +15,7 @@ the element or directive), what it was, and why. Three levels:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from havm.errors import HavmError
 
@@ -99,7 +99,8 @@ class ImportResult:
     """
 
     document: dict[str, object]
-    text: str
+    text: str  # "" when not rendered (render=False, for havm simulate)
     report: ImportReport
     key: str | None = None
     placeholders: tuple[str, ...] = ()
+    config: Any = None  # the validated havm.config.schema.ClusterConfig
