@@ -75,7 +75,9 @@ def test_loopback_node_keeps_what_earlier_daemons_started(loop_lab):
 
 
 def test_a_reused_group_id_without_the_node_marker_is_not_the_node(tmp_path):
-    """pid reuse: a stranger whose process group number was once a daemon's is spared."""
+    """pid reuse: a stranger whose process group number was once a daemon's is spared;
+    a process with the node's marker is the node's in any session (agent actions
+    and QEMU run in sessions of their own)."""
     from havm.lab.state import NodeRecord
 
     def record(pid):
@@ -87,7 +89,7 @@ def test_a_reused_group_id_without_the_node_marker_is_not_the_node(tmp_path):
     env = dict(os.environ, **{daemons.MARKER: str(tmp_path / "n1")})
     ours, ours_start = process.spawn_detached(["sleep", "30"], log, env=env)
     try:
-        assert daemons.node_pids(record(stranger)) == []
+        assert daemons.node_pids(record(stranger)) == [ours]
         assert daemons.node_pids(record(ours)) == [ours]
     finally:
         process.signal_pid(stranger, 9, start)

@@ -101,7 +101,8 @@ def kill_node(lab_dir: str, node: str) -> dict[str, Any]:
     rec = state.node(node)
     wire = daemons.machinery_pids(state, rec)
     at = time.time()
-    killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec) if p not in wire])
+    known = state.netns_inodes
+    killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec, known) if p not in wire])
     return {**_node_ref(rec), "killed": killed, "at": at}
 
 
@@ -126,7 +127,7 @@ def _signal_node(lab_dir: str, node: str, sig: int, daemon_only: bool) -> list[i
         wire = daemons.machinery_pids(state, rec)
         # twice: a process forked while we were signalling is caught the second time
         for _ in range(2):
-            pids = [p for p in daemons.node_pids(rec) if p not in sent and p not in wire]
+            pids = [p for p in daemons.node_pids(rec, state.netns_inodes) if p not in sent and p not in wire]
             sent += process.signal_many(pids, sig)
     # return once the signal has taken effect, not merely been sent
     if laggards := process.wait_stopped(sent, stopped=sig == signal.SIGSTOP):

@@ -8,7 +8,7 @@ import shlex
 import signal
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from havm.errors import LabError
@@ -99,18 +99,28 @@ def spawn_daemon(state: LabState, rec: NodeRecord) -> None:
         rec.groups.append(rec.pid)  # its own session and process group (setsid)
 
 
-def node_pids(rec: NodeRecord) -> list[int]:
-    """Every live process of the node: all of its namespace, or (loopback) the
-    process groups of its daemons, which also hold what they started."""
+def node_pids(rec: NodeRecord, known: Mapping[str, int] | None = None) -> list[int]:
+    """Every live process of the node: all of its namespace (``known``: the
+    namespace inodes recorded in lab.json, for callers inside a node's mount
+    namespace), or (loopback) every process carrying the node's marker.
+
+    Loopback: the daemon's process groups are not enough. Agent actions run in
+    sessions of their own (havmd's fork server setsid()s each child) and QEMU
+    daemonizes into yet another; all of them inherit the environment, so the
+    marker is what identifies them (a power cut must take them all).
+    """
     if rec.netns:
-        return [p for p in netns.netns_pids(rec.netns) if p != os.getpid()]
-    groups = set(rec.groups) | ({rec.pid} if rec.pid else set())
-    if not groups:
-        return []
-    # a group id is a number that can come back (pid reuse once the group is
-    # empty): only processes carrying this node's marker are the node's
+        return [p for p in netns.netns_pids(rec.netns, known) if p != os.getpid()]
     marker = f"{MARKER}={rec.dir}".encode()
-    return [p for p in process.group_members(*groups) if marker in process.environ(p)]
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        if marker in process.environ(pid) and process.is_alive(pid):
+            found.append(pid)
+    return found
 
 
 def socket_answers(path: str, timeout: float = 0.5) -> bool:

@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -137,16 +137,48 @@ def delete_netns(name: str) -> bool:
     return True
 
 
-def pids_by_netns(names: Iterable[str]) -> dict[str, list[int]]:
-    """Pids of every process in each named namespace (as ``ip netns pids``, one /proc scan)."""
+def _nsfs_dev() -> int | None:
+    try:
+        return os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return None
+
+
+def netns_inode(name: str) -> int | None:
+    """The inode of namespace ``name`` (as in /proc/PID/ns/net), or None if
+    /run/netns/NAME is not a namespace here.
+
+    Inside a lab node's own mount namespace /run/netns is not mounted: the
+    file exists but is an empty mount point, not the namespace; it must not
+    be taken for one (a power switch run from a node would kill nothing).
+    """
+    try:
+        st = os.stat(os.path.join(NETNS_DIR, name))
+    except OSError:
+        return None
+    return st.st_ino if st.st_dev == _nsfs_dev() else None
+
+
+def pids_by_netns(names: Iterable[str], known: Mapping[str, int] | None = None) -> dict[str, list[int]]:
+    """Pids of every process in each named namespace (as ``ip netns pids``, one /proc scan).
+
+    ``known`` maps names to the inodes recorded when the namespaces were
+    created; they are used where /run/netns does not show the namespace (from
+    inside a node's mount namespace).
+    """
     by_inode: dict[int, str] = {}
     result: dict[str, list[int]] = {}
+    nsfs = _nsfs_dev()
     for name in names:
         result[name] = []
         try:
-            by_inode[os.stat(os.path.join(NETNS_DIR, name)).st_ino] = name
-        except FileNotFoundError:
-            pass
+            st = os.stat(os.path.join(NETNS_DIR, name))
+        except OSError:
+            continue  # no such namespace (a recorded inode may belong to another one by now)
+        # the name exists but is not mounted here: a node's own mount namespace
+        inode = st.st_ino if st.st_dev == nsfs else (known or {}).get(name)
+        if inode is not None:
+            by_inode[inode] = name
     if not by_inode:
         return result
     for entry in os.listdir("/proc"):
@@ -162,9 +194,18 @@ def pids_by_netns(names: Iterable[str]) -> dict[str, list[int]]:
     return result
 
 
-def netns_pids(netns: str) -> list[int]:
+def netns_pids(netns: str, known: Mapping[str, int] | None = None) -> list[int]:
     """Pids of every process whose network namespace is ``netns``."""
-    return pids_by_netns([netns])[netns]
+    return pids_by_netns([netns], known)[netns]
+
+
+def pid_netns_inode(pid: int) -> int | None:
+    """The inode of ``pid``'s network namespace, or None if it is gone."""
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return int(link[5:-1]) if link.startswith("net:[") else None
 
 
 def set_link(netns: str, ifname: str, up: bool) -> None:

@@ -31,6 +31,18 @@ Schema (``schema: 1``; fields are only ever added):
   (node -> [link]), ``loss`` (node -> link -> {percent, delay_ms, method,
   delayer: {pid, start} or null}), ``blocks`` (one-way cuts: [{src, dst, link
   or null for all links}]).
+- ``netns_inodes``: namespace name -> inode of its nsfs file, recorded when
+  created. Inside a node's own mount namespace /run/netns is not mounted (the
+  holder drops it), so ``havm lab kill`` run from a node (the power switch
+  used as fence device by another node's havmd) identifies namespaces by these.
+- ``guest_net`` (netns labs with VMs, else null): the guest network,
+  {switch_bridge, switch_address, node_bridge, node_uplink, prefix, subnet}:
+  one bridge ``node_bridge`` per node (address 10.214.0.<node index>) joined by
+  a veth ``node_uplink`` <-> ``<node>-guest`` to ``switch_bridge`` in the
+  switch namespace, where the observer's address is ``switch_address``.
+- ``vms``: VM name -> {ip, mac, disk} (the VM resources the lab wrote in
+  cluster.yaml; guests answer on http://IP/cgi-bin/state on the guest network);
+  ``guest_image``: {vmlinux, initramfs, kernel_release, key} or null.
 - ``created_at``, ``updated_at``: UNIX times.
 """
 
@@ -152,6 +164,10 @@ class LabState:
     lab_octet: int | None = None
     link_mode: str = "unicast"
     daemon_env: dict[str, str] = field(default_factory=dict)
+    netns_inodes: dict[str, int] = field(default_factory=dict)
+    guest_net: dict[str, Any] | None = None
+    vms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    guest_image: dict[str, str] | None = None
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     schema: int = SCHEMA
