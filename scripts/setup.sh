@@ -11,6 +11,7 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio
   iproute2 iptables iputils-ping procps psmisc util-linux
   openipmi ipmitool fence-agents resource-agents pacemaker-cli-utils
+  e2fsprogs libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
 )
 
 missing=()
@@ -33,7 +34,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.havm-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test,libvirt]'
   touch "$stamp"
 fi
 echo "setup: ok ($(.venv/bin/python --version), havm $(.venv/bin/havm --version | cut -d' ' -f2))"
