@@ -252,7 +252,7 @@ def test_exec_runs_inside_the_node_namespace(lab_dir, sitter_lab):
     # each node has its own hostname and a /sys showing its own interfaces
     out = control.run_in(lab_dir, "n2", ["sh", "-c", "hostname; ls /sys/class/net"],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["n2", "lo", "ring0"]
+    assert out == ["n2", "guest0", "lo", "ring0", "vmbr0"]  # vmbr0 + guest0: the guest network
     proc = subprocess.Popen(control.exec_argv(lab_dir, "n1", ["sh", "-c", "echo in; exec sleep 30"]),
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -109,10 +109,16 @@ def test_network_commands_create_pairs_directly_in_namespaces():
     st = plan_lab("/tmp/labA", LabSpec(nodes=2, links=1), lab_octet=0, is_root=True)
     root, switch, per_node = network_commands(st)
     sw = st.switch_netns
-    assert root == [f"link add ring0 netns {st.nodes['n1'].netns} type veth peer name n1-ring0 netns {sw}",
-                    f"link add ring0 netns {st.nodes['n2'].netns} type veth peer name n2-ring0 netns {sw}"]
+    assert root[:2] == [f"link add ring0 netns {st.nodes['n1'].netns} type veth peer name n1-ring0 netns {sw}",
+                        f"link add ring0 netns {st.nodes['n2'].netns} type veth peer name n2-ring0 netns {sw}"]
     assert "link set n2-ring0 master br-ring0" in switch
-    assert per_node["n1"] == ["link set lo up", "addr add 10.213.0.1/24 dev ring0", "link set ring0 up"]
+    assert per_node["n1"][:3] == ["link set lo up", "addr add 10.213.0.1/24 dev ring0", "link set ring0 up"]
+    # the guest network: a vmbr0 per node joined to br-guest in the switch namespace
+    assert root[2:] == [f"link add guest0 netns {st.nodes[n].netns} type veth peer name {n}-guest netns {sw}"
+                        for n in ("n1", "n2")]
+    assert "link set n2-guest master br-guest" in switch and "addr add 10.214.0.254/16 dev br-guest" in switch
+    assert per_node["n2"][3:] == ["link add vmbr0 type bridge", "link set guest0 master vmbr0",
+                                  "link set guest0 up", "addr add 10.214.0.2/16 dev vmbr0", "link set vmbr0 up"]
 
 
 def test_state_round_trips_through_json(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 from havm.config.types import parse_duration
 from havm.errors import UsageError
-from havm.lab import control, lab
+from havm.lab import control, lab, vms
 from havm.lab.plan import LabSpec
 
 LAB_EPILOG = """exit status:
@@ -73,10 +73,43 @@ def cmd_up(args: argparse.Namespace) -> int:
     netns_mode = not args.no_netns and os.geteuid() == 0
     spec = LabSpec(nodes=args.nodes, links=args.links, netns=netns_mode, keepalive=args.keepalive,
                    warntime=args.warntime, deadtime=args.deadtime, initdead=args.initdead, port=args.port,
-                   link_mode=args.link_mode)
-    res = lab.up(_lab_dir(args), spec, wait=not args.no_wait, timeout=args.timeout, replace=args.replace)
-    return _print(args, res, f"lab {res['dir']} up: {len(res['nodes'])} nodes ({res['mode']}), "
-                             f"config {res['config']}, in {res['elapsed']:g}s")
+                   link_mode=args.link_mode, vms=args.vms, dummies=args.dummies, vip=args.ip)
+
+    def progress(line: str) -> None:
+        print(f"  {line}", file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    if args.vms and not args.no_wait and not args.json:
+        print(f"starting {args.nodes} nodes and {args.vms} VMs (waiting until every VM runs)", flush=True)
+    res = lab.up(_lab_dir(args), spec, wait=not args.no_wait, timeout=args.timeout, replace=args.replace,
+                 guest_dir=args.guest_dir, vm_timeout=args.vm_timeout, progress=progress)
+    text = (f"lab {res['dir']} up: {len(res['nodes'])} nodes ({res['mode']}), "
+            f"config {res['config']}, in {res['elapsed']:g}s")
+    if res.get("vms"):
+        guests = res.get("guests", {})
+        text += "".join(f"\n  {vm} runs on {node}" + (
+            f": boot_id {guests[vm]['boot_id']}, counter {guests[vm]['counter']}" if vm in guests else "")
+            for vm, node in res["vms"].items())
+    for note in res.get("skipped", []):
+        text += f"\n  skipped {note}"
+    return _print(args, res, text)
+
+
+def _vms_text(res: dict[str, Any]) -> str:
+    lines = []
+    for vm, v in res["vms"].items():
+        copies = ", ".join(f"{c['node']}:{c['pid']}({c['status']})" for c in v["copies"]) or "no QEMU"
+        guest = v.get("guest") or {}
+        said = (f"boot {guest['boot_id'][:8]} counter {guest['counter']}" if "counter" in guest
+                else f"guest: {guest['error']}" if "error" in guest else "")
+        lines.append(f"  {vm:<6} {v['ip'] or '-':<12} {copies:<36} {said}")
+    if res["twice"]:
+        lines.append("RUNNING TWICE: " + ", ".join(res["twice"]))
+    return "\n".join(lines) or "no VMs"
+
+
+def cmd_vms(args: argparse.Namespace) -> int:
+    res = vms.observe(_lab_dir(args), guests=not args.no_guest)
+    return _print(args, res, _vms_text(res))
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -186,10 +219,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--no-wait", action="store_true", help="do not wait for the daemons to answer")
     up.add_argument("--replace", action="store_true", help="bring down a lab running in DIR first")
     up.add_argument("--timeout", type=_duration, default=60.0, help="how long to wait for them (default 60s)")
+    up.add_argument("--vms", type=int, default=0, metavar="K",
+                    help="K guest VMs vm1..vmK (havm's own image, disks in DIR/disks; namespace labs)")
+    up.add_argument("--dummies", type=int, default=0, metavar="M", help="M dummy resources dummy1..dummyM")
+    up.add_argument("--ip", action="store_true",
+                    help="a virtual IP resource 'vip' on the guest network (skipped without an ip agent)")
+    up.add_argument("--guest-dir", default=None,
+                    help="cache of the built guest image (default $HAVM_GUEST_DIR or /var/tmp/havm-guest)")
+    up.add_argument("--vm-timeout", type=_duration, default=180.0,
+                    help="how long to wait for every VM to run (default 180s)")
 
     add("down", "remove every process, namespace, interface and rule of the lab", cmd_down)
     st = add("status", "per node: process, namespace, addresses, faults", cmd_status)
     st.add_argument("--no-probe", action="store_true", help="do not ask the daemons' sockets")
+
+    vm = add("vms", "outside view of the VMs: QEMU processes per node, each guest's boot id and counter",
+             cmd_vms)
+    vm.add_argument("--no-guest", action="store_true", help="do not ask the guests for their state")
 
     wt = add("wait", "wait until the nodes' daemons answer", cmd_wait)
     wt.add_argument("nodes", nargs="*", metavar="NODE", help="default: every node")

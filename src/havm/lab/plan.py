@@ -7,7 +7,9 @@ it runs. Names come from the lab id so two labs never collide:
 - namespaces ``havm-<id>-<node>`` and ``havm-<id>-sw`` (the switch);
 - inside a node's namespace its interface on link L is named L (``ring0``);
 - inside the switch namespace, bridge ``br-<L>`` and node ports ``<node>-<L>``
-  (at most 15 characters, checked).
+  (at most 15 characters, checked);
+- the guest network (``havm.lab.guestnet``): ``vmbr0`` + ``guest0`` in each node,
+  ``br-guest`` + ``<node>-guest`` in the switch namespace.
 
 Addresses: with namespaces ``10.213.<link index>.<node index>/24`` (private
 to the lab's own bridges, so every lab can use the same range); on loopback
@@ -25,7 +27,9 @@ from pydantic import ValidationError
 
 from havm.config.cluster import DEFAULT_PORT, Timing
 from havm.errors import UsageError
+from havm.lab import guestnet
 from havm.lab.state import Interface, LabState, NodeRecord, lab_id, netns_prefix
+from havm.lab.vms import plan_vms, resources_document
 
 MAX_NODES = 250
 MAX_LINKS = 2
@@ -34,6 +38,7 @@ UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 LAB_NET = "10.213"
 LAB_GROUP = "239.0.213"  # multicast group of link i: 239.0.213.i
 LINK_MODES = ("unicast", "multicast", "broadcast")
+FENCE_DEVICE = "lab-power"  # the fence device of every lab: its power switch
 UNPRIVILEGED_PORT = 20694  # heartbeat port on loopback labs without root (694 needs root)
 
 # How havmd is started; placeholders are filled per node. Tests may record
@@ -60,6 +65,9 @@ class LabSpec:
     link_mode: str = "unicast"  # unicast | multicast | broadcast (the last two need namespaces)
     daemon_command: tuple[str, ...] = DEFAULT_DAEMON_COMMAND
     daemon_env: dict[str, str] = field(default_factory=dict)  # added to the daemons' environment
+    vms: int = 0  # guest VMs (havm's own image; namespace labs only)
+    dummies: int = 0  # dummy resources
+    vip: bool = False  # a virtual IP resource on the guest network (if an 'ip' agent exists)
 
 
 def fill_timing(keepalive: float | None = None, warntime: float | None = None,
@@ -115,6 +123,11 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         raise UsageError(f"--links must be 1 or 2, got {spec.links}")
     if spec.link_mode not in LINK_MODES:
         raise UsageError(f"--link-mode must be one of {', '.join(LINK_MODES)}, got {spec.link_mode!r}")
+    if (spec.vms or spec.vip) and not spec.netns:
+        raise UsageError("VMs and a virtual IP need a namespace lab (as root, without --no-netns): "
+                         "guests are reached over the lab's guest network")
+    if spec.dummies < 0:
+        raise UsageError(f"--dummies must be 0 or more, got {spec.dummies}")
     if spec.link_mode != "unicast" and not spec.netns:
         raise UsageError(f"{spec.link_mode} links need network namespaces (a lab without --no-netns, as root)")
     d = os.path.realpath(lab_dir)
@@ -150,19 +163,32 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         bridges={lk: f"br-{lk}" for lk in links} if spec.netns else {},
         daemon_command=list(spec.daemon_command), lab_octet=None if spec.netns else lab_octet,
         link_mode=spec.link_mode, daemon_env=dict(spec.daemon_env),
+        guest_net=guestnet.guest_net_document() if spec.netns else None,
+        vms=plan_vms(ident, d, spec.vms),
     )
 
 
-def cluster_document(state: LabState, timing: dict[str, float]) -> dict[str, object]:
-    """The cluster.yaml of the lab, as a plain mapping."""
-    return {
+def cluster_document(state: LabState, timing: dict[str, float], dummies: int = 0,
+                     vip: bool = False) -> dict[str, object]:
+    """The cluster.yaml of the lab, as a plain mapping.
+
+    The lab's power switch (``havm lab kill``) is the fence device: a node
+    that dies or drops out is killed whole (daemon, agents, guests) before its
+    resources are recovered elsewhere, so a VM never runs twice.
+    """
+    doc: dict[str, object] = {
         "version": 1,
         "cluster": state.cluster,
         "nodes": [{"name": n.name, "addresses": dict(n.addresses)} for n in state.nodes.values()],
         "links": [link_document(state, li, lk) for li, lk in enumerate(state.links)],
         "timing": dict(timing),
         "auth": {"key_file": os.path.basename(state.key_file)},
+        "fencing": {"devices": [{"id": FENCE_DEVICE, "agent": "lab", "params": {"lab_dir": state.dir}}]},
     }
+    resources = resources_document(state, dummies, vip)
+    if resources:
+        doc["resources"] = resources
+    return doc
 
 
 def link_document(state: LabState, index: int, name: str) -> dict[str, object]:
@@ -201,4 +227,11 @@ def network_commands(state: LabState) -> tuple[list[str], list[str], dict[str, l
                 # a namespace has no default route: say where each link's group goes
                 cmds.append(f"route add {LAB_GROUP}.{state.links.index(lk)}/32 dev {itf.node_if}")
         per_node[n.name] = cmds
+    if state.guest_net is not None:
+        g_root, g_switch, g_node = guestnet.network_commands(
+            sw, [(n.name, n.netns or "", n.index) for n in state.nodes.values()])
+        root += g_root
+        switch += g_switch
+        for name, cmds in g_node.items():
+            per_node[name] += cmds
     return root, switch, per_node
