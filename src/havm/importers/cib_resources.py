@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from havm.config.resources import AgentType
+from havm.importers.cib_ops import convert_ops, safe_bool
 from havm.importers.cibxml import (
     CibInput,
     describe,
@@ -36,8 +37,6 @@ from havm.importers.scripts import map_script
 
 _AGENT = TypeAdapter(AgentType)
 _STRUCTURAL = {"id", "class", "provider", "type", "description", "template"}
-OP_NAMES = ("start", "stop", "monitor", "migrate_to", "migrate_from", "promote", "demote")
-ON_FAIL = ("restart", "ignore", "block", "stop", "fence", "standby")
 
 
 def _int(v: str) -> int:
@@ -244,7 +243,7 @@ def convert_primitive(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
     meta = convert_meta(ctx, meta_raw, None)
     if meta:
         out["meta"] = meta
-    ops = _ops(ctx, sources)
+    ops = convert_ops(ctx, sources)
     if ops:
         out["ops"] = ops
     return out
@@ -317,78 +316,6 @@ def _utilization(ctx: Ctx, el: ET.Element) -> dict[str, int]:
     return out
 
 
-def _ops(ctx: Ctx, sources: list[ET.Element]) -> dict[str, Any]:
-    ops: dict[str, Any] = {}
-    for src in sources:
-        for operations in src.findall("operations"):
-            container = ctx.cib.resolve(operations, ctx.report)
-            if container is None:
-                continue
-            for op in container.findall("op"):
-                _op(ctx, op, ops)
-    return ops
-
-
-def _op(ctx: Ctx, op: ET.Element, ops: dict[str, Any]) -> None:
-    name = op.get("name", "")
-    attrs = {norm(k): v for k, v in op.attrib.items()}
-    if name not in OP_NAMES:
-        ctx.drop(op, f"operation {name!r}: havm configures only {', '.join(OP_NAMES)}")
-        return
-    if "enabled" in attrs and not _safe_bool(attrs["enabled"], True):
-        ctx.drop(op, "a disabled operation")
-        return
-    try:
-        interval = pcmk_interval(attrs.get("interval", "0"))
-        timeout = pcmk_interval(attrs["timeout"]) if "timeout" in attrs else ctx.op_timeout
-    except ValueError as e:
-        ctx.drop(op, str(e))
-        return
-    role = pcmk_role(attrs["role"]) if "role" in attrs else None
-    if "role" in attrs and role is None:
-        ctx.drop(op, f"role {attrs['role']!r}: havm monitors only started, promoted or unpromoted instances")
-        return
-    if name == "monitor" and interval == 0:
-        ctx.drop(op, "a probe (monitor with interval 0) cannot be configured in havm; probes use the "
-                     "monitor timeout")
-        return
-    key = "monitor_promoted" if name == "monitor" and role == "promoted" else name
-    if key in ops:
-        ctx.drop(op, f"a second {key} operation: havm keeps one per resource (the first)")
-        return
-    entry: dict[str, Any] = {}
-    if interval:
-        entry["interval"] = format_duration(interval)
-    if timeout is not None:
-        entry["timeout"] = format_duration(timeout)
-    if role is not None and key != "monitor_promoted":
-        entry["role"] = role
-    on_fail = attrs.get("on-fail")
-    if on_fail is not None:
-        if on_fail.strip().lower() in ON_FAIL:
-            entry["on_fail"] = on_fail.strip().lower()
-        else:
-            ctx.report.drop(*ctx.where(op), f"{describe(op)} on-fail={on_fail}",
-                            f"havm's on_fail is one of {', '.join(ON_FAIL)}")
-    for k, v in attrs.items():
-        if k not in ("id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"):
-            why = {"start-delay": "havm runs an operation when it is due; no start delay",
-                   "requires": "havm decides from the fencing configuration what a start requires",
-                   "record-pending": "havm always shows operations in flight"}.get(k, "havm has no such "
-                                                                                    "operation option")
-            ctx.report.drop(*ctx.where(op), f"{describe(op)} {k}={v}", why)
-    for sub in op:
-        ctx.drop(sub, "per-operation attributes (e.g. OCF_CHECK_LEVEL) are not supported")
-    ops[key] = entry
-
-
-def _safe_bool(v: str, default: bool) -> bool:
-    try:
-        return pcmk_bool(v)
-    except ValueError:
-        return default
-
-
 def convert_group(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
     gid = ctx.claim(el, "group")
     if gid is None:
@@ -412,7 +339,7 @@ def convert_group(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         pairs.setdefault(name, pair)
     for name, (value, _) in element_options(ctx, el, {"id", "description"}).items():
         if norm(name) in ("ordered", "collocated"):
-            if not _safe_bool(value, True):
+            if not safe_bool(value, True):
                 ctx.drop(el, f"{name}={value}: havm groups always start in order on one node; "
                              "use colocation/order constraints for looser sets")
         else:
