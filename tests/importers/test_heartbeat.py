@@ -93,7 +93,8 @@ def test_ucast_with_hosts_drbd_and_scripts() -> None:
         ("lvm-vg0", "ocf:heartbeat:LVM"), ("custom", "lsb:custom")]
     assert g2.resources[0].params["cidr_netmask"] == "24"  # 255.255.255.0
     assert "arguments a::b cannot be passed" in report_text(result, "warning")
-    assert "stonith_host" in report_text(result, "dropped")
+    assert "stonith_host * baytech ...: a Heartbeat STONITH plugin" in report_text(result, "dropped")
+    assert "mysecretpassword" not in "\n".join(str(i) for i in result.report.items)  # never echoed
     assert result.key is None and "authkeys: not found" in report_text(result, "warning")
 
 

@@ -63,8 +63,10 @@ NOT_APPLICABLE = {
     "autojoin": "havm's members are the nodes listed in the configuration; none join on their own",
     "hopfudge": "serial links are not supported", "baud": "serial links are not supported",
     "deadping": "ping targets are checked by the tiebreaker every quorum.tiebreaker.interval",
-    "stonith": "configure fencing in havm's fencing section (fence agents)",
-    "stonith_host": "configure fencing in havm's fencing section (fence agents)",
+    "stonith": "a Heartbeat STONITH plugin: configure the matching fence agent (fence_ipmilan, fence_apc, ...) "
+               "in havm's fencing section",
+    "stonith_host": "a Heartbeat STONITH plugin: configure the matching fence agent (fence_ipmilan, "
+                    "fence_apc, ...) in havm's fencing section",
     "watchdog": "the watchdog belongs to havm's fencing configuration",
     "apiauth": "permissions of Heartbeat's client API; havm's API has its own roles",
     "msgfmt": "Heartbeat's wire format; havm's is fixed and versioned",
@@ -294,6 +296,9 @@ def _failback(cf: HaCf, report: ImportReport) -> str | int:
 def _report_others(cf: HaCf, report: ImportReport) -> None:
     for directive, rest, line in cf.other:
         what = f"{directive} {rest}".strip()
+        if directive in ("stonith", "stonith_host"):
+            # the rest holds the device's login and password: keep them out of the report
+            what = f"{directive} {' '.join(rest.split()[:2])} ..."
         if directive == "respawn":
             program = os.path.basename(rest.split()[-1]) if rest.split() else ""
             if program == "ipfail" and (cf.ping or cf.ping_groups):
