@@ -42,7 +42,13 @@ def test_loopback_config_names_the_power_switch_and_kill_takes_other_sessions(la
     assert len(child) == 1 and process.proc_info(child[0]).sid != rec.pid  # another session
     killed = control.kill_node(lab_dir, "n1")["killed"]
     assert sorted(killed) == sorted(pids) and not any(process.is_alive(p) for p in pids)
-    assert daemons.daemon_alive(st.nodes["n2"]) and len(daemons.node_pids(st.nodes["n2"])) == 2
+    n2 = daemons.node_pids(st.nodes["n2"])
+    assert daemons.daemon_alive(st.nodes["n2"]) and len(n2) == 2
+    # the lean entry point a fence device can run: same result, exit 0
+    out = subprocess.run([sys.executable, "-m", "havm.lab.power", "n2", "--dir", st.dir],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert sorted(json.loads(out.stdout)["killed"]) == sorted(n2) and daemons.node_pids(st.nodes["n2"]) == []
 
 
 @needs_netns

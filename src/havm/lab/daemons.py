@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from havm.errors import LabError
 from havm.lab import faults, netns, process
-from havm.lab.plan import daemon_argv
 from havm.lab.state import LabState, NodeRecord
 
 READY_POLL = 0.1  # seconds between readiness rounds
@@ -83,6 +82,9 @@ def spawn_daemon(state: LabState, rec: NodeRecord) -> None:
     os.makedirs(rec.state_dir, exist_ok=True)
     if os.path.exists(rec.socket):
         os.unlink(rec.socket)  # stale: no daemon of ours is alive (checked by callers)
+    # imported here: the power switch (havm.lab.power) must load fast, without pydantic
+    from havm.lab.plan import daemon_argv
+
     argv = daemon_argv(state, rec)
     full_env = dict(os.environ)
     full_env["PYTHONUNBUFFERED"] = "1"
