@@ -34,6 +34,7 @@ from havm.importers.cibxml import (
     pcmk_bool,
     pcmk_interval,
     pcmk_score,
+    shown,
 )
 from havm.importers.output import assign_addresses, finish, format_score, havm_id
 from havm.importers.report import ImportFailed, ImportReport, ImportResult
@@ -184,7 +185,7 @@ def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], s
     for crm in ctx.cib.iter("crm_config"):
         for name, (value, el) in ctx.cib.nvpairs(crm, "cluster_property_set", ctx.report).items():
             key = norm(name)
-            what = f"{describe(el)} {name}={value}"
+            what = f"{describe(el)} {shown(name, value)}"
             if key == "cluster-name":
                 cluster_name = havm_id(value)
                 continue
@@ -238,7 +239,7 @@ def _op_defaults(ctx: Ctx) -> float | None:
     timeout = None
     for d in ctx.cib.iter("op_defaults"):
         for name, (value, el) in ctx.cib.nvpairs(d, "meta_attributes", ctx.report).items():
-            what = f"{describe(el)} {name}={value}"
+            what = f"{describe(el)} {shown(name, value)}"
             if norm(name) == "timeout":
                 try:
                     timeout = pcmk_interval(value)
@@ -268,7 +269,7 @@ def _nodes(ctx: Ctx) -> list[dict[str, Any]]:
             ctx.report.info(*ctx.where(el), describe(el), f"node renamed to {name!r}")
         node = out.setdefault(name, {"name": name})
         for key, (value, pel) in ctx.cib.nvpairs(el, "instance_attributes", ctx.report).items():
-            what = f"{describe(pel)} {key}={value}"
+            what = f"{describe(pel)} {shown(key, value)}"
             if norm(key) in ("standby", "maintenance"):
                 try:
                     node[norm(key)] = pcmk_bool(value)
@@ -282,7 +283,7 @@ def _nodes(ctx: Ctx) -> list[dict[str, Any]]:
             try:
                 node.setdefault("utilization", {})[key] = int(value)
             except ValueError:
-                ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {key}={value}", "utilization must be an integer")
+                ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {shown(key, value)}", "utilization must be an integer")
     return list(out.values())
 
 

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from havm.importers.cib_resources import Ctx
-from havm.importers.cibxml import describe, pcmk_interval
+from havm.importers.cibxml import describe, pcmk_interval, shown
 from havm.importers.output import format_duration, havm_id
 
 _PCMK_WHY = {
@@ -42,7 +42,7 @@ def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
     params: dict[str, str] = {}
     timeout = fence_timeout
     for name, (value, pel) in params_raw.items():
-        what = f"{describe(pel)} {name}={value}"
+        what = f"{describe(pel)} {shown(name, value)}"
         key = name.lower()
         try:
             if key == "pcmk_host_list":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
-from havm.importers.cibxml import describe, norm, pcmk_bool, pcmk_interval, pcmk_role
+from havm.importers.cibxml import describe, norm, pcmk_bool, pcmk_interval, pcmk_role, shown
 from havm.importers.output import format_duration
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def _op(ctx: Ctx, op: ET.Element, ops: dict[str, Any]) -> None:
                    "requires": "havm decides from the fencing configuration what a start requires",
                    "record-pending": "havm always shows operations in flight"}.get(k, "havm has no such "
                                                                                     "operation option")
-            ctx.report.drop(*ctx.where(op), f"{describe(op)} {k}={v}", why)
+            ctx.report.drop(*ctx.where(op), f"{describe(op)} {shown(k, v)}", why)
     for sub in op:
         ctx.drop(sub, "per-operation attributes (e.g. OCF_CHECK_LEVEL) are not supported")
     ops[key] = entry

@@ -30,6 +30,7 @@ from havm.importers.cibxml import (
     pcmk_interval,
     pcmk_role,
     pcmk_score,
+    shown,
 )
 from havm.importers.output import format_duration, format_score, havm_id
 from havm.importers.report import ImportReport
@@ -145,7 +146,7 @@ def convert_meta(ctx: Ctx, pairs: dict[str, tuple[str, ET.Element]], clone: dict
     meta: dict[str, Any] = {}
     for name, (value, el) in pairs.items():
         key = norm(name)
-        what = f"{describe(el)} {name}={value}"
+        what = f"{describe(el)} {shown(name, value)}"
         table = META if key in META else (CLONE if clone is not None and key in CLONE else None)
         if table is None:
             if key in CLONE:
@@ -223,7 +224,7 @@ def convert_primitive(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
         from havm.importers.cib_fencing import convert_fence_device
 
         for name, (value, mel) in meta_raw.items():
-            ctx.report.drop(*ctx.where(mel), f"{describe(mel)} {name}={value}",
+            ctx.report.drop(*ctx.where(mel), f"{describe(mel)} {shown(name, value)}",
                             "a fence device is not a resource: resource options do not apply")
         convert_fence_device(ctx, el, rtype, params_raw, ctx.nodes, ctx.fence_timeout)
         return None
@@ -258,7 +259,7 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
         mapped = map_script(rtype, [v for _, v in positional])
         for k, (v, pel) in params_raw.items():
             if not k.isdigit():
-                ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {k}={v}",
+                ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {shown(k, v)}",
                                 "a Heartbeat resource script takes only positional parameters 1, 2, ...")
         if mapped.kind == "none" or mapped.kind == "drbd":
             ctx.drop(el, mapped.why or "a Heartbeat drbddisk resource: configure DRBD as a promotable "
@@ -284,7 +285,7 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
         return None, {}
     for k, (v, pel) in params_raw.items():
         if havm_id(k) != k:
-            ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {k}={v}",
+            ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {shown(k, v)}",
                             "parameter names must be 1-63 of [A-Za-z0-9_.-], starting alphanumeric")
             continue
         params[k] = v
@@ -309,7 +310,7 @@ def _utilization(ctx: Ctx, el: ET.Element) -> dict[str, int]:
             if havm_id(name) != name:
                 raise ValueError("utilization names must be 1-63 of [A-Za-z0-9_.-]")
         except ValueError as e:
-            ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {name}={value}",
+            ctx.report.drop(*ctx.where(pel), f"{describe(pel)} {shown(name, value)}",
                             str(e) if "names" in str(e) else f"utilization must be an integer, got {value!r}")
             continue
         out[name] = n
@@ -340,7 +341,7 @@ def convert_group(ctx: Ctx, el: ET.Element) -> dict[str, Any] | None:
     for name, (value, _) in element_options(ctx, el, {"id", "description"}).items():
         if norm(name) in ("ordered", "collocated"):
             if not safe_bool(value, True):
-                ctx.drop(el, f"{name}={value}: havm groups always start in order on one node; "
+                ctx.drop(el, f"{shown(name, value)}: havm groups always start in order on one node; "
                              "use colocation/order constraints for looser sets")
         else:
             pairs.setdefault(name, (value, el))

@@ -184,6 +184,14 @@ class CibInput:
         return out
 
 
+_SECRET = re.compile(r"pass|secret|key|token|community", re.I)
+
+
+def shown(name: str, value: str) -> str:
+    """``name=value`` for the report, with the value hidden when the name says it is a secret."""
+    return f"{name}=***" if _SECRET.search(name) else f"{name}={value}"
+
+
 def describe(el: ET.Element) -> str:
     """``<rsc_order id="o1">``: how the report names an element."""
     for key in ("id", "name", "uname", "id-ref"):
