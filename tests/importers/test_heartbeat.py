@@ -292,3 +292,18 @@ def test_cli_cib_to_stdout_and_simulate_the_xml(tmp_path: Path, capsys: pytest.C
     assert any(a["op"] == "fence" and a["node"] == "n2" for a in doc["actions"])
     code, _, err = _run(capsys, "import", "cib", cib, "-o", "-", "--address", "n1=10.0.0.300")
     assert code == 2 and "not an IPv4 address" in err
+
+
+def test_drbd_setup_simulates_with_the_group_on_the_primary(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cluster.yaml"
+    code, _, err = _run(capsys, "import", "heartbeat", str(DATA / "hb-ucast" / "ha.d"), "-o", str(out),
+                        "--hosts", str(DATA / "hb-ucast" / "hosts"), "--new-key")
+    assert code == 0, err
+    code, sim, err = _run(capsys, "simulate", str(out), "--json")
+    assert code == 0, err
+    doc = json.loads(sim)
+    placement = doc["placement"]
+    assert placement["group-1"] is not None and placement["mysql"] == placement["group-1"]
+    promotes = [a for a in doc["actions"] if a["op"] == "promote" and a["resource"].startswith("drbd-r0")]
+    assert [a["node"] for a in promotes] == [placement["group-1"]]  # the group runs on the DRBD primary
