@@ -35,7 +35,7 @@ def test_two_node_ip_filesystem_web_server() -> None:
     assert (c.timing.keepalive, c.timing.warntime, c.timing.deadtime, c.timing.initdead) == (2, 10, 30, 120)
     assert c.quorum.two_node and c.quorum.tiebreaker.type == "ping"
     assert c.quorum.tiebreaker.targets == ["10.0.0.254"]
-    assert c.resource_defaults.stickiness == 0  # auto_failback on: back to the preferred node
+    assert c.properties.auto_failback is True  # back to the preferred node
     (group,) = c.resources
     assert [(m.id, m.type) for m in group.resources] == [
         ("ip-10.0.0.100", "ocf:heartbeat:IPaddr2"), ("fs-srv-www", "ocf:heartbeat:Filesystem"),
@@ -61,7 +61,7 @@ def test_xen_domains_mcast_and_ucast() -> None:
     assert [n.addresses["eth1"] for n in c.nodes] == ["192.168.10.1", "192.168.10.2"]
     assert "assigned in node order" in report_text(result, "warning")
     assert (c.timing.keepalive, c.timing.deadtime, c.timing.warntime) == (0.5, 5, 2.5)
-    assert c.resource_defaults.stickiness == 1_000_000  # auto_failback off: stay where it runs
+    assert c.properties.auto_failback is False  # stay where it runs
     g1, g2 = c.resources
     assert [(m.id, m.type) for m in g1.resources] == [("vm1", "vm"), ("vm2", "vm")]
     assert g1.resources[0].params["xen_config"] == str((DATA / "hb-xen" / "xen" / "vm1.cfg").resolve())

@@ -8,8 +8,9 @@ What maps to what:
 - ``keepalive``/``warntime``/``deadtime``/``initdead`` -> timing (Heartbeat's
   defaults, 2 s and 30 s, when absent; warntime defaults to half the deadtime
   and initdead to the deadtime; values our rules refuse are adjusted and reported).
-- ``auto_failback on`` -> stickiness 0 (resources go back to their preferred
-  node); ``off`` (and ``nice_failback on``) -> stickiness INFINITY (they stay);
+- ``auto_failback on`` -> ``properties.auto_failback: true`` (resources go back to
+  their preferred node); ``off`` (and ``nice_failback on``) -> ``false`` (they stay:
+  default stickiness INFINITY);
   ``legacy`` is read as ``on`` and reported.
 - ``ping``/``ping_group`` -> the ping tiebreaker's targets (what ipfail did).
 - two nodes -> ``quorum.two_node`` (Heartbeat never needed a majority).
@@ -116,7 +117,7 @@ def import_heartbeat(directory: str, addresses: Mapping[str, Sequence[str]] | No
     quorum = _quorum(cf, len(node_names), report)
     if quorum:
         doc["quorum"] = quorum
-    stickiness = _failback(cf, report)
+    auto_failback = _failback(cf, report)
     _report_others(cf, report)
 
     resources: list[dict[str, Any]] = []
@@ -135,7 +136,7 @@ def import_heartbeat(directory: str, addresses: Mapping[str, Sequence[str]] | No
     else:
         report.info(har_path, None, "haresources", "not found: no resources imported")
     if resources:
-        doc["resource_defaults"] = {"stickiness": stickiness}
+        doc["properties"] = {"auto_failback": auto_failback}
         doc["resources"] = resources
     if constraints:
         doc["constraints"] = constraints
@@ -283,14 +284,14 @@ def _target(cf: HaCf, addr: str, line: int, what: str, targets: list[str], repor
     targets.append(addr)
 
 
-def _failback(cf: HaCf, report: ImportReport) -> str | int:
+def _failback(cf: HaCf, report: ImportReport) -> bool:
     value, line = cf.auto_failback or ("legacy", None)
     if cf.auto_failback is None:
         report.info(cf.file, None, "auto_failback", "not set: Heartbeat's default 'legacy' is read as 'on'")
     elif value == "legacy":
         report.info(cf.file, line, "auto_failback legacy", "read as 'on' (resources return to their "
                                                            "preferred node); havm has no legacy mode")
-    return 0 if value in ("on", "legacy") else "INFINITY"
+    return value in ("on", "legacy")
 
 
 def _report_others(cf: HaCf, report: ImportReport) -> None:
