@@ -57,14 +57,32 @@ def resource_states(report: Mapping[str, Any]) -> dict[str, ResourceState]:
 
 def build_state(spec: ClusterSpec, view: MembershipView, reports: Mapping[str, Mapping[str, Any]],
                 fenced: Set[str], fencing_enabled: bool, now: float) -> State:
+    """The scheduler's snapshot. ``reports`` maps a node to its resource states.
+
+    An unclean node whose report we do not have (it died before this controller
+    ever heard from it, e.g. it was the previous controller) may still run any
+    resource that no member runs: each of those is taken as running there, so
+    the scheduler fences the node before starting them anywhere else. Without
+    this, a new controller would start a dead controller's resources at once,
+    while the dead node might still run them.
+    """
     nodes: dict[str, NodeState] = {}
     per_rsc: dict[str, dict[str, ResourceState]] = {}
+    unknown: list[str] = []
     for n in spec.nodes:
         status = node_status(n.name, view, fenced, fencing_enabled)
         nodes[n.name] = NodeState(status=status)  # type: ignore[arg-type]
         if status == "offline":
             continue  # nothing runs on a node that is off
+        if status == "unclean" and n.name not in reports:
+            unknown.append(n.name)
+            continue
         for rsc, rs in resource_states(reports.get(n.name, {})).items():
             per_rsc.setdefault(rsc, {})[n.name] = rs
+    if unknown:
+        for rsc in spec.primitives:
+            if not any(r.running for r in per_rsc.get(rsc, {}).values()):
+                for name in unknown:
+                    per_rsc.setdefault(rsc, {})[name] = ResourceState(role="started")
     return State(now=now, quorum=view.quorate, nodes=frozen_map(nodes),
                  resources=frozen_map({r: frozen_map(v) for r, v in per_rsc.items()}))

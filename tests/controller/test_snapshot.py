@@ -1,0 +1,65 @@
+"""The controller's snapshot: node status and what an unclean node may still run."""
+
+from __future__ import annotations
+
+from havm.config.load import parse_config_text
+from havm.controller.snapshot import build_state
+from havm.membership.view import MembershipView
+from havm.scheduler import plan
+from havm.scheduler.model import ClusterSpec
+
+CONFIG = """\
+cluster: t
+nodes:
+  - {name: n1, addresses: {ring0: 10.0.0.1}}
+  - {name: n2, addresses: {ring0: 10.0.0.2}}
+  - {name: n3, addresses: {ring0: 10.0.0.3}}
+links: [{name: ring0}]
+resources:
+  - {id: a, type: dummy}
+  - {id: b, type: dummy}
+"""
+
+
+class View:
+    """Just what build_state reads of a MembershipView."""
+
+    def __init__(self, members: tuple[str, ...], quorate: bool = True) -> None:
+        self.members = members
+        self.quorate = quorate
+
+    def peer(self, name: str):  # noqa: ANN201
+        raise KeyError(name)
+
+
+def spec() -> ClusterSpec:
+    return ClusterSpec.from_config(parse_config_text(CONFIG, "t.yaml").config)
+
+
+def view(*members: str) -> MembershipView:
+    return View(members)  # type: ignore[return-value]
+
+
+def test_dead_node_without_report_is_assumed_to_run_what_no_member_runs():
+    # n1 was the controller and died: the new controller (n2) never had its report
+    reports = {"n2": {"b": {"role": "started"}}, "n3": {}}
+    st = build_state(spec(), view("n2", "n3"), reports, fenced=set(), fencing_enabled=True, now=0.0)
+    assert st.node("n1").status == "unclean"
+    assert st.on("a")["n1"].running  # may still run there
+    assert "n1" not in st.on("b")  # b runs on a member: known
+    tr = plan(spec(), st)
+    start_a = next(x for x in tr.real_actions if x.op == "start" and x.resource == "a")
+    assert tr.depends_on(start_a.id, "fence_n1")  # never started before n1 is proven off
+
+
+def test_fenced_node_runs_nothing():
+    st = build_state(spec(), view("n2", "n3"), {"n2": {}, "n3": {}}, fenced={"n1"}, fencing_enabled=True, now=0.0)
+    assert st.node("n1").status == "offline"
+    assert "n1" not in st.on("a")
+    assert not any(x.op == "fence" for x in plan(spec(), st).real_actions)
+
+
+def test_known_report_of_unclean_node_is_used():
+    reports = {"n1": {"a": {"role": "started"}}, "n2": {}, "n3": {}}
+    st = build_state(spec(), view("n2", "n3"), reports, fenced=set(), fencing_enabled=True, now=0.0)
+    assert st.on("a")["n1"].running and "n1" not in st.on("b")
