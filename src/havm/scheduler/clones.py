@@ -25,11 +25,12 @@ def allocate_clone(pl: Placer, unit: Unit) -> None:
     sit = pl.sit
     out = pl.out
     n_max = spec.clone_max if spec.clone_max is not None else pl.n
-    t, _ = pl.own_table(unit)
+    t = pl.own_table(unit)[0].copy()
     pl._apply_primaries(unit, t)
     sit.restrict_by_policy(unit.prims, t)
     out.scores[unit.id] = t
     need = pl._need(unit.prims)
+    pl.release_holds(unit)
     first = unit.prims[0]
     insts = sit.instances.get(first, (first,))
     chosen: list[int] = []
@@ -119,7 +120,7 @@ def _promote(pl: Placer, unit: Unit, nodes: list[int]) -> None:
             pl.allocate(pl.units[pid])
         with_nodes = set(pl._nodes_of(pid, c.with_role))
         if c.score >= INFINITY:
-            score.restrict(with_nodes)
+            score.restrict(with_nodes, pl.n)
         else:
             for i in with_nodes:
                 score.add_node(i, c.score)
@@ -138,8 +139,8 @@ def _promote(pl: Placer, unit: Unit, nodes: list[int]) -> None:
     if prim.target_role in ("unpromoted", "stopped") or sit.mode == "demote":
         limit = 0
     promoted = sorted(pinned)
-    if sit.mode == "freeze":
-        promoted += [i for i in sorted(was) if i in nodes and i not in pinned]
+    if sit.mode == "freeze":  # keep the primaries there are (up to the limit), make no new one
+        promoted += [i for i in sorted(was) if i in nodes and i not in pinned][:max(0, limit - len(promoted))]
         limit = len(promoted)
     cands = sorted((i for i in nodes if i not in promoted and score.get(i) >= 0),
                    key=lambda i: (-score.get(i), 0 if i in was else 1, i))

@@ -81,25 +81,46 @@ class Placer:
             self.locs.setdefault(self.unit_of[loc.rsc], []).append(loc)
         self.colos_dep: dict[str, list[ColocationSpec]] = {}
         self.colos_pri: dict[str, list[ColocationSpec]] = {}
+        loop_of = _colocation_loops([(self.unit_of[c.rsc], self.unit_of[c.with_rsc]) for c in spec.colocations])
         for c in spec.colocations:
             d, p = self.unit_of[c.rsc], self.unit_of[c.with_rsc]
             if d == p:
                 continue  # inside one group or clone: already together
+            if d in loop_of and loop_of[d] == loop_of.get(p) and self.units[p].index > self.units[d].index:
+                # A colocation loop has no first resource; placing it in whatever order the
+                # state suggests would flip-flop. Break it the same way every time: inside a
+                # loop a resource follows only those before it in the config. (Mandatory
+                # colocations still hold: the repair pass enforces them.)
+                continue
             self.colos_dep.setdefault(d, []).append(c)
             self.colos_pri.setdefault(p, []).append(c)
+        # mandatory orders by their 'then' unit, unless 'first' is colocated with 'then'
+        # (then 'then' must be placed first and the repair pass decides)
+        self.firsts: dict[str, list[OrderSpec]] = {}
+        for o in spec.orders:
+            f, t = self.unit_of[o.first], self.unit_of[o.then]
+            if o.kind == "mandatory" and f != t and not any(self.unit_of[c.with_rsc] == t
+                                                            for c in self.colos_dep.get(f, ())):
+                self.firsts.setdefault(t, []).append(o)
         self.pool = NodePool(sit.usable, [n.capacity for n in spec.nodes], spec.properties.placement_strategy)
         self.out = Placement()
         self.done: set[str] = set()
         self.holds: dict[str, list[tuple[int, dict[str, int]]]] = {}
+        self._needs: dict[tuple[str, ...], dict[str, int]] = {}
+        self._own: dict[str, tuple[ScoreTable, list[ScoreTable]]] = {}
         self.busy: set[str] = set()
         self.n = len(spec.nodes)
 
     # -- scores ---------------------------------------------------------------------
     def _need(self, prims: tuple[str, ...]) -> dict[str, int]:
+        cached = self._needs.get(prims)
+        if cached is not None:
+            return cached
         need: dict[str, int] = {}
         for p in prims:
             for d, v in self.spec.primitives[p].utilization.items():
                 need[d] = need.get(d, 0) + v
+        self._needs[prims] = need
         return need
 
     def _location_table(self, unit: Unit, names: set[str] | None = None,
@@ -124,18 +145,24 @@ class Placer:
                         allowed.add(i)
         return t, allowed
 
-    def _prim_table(self, p: str, unit: Unit, instances: tuple[str, ...] | None = None) -> ScoreTable:
-        """Stickiness and failure bans of one primitive (all its instances)."""
+    def _prim_table(self, p: str, unit: Unit, instances: tuple[str, ...] | None = None,
+                    into: ScoreTable | None = None) -> ScoreTable:
+        """Stickiness and failure bans of one primitive (all its instances), added to ``into``."""
         spec = self.spec.primitives[p]
-        t = ScoreTable(0, {})
+        t = into if into is not None else ScoreTable(0, {})
+        sit = self.sit
         for inst in instances or (p,):
-            for i, rec in self.sit.current.get(inst, {}).items():
-                if rec.running and self.sit.healthy[i]:
-                    t.add_node(i, spec.stickiness)
-            for node, rec in self.state.on(inst).items():
-                i = self.sit.index.get(node)
-                if i is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
-                    t.add_node(i, -INFINITY)
+            cur = sit.current.get(inst)
+            if cur:
+                for i, rec in cur.items():
+                    if rec.running and sit.healthy[i]:
+                        t.add_node(i, spec.stickiness)
+            recs = self.state.resources.get(inst)
+            if recs:
+                for node, rec in recs.items():
+                    i = sit.index.get(node)
+                    if i is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
+                        t.add_node(i, -INFINITY)
         if spec.target_role == "stopped":
             t.add_all(-INFINITY)
         return t
@@ -148,7 +175,22 @@ class Placer:
         return rec.failcount >= threshold
 
     def own_table(self, unit: Unit) -> tuple[ScoreTable, list[ScoreTable]]:
-        """The unit's own scores (no colocation), and for groups each member's."""
+        """The unit's own scores (no colocation), and for groups each member's.
+
+        Cached: it depends on the config and the state only. Callers copy before changing it.
+        """
+        cached = self._own.get(unit.id)
+        if cached is None:
+            cached = self._own[unit.id] = self._own_table(unit)
+        return cached
+
+    def _own_table(self, unit: Unit) -> tuple[ScoreTable, list[ScoreTable]]:
+        if unit.kind == "primitive":
+            t, allowed = self._location_table(unit)
+            self._prim_table(unit.id, unit, None, into=t)
+            if not self.spec.properties.symmetric_cluster:
+                t.restrict(allowed)
+            return t, []
         own = {unit.id} | ({self.spec.clones[unit.id].child} if unit.kind == "clone" else set())
         t, allowed = self._location_table(unit, own - set(unit.prims))
         members: list[ScoreTable] = []
@@ -166,7 +208,7 @@ class Placer:
             else:
                 t.add_table(mt)
         if not self.spec.properties.symmetric_cluster:
-            t.restrict(i for i in allowed if t.get(i) >= 0 or i in allowed)
+            t.restrict(allowed)
         return t, members
 
     def _nodes_of(self, unit_id: str, role: str | None) -> list[int]:
@@ -188,7 +230,7 @@ class Placer:
             self.allocate(self.units[pid])
             nodes = set(self._nodes_of(pid, c.with_role))
             if c.score >= INFINITY:
-                t.restrict(nodes)
+                t.restrict(nodes, self.n)
             else:
                 for i in nodes:
                     t.add_node(i, c.score)
@@ -197,7 +239,7 @@ class Placer:
         for c in self.colos_pri.get(unit.id, ()):
             did = self.unit_of[c.rsc]
             dep = self.units[did]
-            if did in self.done or did in self.busy or dep.kind == "clone" or c.score == 0:
+            if did in self.done or dep.kind == "clone" or c.score == 0:
                 continue
             if c.with_role is not None and c.with_role != "started":
                 continue
@@ -230,13 +272,24 @@ class Placer:
 
     def _held(self, unit: Unit) -> list[tuple[int, dict[str, int]]]:
         """Room a running unit holds on its current nodes until it is placed."""
-        held = []
-        nodes = {i for p in unit.prims for inst in self.sit.instances.get(p, (p,))
-                 for i in self.sit.current.get(inst, ()) if self.sit.usable[i]}
+        held: list[tuple[int, dict[str, int]]] = []
+        sit = self.sit
+        nodes = {i for p in unit.prims if self.spec.primitives[p].target_role != "stopped"
+                 for inst in sit.instances.get(p, (p,))
+                 for i in sit.current.get(inst, ()) if sit.usable[i] and i not in sit.failed.get(inst, ())}
+        own = self.own_table(unit)[0] if nodes else None
+        if own is not None and unit.kind != "clone" and len(nodes) > 1:
+            # active on several nodes: it will keep (at most) the one it likes best
+            nodes = {min(nodes, key=lambda i: (-own.get(i), i))}
         for i in sorted(nodes):
+            if own is not None and own.get(i) < 0:
+                continue  # it cannot stay there anyway (banned, target_role stopped, ...)
             here = tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
                                                        for inst in self.sit.instances.get(p, (p,))))
-            held.append((i, self._need(here)))
+            need = self._need(here)
+            cap = self.spec.nodes[i].capacity
+            if all(v <= cap.get(d, 0) for d, v in need.items()):  # it could stay there at all
+                held.append((i, need))
         return held
 
     def run(self) -> Placement:
@@ -248,6 +301,22 @@ class Placer:
                     self.pool.reserve(i, u.priority, need)
         for unit in units:
             self.allocate(unit)
+        if self.pool.use_capacity and self.sit.mode == "normal":
+            # Room held for a running resource that then could not stay is free now: give
+            # it to whoever was refused (else the next plan would, and this one is unstable),
+            # unless a dependent already chose its place without it.
+            for _ in range(3):
+                changed = False
+                for unit in units:
+                    if self.out.unit_nodes.get(unit.id) or self.frozen_node(unit) is not False:
+                        continue
+                    if any(self.out.unit_nodes.get(self.unit_of[c.rsc]) for c in self.colos_pri.get(unit.id, ())):
+                        continue
+                    self.done.discard(unit.id)
+                    self.allocate(unit)
+                    changed = changed or bool(self.out.unit_nodes.get(unit.id))
+                if not changed:
+                    break
         from havm.scheduler.repair import repair
         repair(self)
         return self.out
@@ -256,20 +325,35 @@ class Placer:
         if unit.id in self.done or unit.id in self.busy:
             return
         self.busy.add(unit.id)
-        if self.pool.use_capacity:
-            for i, need in self.holds.pop(unit.id, ()):
-                self.pool.reserve(i, unit.priority, need, -1)
         outer_priority, self.pool.priority = self.pool.priority, unit.priority
         try:
+            # a mandatory order's 'then' cannot run unless its 'first' can: decide that
+            # before placing it, so a resource that will not run never pushes others around
+            for o in self.firsts.get(unit.id, ()):
+                fid = self.unit_of[o.first]
+                self.allocate(self.units[fid])
+                if fid in self.busy:
+                    continue
+                have = self.out.promoted.get(fid) if o.first_action == "promote" else self.out.unit_nodes.get(fid)
+                if not have and self.frozen_node(unit) is False:
+                    self.out.unit_nodes[unit.id] = []
+                    self.out.why[unit.id] = f"{o.first} must {o.first_action} first and cannot"
+                    return
             if unit.kind == "clone":
                 from havm.scheduler.clones import allocate_clone
                 allocate_clone(self, unit)
             else:
                 self._allocate_single(unit)
         finally:
+            self.release_holds(unit)
             self.pool.priority = outer_priority
             self.busy.discard(unit.id)
             self.done.add(unit.id)
+
+    def release_holds(self, unit: Unit) -> None:
+        """The unit is being placed now: the room it held is its own to take (or leave)."""
+        for i, need in self.holds.pop(unit.id, ()):
+            self.pool.reserve(i, unit.priority, need, -1)
 
     def frozen_node(self, unit: Unit) -> int | None | bool:
         """A unit that must stay as it is: its node (None: stays stopped); False if not frozen."""
@@ -293,14 +377,21 @@ class Placer:
                 out.why[unit.id] = "not managed"
             return
         t, members = self.own_table(unit)
+        t = t.copy()
         self._apply_primaries(unit, t)
         self._merge_dependents(unit, t)
         self.sit.restrict_by_policy(unit.prims, t)
         out.scores[unit.id] = t
         current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
                    if self.sit.healthy[i] and rec.running}
-        need = self._need(unit.prims)
-        if self.pool.use_capacity:
+        runnable = unit.prims
+        for k, p in enumerate(unit.prims):  # members from the first stopped one on stay stopped
+            if self.spec.primitives[p].target_role == "stopped":
+                runnable = unit.prims[:k]
+                break
+        need = self._need(runnable)
+        self.release_holds(unit)
+        if self.pool.use_capacity and current:
             # Moving by choice (a better score elsewhere) may take room a running resource of
             # the same priority holds: that one may move too (a swap). Displaced from a node
             # that is full or gone, it may not: it would only displace the other in turn.
@@ -401,6 +492,56 @@ class Placer:
     def explain_score(self, unit_id: str, i: int) -> str:
         t = self.out.scores.get(unit_id)
         return format_score(t.get(i)) if t else "?"
+
+
+def _colocation_loops(edges: list[tuple[str, str]]) -> dict[str, int]:
+    """Units in a colocation loop (a strongly connected component of 2+), mapped to its number."""
+    graph: dict[str, list[str]] = {}
+    for d, p in edges:
+        if d != p:
+            graph.setdefault(d, []).append(p)
+            graph.setdefault(p, [])
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    comps: dict[str, int] = {}
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, k = work.pop()
+            if k == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            succ = graph[v]
+            if k < len(succ):
+                work.append((v, k + 1))
+                w = succ[k]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    for w in comp:
+                        comps[w] = index[v]
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return comps
 
 
 def order_blocks(o: OrderSpec) -> bool:

@@ -13,10 +13,13 @@ then turn the difference between now and the placement into an action graph
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from havm.config.schema import ClusterConfig
 from havm.scheduler.graph import GraphBuilder
 from havm.scheduler.model import ClusterSpec, State
 from havm.scheduler.placement import Placer
+from havm.scheduler.scores import ScoreTable
 from havm.scheduler.situation import Situation
 from havm.scheduler.transition import ScoreRow, Transition
 
@@ -54,7 +57,24 @@ def plan(spec: ClusterSpec | ClusterConfig, state: State | None = None) -> Trans
         if not nodes and rid in out.why:
             unplaced[rid] = out.why[rid]
     promoted = {rid: tuple(names[i] for i in nodes) for rid, nodes in sorted(out.promoted.items())}
-    scores = {rid: ScoreRow(t.base, tuple((names[i], s) for i, s in sorted(t.over.items())))
-              for rid, t in out.scores.items()}
+    scores = _Scores(out.scores, names)
     return Transition(actions=tuple(actions), after=after, placement=placement, promoted=promoted,
                       scores=scores, notes=tuple(sit.notes + graph_notes), unplaced=unplaced)
+
+
+class _Scores(Mapping[str, ScoreRow]):
+    """Score rows built on demand: most callers never look, and 10,000 rows cost time."""
+
+    def __init__(self, tables: dict[str, ScoreTable], names: list[str]) -> None:
+        self._tables = tables
+        self._names = names
+
+    def __getitem__(self, rid: str) -> ScoreRow:
+        t = self._tables[rid]
+        return ScoreRow(t.base, tuple((self._names[i], s) for i, s in sorted(t.over.items())))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)

@@ -98,4 +98,4 @@ class Situation:
                 for i in self.current.get(inst, {}):
                     if self.healthy[i] and i not in self.failed.get(inst, ()):
                         keep.add(i)
-        t.restrict(keep)
+        t.restrict(keep, len(self.healthy))
