@@ -1,0 +1,103 @@
+"""A real lab with the lab's power switch as fence device: whatever node dies (the
+controller included), its resources start elsewhere only after it is fenced."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from havm.daemon.client import Client
+from havm.errors import HavmError
+from havm.lab import control, lab
+from havm.lab.plan import LabSpec
+from havm.lab.state import config_of, socket_of
+
+pytestmark = [pytest.mark.lab]
+
+if os.geteuid() != 0 or shutil.which("ip") is None:
+    pytest.skip("needs root and iproute2 for network namespaces", allow_module_level=True)
+
+STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+) "
+
+
+def events(d: str, pattern: str) -> list[tuple[float, str, re.Match[str]]]:
+    rx = re.compile(STAMP + pattern)
+    out = []
+    for log in Path(d, "nodes").glob("*/havmd.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            m = rx.match(line)
+            if m:
+                out.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), m.group(2), m))
+    return sorted(out, key=lambda e: e[0])
+
+
+def placement(d: str, nodes: list[str]) -> dict[str, list[str]] | None:
+    for n in nodes:
+        try:
+            st = Client(socket_path=socket_of(d, n), timeout=5).request("GET", "/v1/status")
+            return {r["id"]: r["nodes"] for r in st["resources"]}
+        except HavmError:
+            continue
+    return None
+
+
+def wait(cond, timeout: float, what: str):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def lab_dir():
+    d = tempfile.mkdtemp(prefix="hlf")
+    try:
+        lab.up(d, LabSpec(nodes=3, links=2, keepalive=0.2, deadtime=1.0, initdead=3), wait=True, timeout=90)
+        doc = yaml.safe_load(Path(config_of(d)).read_text())
+        doc.setdefault("properties", {})["fencing_enabled"] = True
+        doc["resources"] = [{"id": f"d{i}", "type": "dummy"} for i in range(1, 7)]
+        if not doc.get("fencing", {}).get("devices"):
+            doc["fencing"] = {"devices": [{"id": "lab-power", "agent": "lab", "params": {"lab_dir": d}}]}
+        Path(d, "with.yaml").write_text(yaml.safe_dump(doc))
+        subprocess.run([sys.executable, "-m", "havm.cli.main", "--lab", d, "config", "apply", str(Path(d, "with.yaml"))],
+                       check=True, capture_output=True, timeout=60)
+        yield d
+    finally:
+        lab.down(d)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("victim", ["n1", "n3"], ids=["controller-dies", "member-dies"])
+def test_recovery_waits_for_the_fence(lab_dir, victim):
+    d = lab_dir
+    names = ["n1", "n2", "n3"]
+    pl = wait(lambda: (p := placement(d, names)) and all(len(v) == 1 for v in p.values()) and len(p) == 6 and p,
+              90, "all resources running")
+    lost = sorted(r for r, nodes in pl.items() if nodes == [victim])
+    assert lost, pl
+    t_kill = time.time()
+    control.kill_node(d, victim)
+    survivors = [n for n in names if n != victim]
+    wait(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
+         60, f"{lost} recovered")
+    fenced = [e for e in events(d, rf"havm\.controller \w+: fenced {victim}: confirmed off") if e[0] >= t_kill]
+    assert fenced, "the dead node was never fenced"
+    for rsc in lost:
+        starts = [e for e in events(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s")
+                  if e[0] >= t_kill]
+        assert starts, f"{rsc} never started again"
+        began = starts[0][0] - float(starts[0][2].group(3))  # the line is logged when the start ends
+        assert began >= fenced[0][0] - 0.002, (rsc, began, fenced[0][0])
