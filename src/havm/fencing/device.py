@@ -9,12 +9,11 @@ the node's resources elsewhere meanwhile.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sys
 from abc import ABC, abstractmethod
 
 from havm.config.fencing import FenceDevice as DeviceConfig
+from havm.errors import HavmError
 
 log = logging.getLogger("havm.fencing")
 
@@ -32,37 +31,28 @@ class FenceDevice(ABC):
 
 
 class LabPowerSwitch(FenceDevice):
-    """The lab's power switch: ``havm lab kill NODE`` (SIGKILL to every process of
-    the node, daemon and guests) and a check that none is left. Params: ``lab_dir``."""
+    """The lab's power switch: what ``havm lab kill NODE`` does (SIGKILL to every
+    process of the node, daemon and guests, re-listed until none is left), run in
+    a worker thread of the daemon. Params: ``lab_dir``."""
 
     async def fence(self, node: str) -> bool:
         lab_dir = str(self.cfg.params.get("lab_dir", ""))
         if not lab_dir:
             log.error("fence device %s: parameter lab_dir is missing", self.cfg.id)
             return False
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "havm.cli.main", "lab", "kill", node, "--dir", lab_dir, "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        from havm.lab.control import kill_node
+
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), self.cfg.timeout)
+            result = await asyncio.wait_for(asyncio.to_thread(kill_node, lab_dir, node), self.cfg.timeout)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            log.error("fence device %s: 'havm lab kill %s' timed out", self.cfg.id, node)
+            log.error("fence device %s: powering %s off did not finish within %gs", self.cfg.id, node,
+                      self.cfg.timeout)
             return False
-        if proc.returncode != 0:
-            log.error("fence device %s: 'havm lab kill %s' failed: %s", self.cfg.id, node,
-                      err.decode(errors="replace").strip()[-500:])
+        except HavmError as e:  # LabError: processes survived, no such lab or node
+            log.error("fence device %s: powering %s off failed: %s", self.cfg.id, node, e)
             return False
-        try:
-            result = json.loads(out)
-        except ValueError:
-            log.error("fence device %s: unreadable answer from havm lab kill: %r", self.cfg.id, out[-200:])
-            return False
-        left = result.get("left") or result.get("survivors") or []
-        if left:
-            log.error("fence device %s: processes of %s survived: %s", self.cfg.id, node, left)
-            return False
+        log.info("fence device %s: %s is off (killed %d process(es))", self.cfg.id, node,
+                 len(result.get("killed", [])))
         return True
 
 
