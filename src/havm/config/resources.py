@@ -169,6 +169,8 @@ class Clone(Section):
                              "(anonymous instances are indistinguishable on one node)")
         if self.promotable and isinstance(self.resource, Group):
             raise ValueError("a promotable clone must hold a primitive, not a group")
+        if self.globally_unique and isinstance(self.resource, Group):
+            raise ValueError("a globally unique clone must hold a primitive, not a group")
         return self
 
 
