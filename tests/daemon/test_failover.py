@@ -59,7 +59,7 @@ def test_placement_failover_and_never_twice(cluster):
     # the state files prove each resource is active on exactly one node
     for rsc in ("d1", "d2", "g1a", "g1b"):
         holders = [n for n in cluster.names if n != victim
-                   and os.path.exists(cluster.root / n / "state" / "dummy" / f"{rsc}.state")]
+                   and os.path.exists(cluster.root / n / "state" / "run" / "dummy" / f"{rsc}.state")]
         assert len(holders) == 1, (rsc, holders)
 
 
@@ -67,7 +67,7 @@ def test_monitor_failure_restarts_in_place_then_moves_after_threshold(cluster):
     cluster.start_all()
     placed = cluster.wait(lambda: all_placed(cluster), timeout=30, what="every resource started")
     home = placed["d2"][0]
-    state_file = cluster.root / home / "state" / "dummy" / "d2.state"
+    state_file = cluster.root / home / "state" / "run" / "dummy" / "d2.state"
     state_file.unlink()  # d2 dies behind havm's back
 
     def d2_back() -> dict | None:
@@ -93,4 +93,4 @@ def test_minority_partition_stops_its_resources(cluster):
     cluster.wait(lambda: not cluster.status("n1")["quorum"]["quorate"], timeout=10, what="n1 loses quorum")
     cluster.wait(lambda: where(cluster, "n1") and all(v == [] for v in where(cluster, "n1").values()),
                  timeout=20, what="n1 stops everything")
-    assert not list((cluster.root / "n1" / "state" / "dummy").glob("*.state"))
+    assert not list((cluster.root / "n1" / "state" / "run" / "dummy").glob("*.state"))

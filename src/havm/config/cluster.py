@@ -138,6 +138,8 @@ class Api(Strict):
 
 class Daemon(Strict):
     state_dir: str = "/var/lib/havm"
+    run_dir: str = Field("/run/havm", description="volatile state of running resources (pidfiles, sockets); "
+                                                  "must not survive a reboot, as /run does not")
     socket: str = "/run/havm/havmd.sock"
     api: Api = Field(default_factory=Api)
     realtime_priority: int | None = Field(

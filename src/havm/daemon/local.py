@@ -25,10 +25,10 @@ RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
 
 
 class LocalResources:
-    def __init__(self, node: str, state_dir: str, clock: Clock,
+    def __init__(self, node: str, run_dir: str, clock: Clock,
                  on_change: Callable[[LocalState], None]) -> None:
         self.node = node
-        self.state_dir = state_dir
+        self.run_dir = run_dir
         self.executor = Executor(node, clock, on_change=on_change, default_params=self._defaults)
         self.catalog: dict[str, PrimitiveRun] = {}
         self.address: str | None = None  # this node's address on its first link
@@ -40,11 +40,11 @@ class LocalResources:
         # node-local state for agents whose state lives in files: lab nodes share a
         # filesystem, and one node's dummy must not look like it runs on another
         if agent == "havm:dummy":
-            return {"state_dir": os.path.join(self.state_dir, "dummy")}
+            return {"state_dir": os.path.join(self.run_dir, "dummy")}
         if agent in ("havm:vm", "havm:qemu"):
             # host-side settings of a VM: where its pidfile and sockets live, and the
             # address a migration source connects to (this node's first link)
-            out: dict[str, Any] = {"run_dir": os.path.join(self.state_dir, "qemu")}
+            out: dict[str, Any] = {"run_dir": os.path.join(self.run_dir, "qemu")}
             if self.address:
                 out["migration_host"] = self.address
             return out

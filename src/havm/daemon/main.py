@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -30,6 +31,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--node", "-n", default=None, help="this node's name in the configuration (default: hostname)")
     p.add_argument("--state-dir", default=None, help="override daemon.state_dir")
     p.add_argument("--socket", default=None, help="override daemon.socket")
+    p.add_argument("--run-dir", default=None, help="override daemon.run_dir (volatile resource state)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p.parse_args(argv)
 
@@ -50,7 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         daemon = NodeDaemon(loaded, node, key,
                             state_dir=args.state_dir or loaded.config.daemon.state_dir,
-                            socket_path=args.socket or loaded.config.daemon.socket)
+                            socket_path=args.socket or loaded.config.daemon.socket,
+                            # several daemons on one machine (a lab) each get their own state dir:
+                            # give each its own run dir too, unless told otherwise
+                            run_dir=args.run_dir or (os.path.join(args.state_dir, "run") if args.state_dir
+                                                     else loaded.config.daemon.run_dir))
     except HavmError as e:
         log.error("cannot start: %s", e)
         return e.exit_status

@@ -51,7 +51,7 @@ PUSH_TIMEOUT = 5.0
 
 class NodeDaemon(ClusterIO):
     def __init__(self, bootstrap: LoadedConfig, node: str, key: bytes, state_dir: str,
-                 socket_path: str, clock: Clock | None = None) -> None:
+                 socket_path: str, clock: Clock | None = None, run_dir: str | None = None) -> None:
         self.node = node
         self.key = key
         self.clock = clock or SystemClock()
@@ -77,7 +77,10 @@ class NodeDaemon(ClusterIO):
         self._stop = asyncio.Event()
         self._runners: list[web.AppRunner] = []
         self._sync_lock = asyncio.Lock()
-        self.local = LocalResources(node, state_dir, self.clock, self._local_changed)
+        # volatile resource state (what /run holds on a host): a lab node that was
+        # power-cut loses it, a daemon restart does not
+        self.run_dir = run_dir or os.path.join(state_dir, "run")
+        self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
         self.controller = Controller(node, self, self.clock)
         self.handlers = CommandHandlers(self)
         self._last_view: MembershipView | None = None
