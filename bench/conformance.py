@@ -61,6 +61,7 @@ CLASSES: dict[str, str] = {
     "planner-crash": "our importer or planner raised",
     "havm-stopped": "havm leaves a resource stopped where Pacemaker places it",
     "pacemaker-stopped": "Pacemaker leaves a resource stopped where havm places it",
+    "pacemaker-multiple": "Pacemaker leaves a resource active on several nodes (blocked/unmanaged)",
     "clone-fewer": "havm runs fewer clone instances than Pacemaker",
     "clone-more": "havm runs more clone instances than Pacemaker",
     "promotion": "promoted instances on other nodes (or a different number of them)",
@@ -77,9 +78,12 @@ IRRELEVANT_DROPS = [
     r"tuning of Pacemaker", r"a fencing setting", r"access control", r"probes?",
     r"cancels operations", r"no longer configured", r"<op\b", r"operation", r"\bop_defaults\b",
     r"<acls?\b", r"<acl_", r"<tags?\b", r"<alerts?\b", r"<alert\b", r"<fencing-topology", r"<fencing-level",
-    r"instance_attributes", r"description", r"utilization.*no placement", r"record-pending",
+    r"description", r"utilization.*no placement", r"record-pending",
     r"dc-version", r"cluster-infrastructure", r"cluster-name", r"have-watchdog", r"last-lrm-refresh",
-    r"node-health", r"notif", r"stonith", r"fence", r"timeout", r"interval", r"on-fail",
+    r"node-health", r"notif", r"stonith", r"fence", r"port map", r"timeout", r"interval", r"on-fail",
+    # ordering of clone instances only; defaults that havm has built in; names Pacemaker ignores too
+    r"\bordered=", r"collocated=true", r"stop-all-resources=false", r"has no such cluster property",
+    r"has no such meta option", r"restart-type", r"an nvpair needs both",
 ]
 _IRRELEVANT = re.compile("|".join(IRRELEVANT_DROPS), re.I)
 
@@ -193,6 +197,21 @@ def cib_relations(path: str) -> dict[str, Any]:
     for g in root.iter("group"):
         for p in g.findall("primitive"):
             group_of[p.get("id", "")] = g.get("id", "")
+    partners: dict[str, set[str]] = {}
+
+    def link(a: str, b: str) -> None:
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+
+    for member, g in group_of.items():
+        link(member, g)
+    for c in root.iter("rsc_colocation"):
+        if c.get("rsc") and c.get("with-rsc"):
+            link(c.get("rsc", ""), c.get("with-rsc", ""))
+        for rs in c.iter("resource_set"):
+            refs = [r.get("id", "") for r in rs.iter("resource_ref")]
+            for a, b in zip(refs, refs[1:], strict=False):
+                link(a, b)
     for tag in ("rsc_colocation", "rsc_order"):
         for c in root.iter(tag):
             for a in ("rsc", "with-rsc", "first", "then", "from", "to"):
@@ -204,7 +223,7 @@ def cib_relations(path: str) -> dict[str, Any]:
     for nv in root.iter("nvpair"):
         if nv.get("name") in ("placement-strategy", "placement_strategy"):
             strategy = nv.get("value") or "default"
-    return {"related": related, "group_of": group_of, "strategy": strategy}
+    return {"related": related, "group_of": group_of, "strategy": strategy, "partners": partners}
 
 
 def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> list[dict[str, Any]]:
@@ -239,7 +258,7 @@ def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> 
         if pn == hn:
             continue
         if isinstance(pn, list):
-            cls = "pacemaker-stopped"  # multiply active in Pacemaker's result: rare, report as such
+            cls = "pacemaker-multiple"  # Pacemaker leaves it active on several nodes (blocked, unmanaged)
         elif pn is None:
             cls = "pacemaker-stopped"
         elif hn is None:
@@ -253,6 +272,19 @@ def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> 
         else:
             cls = "score"
         diffs.append({"resource": rid, "pacemaker": pn, "havm": hn, "class": cls})
+    # A resource that only follows a colocated partner (or its group) placed elsewhere by an
+    # equal-score tie is part of that tie: its own scores differ because its partner moved.
+    partners = rel.get("partners", {})
+    tied = {d["resource"] for d in diffs if d["class"] == "equal-score tie"}
+    changed = True
+    while changed:
+        changed = False
+        for d in diffs:
+            if d["class"] == "order-colocation" and tied & _reach(d["resource"], partners):
+                d["class"] = "equal-score tie"
+                d["note"] = "follows a colocated partner placed by a tie"
+                tied.add(d["resource"])
+                changed = True
     for cid, pnodes in sorted(pcmk["clones"].items()):
         hid = havm_id(cid)
         if hid not in ours_pl or not isinstance(ours_pl[hid], list):
@@ -277,6 +309,17 @@ def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> 
     return diffs
 
 
+def _reach(rid: str, partners: dict[str, set[str]]) -> set[str]:
+    """Resources colocated with rid, directly or through groups and chains of colocations."""
+    seen, todo = {rid}, [rid]
+    while todo:
+        for q in partners.get(todo.pop(), ()):
+            if q not in seen:
+                seen.add(q)
+                todo.append(q)
+    return seen - {rid}
+
+
 def validity(path: str, pcmk: dict[str, Any], ours: dict[str, Any], check_mod: Any) -> list[str]:
     """check_placement.py's hard-constraint violations of havm's placement (Pacemaker names)."""
     from havm.importers.output import havm_id
@@ -299,6 +342,24 @@ def validity(path: str, pcmk: dict[str, Any], ours: dict[str, Any], check_mod: A
     return list(violations)
 
 
+def _in_nodes(path: str, line: int | None) -> bool:
+    """Whether a line of the CIB is inside <nodes> (node attributes change placement; a
+    resource's rule-dependent parameters do not)."""
+    if line is None:
+        return True
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    start = next((i for i, t in enumerate(lines, 1) if "<nodes" in t), None)
+    end = next((i for i, t in enumerate(lines, 1) if "</nodes>" in t), None)
+    return start is not None and end is not None and start <= line <= end
+
+
+def _has_failed_start(path: str) -> bool:
+    """Whether the status records a failed start (only then does start-failure-is-fatal matter)."""
+    return any(op.get("operation") == "start" and op.get("rc-code", "0") != "0"
+               for op in ET.parse(path).getroot().iter("lrm_rsc_op"))
+
+
 def classify(path: str, pcmk: dict[str, Any], ours: dict[str, Any], check_mod: Any | None) -> dict[str, Any]:
     """One file's status and class from both sides' data."""
     if "error" in pcmk:
@@ -308,7 +369,10 @@ def classify(path: str, pcmk: dict[str, Any], ours: dict[str, Any], check_mod: A
         if "traceback" in ours:
             out["traceback"] = ours["traceback"]
         return out
-    relevant = [d for d in ours["dropped"] if placement_relevant(d["what"], d["why"])]
+    relevant = [d for d in ours["dropped"] if placement_relevant(d["what"], d["why"])
+                and not (d["what"].startswith("<instance_attributes") and not _in_nodes(path, d["line"]))]
+    if any("start-failure-is-fatal" in d["what"] for d in relevant) and not _has_failed_start(path):
+        relevant = [d for d in relevant if "start-failure-is-fatal" not in d["what"]]
     if relevant:
         return {"status": "unsupported", "reason": "feature-dropped",
                 "detail": f"{relevant[0]['what']}: {relevant[0]['why']}"[:300],
@@ -385,7 +449,8 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         if r["status"] in ("disagree", "tie"):
             c = classes.setdefault(r["class"], {"files": 0, "meaning": CLASSES[r["class"]],
                                                 "example": os.path.basename(r["file"]),
-                                                "example_diffs": r["diffs"][:3]})
+                                                "example_diffs": [d for d in r["diffs"]
+                                                                  if d["class"] == r["class"]][:3]})
             c["files"] += 1
     unsupported = collections.Counter(r["reason"] for r in results if r["status"] == "unsupported")
     dropped = collections.Counter(re.sub(r"'[^']*'|\"[^\"]*\"|\d+", "X", r["detail"])[:110]
@@ -426,8 +491,13 @@ def print_summary(title: str, s: dict[str, Any]) -> None:
         print("   unsupported: " + ", ".join(f"{k} {v}" for k, v in sorted(s["unsupported"].items())))
     for why, n in s["top_dropped"].items():
         print(f"   {n:4d}  dropped: {why}")
+    by_sig: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for c in s["crashes"]:
-        print(f"   CRASH {c['file']}: {c['reason']}: {c['detail']}")
+        by_sig.setdefault((c["reason"], *c["traceback"][-3:-1]), []).append(c)
+    for crashes in by_sig.values():
+        c = crashes[0]
+        names = ", ".join(x["file"] for x in crashes)
+        print(f"   CRASH ({len(crashes)}) {c['reason']}: {c['detail']}  [{names}]")
         for line in c["traceback"][-4:]:
             print(f"         {line}")
 
