@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from havm.guest import GuestState
-from havm.lab import lab, netns, vms
+from havm.lab import daemons, lab, netns, vms
 from havm.lab.plan import LabSpec
 from havm.lab.state import LabState, netns_prefix
 from tests.lab.conftest import NETNS_REASON
@@ -93,12 +93,20 @@ def vm_lab() -> Iterator[dict[str, Any]]:
         try:
             lab.down(d)
         finally:
+            # the daemons' logs outlive the lab, for a failure's story
+            keep = os.path.join(tempfile.gettempdir(), "havm-lab-vm-logs", os.path.basename(d))
+            shutil.copytree(os.path.join(d, "nodes"), keep, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("*.sock", "*.qcow2"))
             shutil.rmtree(d, ignore_errors=True)
 
 
 def test_up_runs_both_vms_and_their_counters_advance(vm_lab):
     d, res = vm_lab["dir"], vm_lab["up"]
     state = LabState.load(d)
+    # every node survived the start-up (a controller that takes office before
+    # the membership includes every node it heard fences that node: reported)
+    dead = [n for n, rec in state.nodes.items() if not daemons.daemon_alive(rec)]
+    assert dead == [], f"nodes {dead} were killed during start-up; see their peers' havmd.log (fencing)"
     assert set(res["vms"]) == {"vm1", "vm2"} and all(res["vms"][vm] in state.nodes for vm in res["vms"])
     with open(state.config, encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
@@ -175,7 +183,7 @@ def test_no_vm_ever_ran_twice_and_down_leaves_nothing(vm_lab):
     observer: Observer = vm_lab["observer"]
     observer.stop()
     assert observer.samples >= 10, observer.errors
-    assert observer.twice == []
+    assert observer.twice == [], [(t["at"], {vm: v["copies"] for vm, v in t["vms"].items()}) for t in observer.twice]
     lab.down(d)
     prefix = netns_prefix(d)
     assert [n for n in netns.list_netns() if n.startswith(prefix)] == []

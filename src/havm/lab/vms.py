@@ -8,7 +8,7 @@ one ``type: vm`` resource per VM. Host-side settings (``run_dir``,
 ``migration_host``) are left out: each node's havmd fills in its own.
 
 The observer (``observe``) never asks havm: it lists the QEMU processes of
-every lab namespace through /proc and their QMP status (``havm.agents.observe``)
+every lab namespace through /proc and their QMP status (as ``havm.agents.observe``)
 and reads each guest's ``boot_id``/counter over the guest network, so a test
 can check that a VM never runs twice and tell a live migration (same boot_id,
 counter continues) from a restart (new boot_id, counter restored from disk).
@@ -176,18 +176,74 @@ def _owner_of(state: LabState) -> Callable[[int], str | None]:
     return owner
 
 
-def qemu_processes(state: LabState) -> list[dict[str, Any]]:
+def _qemu_guest(pid: int) -> tuple[str, str | None] | None:
+    """(VM name, observers' QMP socket) if ``pid`` is a QEMU guest started with
+    ``-name guest=...`` (as havm's agent starts them), else None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    if not args or "qemu-system" not in os.path.basename(args[0]):
+        return None
+    pairs = list(zip(args, args[1:], strict=False))
+    name = next((v.split(",")[0].removeprefix("guest=") for k, v in pairs
+                 if k == "-name" and v.startswith("guest=")), None)
+    if name is None:
+        return None
+    sockets = [v.removeprefix("unix:").split(",")[0] for k, v in pairs if k == "-qmp" and v.startswith("unix:")]
+    # the observers' monitor first: QMP serves one client per socket, the other is the agent's
+    sockets.sort(key=lambda path: not path.endswith("observe.sock"))
+    return name, (sockets[0] if sockets else None)
+
+
+def qemu_processes(state: LabState, qmp_timeout: float = 2.0) -> list[dict[str, Any]]:
     """Every QEMU guest process of the lab: {vm, node, pid, status} (status from QMP:
-    running, inmigrate, postmigrate, paused, ... or unknown)."""
-    from havm.agents.observe import qemu_copies
+    running, inmigrate, postmigrate, paused, ... or unknown).
+
+    Only this lab's processes are asked over QMP (QEMUs of other labs and
+    tests on the machine are left alone), as ``havm.agents.observe`` does for all.
+    """
+    from havm.agents.qmp import Qmp, QmpError
 
     owner = _owner_of(state)
     out = []
-    for copy in qemu_copies():
-        node = owner(copy.pid)
-        if node is not None:
-            out.append({"vm": copy.name, "node": node, "pid": copy.pid, "status": copy.status})
-    return out
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        node = owner(pid)
+        guest = _qemu_guest(pid) if node is not None else None
+        if guest is None or not process.is_alive(pid):
+            continue
+        status = "unknown"
+        if guest[1]:
+            try:
+                with Qmp(guest[1], qmp_timeout) as client:
+                    status = client.status()
+            except QmpError:
+                pass
+        out.append({"vm": guest[0], "node": node, "pid": pid, "status": status})
+    return sorted(out, key=lambda p: (p["vm"], p["pid"]))
+
+
+def _recheck_doubles(state: LabState, procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ask again about VMs seen running on two nodes.
+
+    One scan asks each QEMU in turn: during a live migration's switchover the
+    source can answer 'running' just before it pauses and the target 'running'
+    just after it resumes. A real double run stays so; a switchover does not
+    (a paused source never runs again without a resume). The second answers win.
+    """
+    counts: dict[str, int] = {}
+    for p in procs:
+        if p["status"] == "running":
+            counts[p["vm"]] = counts.get(p["vm"], 0) + 1
+    doubles = {vm for vm, n in counts.items() if n > 1}
+    if not doubles:
+        return procs
+    again = {p["pid"]: p for p in qemu_processes(state) if p["vm"] in doubles}
+    return [again.get(p["pid"], {**p, "status": "gone"}) if p["vm"] in doubles else p for p in procs]
 
 
 def observe(lab_dir: str, guests: bool = True, guest_timeout: float = 2.0) -> dict[str, Any]:
@@ -196,11 +252,13 @@ def observe(lab_dir: str, guests: bool = True, guest_timeout: float = 2.0) -> di
     ``nodes``: node -> its QEMU processes; ``vms``: VM -> {running_on (nodes
     whose copy QMP says runs the guest), copies, ip, guest ({boot_id,
     counter} or {error})}; ``twice``: VMs running on more than one node
-    (must stay empty); ``at``: UNIX time of the observation.
+    (must stay empty; confirmed by a second look, see ``_recheck_doubles``);
+    ``at``: UNIX time of the observation.
     """
     state = LabState.load(lab_dir)
     at = time.time()
     procs = qemu_processes(state)
+    procs = _recheck_doubles(state, procs)
     nodes: dict[str, list[dict[str, Any]]] = {n: [] for n in state.nodes}
     for p in procs:
         nodes[p["node"]].append({k: p[k] for k in ("vm", "pid", "status")})
