@@ -153,3 +153,34 @@ def _promote(pl: Placer, unit: Unit, nodes: list[int]) -> None:
     for i in promoted:
         pl.out.target[p][i] = "promoted"
     pl.out.scores[unit.id + "#promoted"] = score
+
+
+def top_up_clone(pl: Placer, unit: Unit) -> bool:
+    """Add instances of an anonymous clone on nodes that have room now (after the first pass)."""
+    spec = pl.spec.clones[unit.id]
+    t = pl.out.scores.get(unit.id)
+    if spec.globally_unique or t is None or pl.sit.mode != "normal":
+        return False
+    n_max = spec.clone_max if spec.clone_max is not None else pl.n
+    chosen = pl.out.unit_nodes.setdefault(unit.id, [])
+    if len(chosen) >= n_max:
+        return False
+    need = pl._need(unit.prims)
+    outer, pl.pool.priority = pl.pool.priority, unit.priority
+    try:
+        cands = sorted((i for i in range(pl.n) if i not in chosen and pl.sit.usable[i] and t.get(i) >= 0),
+                       key=lambda i: (-t.get(i), pl.pool.key(i)))
+        added = False
+        for i in cands:
+            if len(chosen) >= n_max:
+                break
+            if pl.pool.fits(i, need):
+                chosen.append(i)
+                pl.pool.take(i, need, len(unit.prims))
+                for p in unit.prims:
+                    pl.out.target.setdefault(p, {})[i] = "started"
+                added = True
+        chosen.sort()
+        return added
+    finally:
+        pl.pool.priority = outer

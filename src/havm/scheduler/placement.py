@@ -308,9 +308,14 @@ class Placer:
             for _ in range(3):
                 changed = False
                 for unit in units:
-                    if self.out.unit_nodes.get(unit.id) or self.frozen_node(unit) is not False:
+                    if self.frozen_node(unit) is not False:
                         continue
                     if any(self.out.unit_nodes.get(self.unit_of[c.rsc]) for c in self.colos_pri.get(unit.id, ())):
+                        continue
+                    if self.out.unit_nodes.get(unit.id):
+                        if unit.kind == "clone":
+                            from havm.scheduler.clones import top_up_clone
+                            changed = top_up_clone(self, unit) or changed
                         continue
                     self.done.discard(unit.id)
                     self.allocate(unit)
