@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from havm.config.load import parse_config_text
 from havm.errors import UsageError
@@ -157,3 +158,36 @@ def test_multicast_and_broadcast_labs_generate_valid_links(mode, key, value):
     assert ("route add 239.0.213.1/32 dev ring1" in per_node["n1"]) == (mode == "multicast")
     with pytest.raises(UsageError, match="need network namespaces"):
         plan_lab("/tmp/labA", LabSpec(nodes=3, link_mode=mode, netns=False), lab_octet=9, is_root=True)
+
+
+def test_vm_plan_addresses_macs_and_resources(tmp_path):
+    from havm.config.load import load_config
+    from havm.lab.plan import cluster_document
+
+    st = plan_lab(str(tmp_path), LabSpec(nodes=3, vms=2), lab_octet=0, is_root=True)
+    assert st.guest_net is not None and st.guest_net["node_bridge"] == "vmbr0"
+    assert [v["ip"] for v in st.vms.values()] == ["10.214.1.1", "10.214.1.2"]
+    assert st.vms["vm1"]["disk"] == str(tmp_path / "disks" / "vm1.qcow2")
+    again = plan_lab(str(tmp_path), LabSpec(nodes=3, vms=2), lab_octet=0, is_root=True)
+    assert again.vms == st.vms and st.vms["vm1"]["mac"] != st.vms["vm2"]["mac"]  # stable, distinct
+    st.guest_image = {"vmlinux": "/g/vmlinux", "initramfs": "/g/initramfs.cpio", "kernel_release": "6", "key": "k"}
+    doc = cluster_document(st, {"keepalive": 0.5, "warntime": 1.5, "deadtime": 3.0, "initdead": 3.0}, dummies=1)
+    assert doc["fencing"] == {"devices": [{"id": "lab-power", "agent": "lab", "params": {"lab_dir": st.dir}}]}
+    rsc = {r["id"]: r for r in doc["resources"]}
+    assert set(rsc) == {"vm1", "vm2", "dummy1"} and rsc["dummy1"]["type"] == "dummy"
+    vm2 = rsc["vm2"]
+    assert vm2["meta"] == {"allow_migrate": True, "stickiness": 100}
+    assert vm2["ops"]["monitor"]["interval"] == "2s" and vm2["ops"]["migrate_to"]["timeout"] == "120s"
+    p = vm2["params"]
+    assert p["kernel"] == "/g/vmlinux" and p["initrd"] == "/g/initramfs.cpio" and "run_dir" not in p
+    assert "havm.ip=10.214.1.2/16" in p["append"] and p["nics"] == [{"bridge": "vmbr0", "mac": st.vms["vm2"]["mac"]}]
+    # havm accepts it
+    st.save()
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(doc))
+    assert [r.id for r in load_config(str(tmp_path / "cluster.yaml"), check_key=False).config.resources] == [
+        "vm1", "vm2", "dummy1"]
+
+
+def test_vms_need_a_namespace_lab():
+    with pytest.raises(UsageError, match="namespace lab"):
+        plan_lab("/tmp/labA", LabSpec(nodes=2, netns=False, vms=1), lab_octet=30, is_root=False)
