@@ -67,6 +67,8 @@ CLASSES: dict[str, str] = {
     "promotion": "promoted instances on other nodes (or a different number of them)",
     "order-colocation": "order/colocation/group semantic difference (other node, unequal scores)",
     "stickiness-utilization": "stickiness/utilization arithmetic (other node, unequal scores)",
+    "utilization-order": "with utilization, havm on a node Pacemaker itself scores higher "
+                         "(capacity taken in another order)",
     "clone-nodes": "clone instances on other nodes (same count, unequal scores)",
     "score": "other node with unequal scores, no constraint, stickiness or utilization involved",
     "tie-invalid": "equal-score tie, but havm's placement fails check_placement.py",
@@ -80,7 +82,7 @@ IRRELEVANT_DROPS = [
     r"<acls?\b", r"<acl_", r"<tags?\b", r"<alerts?\b", r"<alert\b", r"<fencing-topology", r"<fencing-level",
     r"description", r"utilization.*no placement", r"record-pending",
     r"dc-version", r"cluster-infrastructure", r"cluster-name", r"have-watchdog", r"last-lrm-refresh",
-    r"node-health", r"notif", r"stonith", r"fence", r"port map", r"timeout", r"interval", r"on-fail",
+    r"notif", r"stonith", r"fence", r"port map", r"pcmk_host", r"timeout", r"interval",
     # ordering of clone instances only; defaults that havm has built in; names Pacemaker ignores too
     r"\bordered=", r"collocated=true", r"stop-all-resources=false", r"has no such cluster property",
     r"has no such meta option", r"restart-type", r"an nvpair needs both",
@@ -265,6 +267,8 @@ def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> 
             cls = "havm-stopped"
         elif equal_scores(rid, pn, hn):
             cls = "equal-score tie"
+        elif rel["strategy"] != "default" and _higher(scores.get(rid, {}), hn, pn):
+            cls = "utilization-order"
         elif rid in rel["related"] or rel["group_of"].get(rid) in rel["related"] or rid in rel["group_of"]:
             cls = "order-colocation"
         elif pcmk["initial"].get(rid) in (pn, hn) or rel["strategy"] != "default":
@@ -307,6 +311,11 @@ def compare(pcmk: dict[str, Any], ours: dict[str, Any], rel: dict[str, Any]) -> 
             diffs.append({"resource": cid, "pacemaker": {"promoted": sorted(pprom)},
                           "havm": {"promoted": sorted(hprom)}, "class": "promotion"})
     return diffs
+
+
+def _higher(s: dict[str, int], a: str, b: str) -> bool:
+    """Whether Pacemaker's own score on node a is above its score on node b."""
+    return a in s and b in s and s[a] > s[b]
 
 
 def _reach(rid: str, partners: dict[str, set[str]]) -> set[str]:

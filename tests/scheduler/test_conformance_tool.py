@@ -77,6 +77,12 @@ def test_other_node_with_equal_scores_is_a_tie_and_unequal_is_not() -> None:
     assert [d["class"] for d in diffs] == ["order-colocation"]
 
 
+def test_utilization_with_havm_on_a_node_pacemaker_scores_higher() -> None:
+    p = pcmk_data({"rsc1": "node1"}, {"rsc1": {"node1": 0, "node2": 100}})
+    diffs = conformance.compare(p, ours_data({"rsc1": "node2"}), {**REL, "strategy": "balanced"})
+    assert [d["class"] for d in diffs] == ["utilization-order"]
+
+
 def test_stopped_on_one_side() -> None:
     p = pcmk_data({"rsc1": None, "rsc2": "node1"}, {})
     diffs = conformance.compare(p, ours_data({"rsc1": "node1", "rsc2": None}), REL)
