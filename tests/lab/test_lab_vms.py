@@ -73,6 +73,14 @@ def where(lab_dir: str) -> dict[str, list[str]]:
     return {vm: v["running_on"] for vm, v in vms.observe(lab_dir, guests=False)["vms"].items()}
 
 
+def all_nodes_alive(lab_dir: str) -> None:
+    """Every node survived so far: a controller that takes office before the
+    membership includes every node it heard fences that node (reported)."""
+    state = LabState.load(lab_dir)
+    dead = [n for n, rec in state.nodes.items() if not daemons.daemon_alive(rec)]
+    assert dead == [], f"nodes {dead} were killed; see their peers' havmd.log (fencing)"
+
+
 def advancing(lab_dir: str, vm: str, after: GuestState, timeout: float = 30) -> GuestState:
     return vms.wait_guest_state(lab_dir, vm, timeout=timeout, newer_than=after.counter)
 
@@ -103,10 +111,7 @@ def vm_lab() -> Iterator[dict[str, Any]]:
 def test_up_runs_both_vms_and_their_counters_advance(vm_lab):
     d, res = vm_lab["dir"], vm_lab["up"]
     state = LabState.load(d)
-    # every node survived the start-up (a controller that takes office before
-    # the membership includes every node it heard fences that node: reported)
-    dead = [n for n, rec in state.nodes.items() if not daemons.daemon_alive(rec)]
-    assert dead == [], f"nodes {dead} were killed during start-up; see their peers' havmd.log (fencing)"
+    all_nodes_alive(d)
     assert set(res["vms"]) == {"vm1", "vm2"} and all(res["vms"][vm] in state.nodes for vm in res["vms"])
     with open(state.config, encoding="utf-8") as f:
         cfg = yaml.safe_load(f)
@@ -130,12 +135,13 @@ def test_up_runs_both_vms_and_their_counters_advance(vm_lab):
 
 def test_live_migration_keeps_the_guest_running(vm_lab):
     d = vm_lab["dir"]
+    all_nodes_alive(d)
     placed = {vm: nodes[0] for vm, nodes in where(d).items()}
     # away from vm1's node and from vm2's: the next test cuts vm2's node
     target = next(n for n in LabState.load(d).nodes if n not in placed.values())
     before = vms.wait_guest_state(d, "vm1")
     t0 = time.monotonic()
-    out = havm(d, "resource", "migrate", "vm1", target)
+    out = havm(d, "resource", "migrate", "vm1", target, "--timeout", "120")
     took = time.monotonic() - t0
     assert out.returncode == 0, out.stdout + out.stderr
     assert where(d)["vm1"] == [target]
@@ -147,6 +153,7 @@ def test_live_migration_keeps_the_guest_running(vm_lab):
 
 def test_power_cut_fences_and_restarts_the_vm_elsewhere(vm_lab):
     d = vm_lab["dir"]
+    all_nodes_alive(d)
     placed = {vm: nodes[0] for vm, nodes in where(d).items()}
     victim = placed["vm2"]
     assert placed["vm1"] != victim
