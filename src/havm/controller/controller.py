@@ -90,6 +90,7 @@ class Controller:
         self._abort = asyncio.Event()
         self._migrations: dict[str, dict[str, Any]] = {}  # rsc -> last migration's figures
         self._migrated_from: set[tuple[str, str]] = set()  # (rsc, source) migrated in this transition
+        self._outside_since: dict[str, float] = {}  # peer heard but not a member -> since when
 
     # -- events --
     def poke(self, reason: str = "", abort: bool = False) -> None:
@@ -132,6 +133,13 @@ class Controller:
             # within initdead some peers are not heard yet: they are neither members nor
             # dead, and treating them as unclean would fence nodes that are still booting
             return False
+        joining = self._joining(view)
+        if joining:
+            # heard but not yet a member (it does not list us yet): a node joining, or
+            # a one-way link. Wait up to deadtime for it to become a member; only then
+            # may the plan treat it as unclean (and fence it).
+            log.debug("waiting for %s to join before acting", ", ".join(joining))
+            return False
         if not self.active:
             log.info("taking office as controller: rebuilding state from %s", ", ".join(view.members))
             self.active = True
@@ -156,6 +164,23 @@ class Controller:
         result = await run_graph(tr, self._do, self._abort)
         self._record(tr, result, summary)
         return True
+
+    def _joining(self, view: MembershipView) -> list[str]:
+        """Peers alive to us but not members, for less than deadtime (then re-poke)."""
+        now = self.clock.monotonic()
+        grace = self.io.cluster_config().timing.deadtime
+        alive_outside = {p.name for p in view.peers if not p.member and p.state in ("alive", "late")}
+        for name in list(self._outside_since):
+            if name not in alive_outside:
+                del self._outside_since[name]
+        waiting = []
+        for name in sorted(alive_outside):
+            since = self._outside_since.setdefault(name, now)
+            if now - since < grace:
+                waiting.append(name)
+        if waiting:
+            asyncio.get_running_loop().call_later(grace, self.poke, "join grace over")
+        return waiting
 
     async def _refresh(self, view: MembershipView) -> bool:
         """Fetch every member's report; True when all members answered and have probed."""

@@ -1,0 +1,104 @@
+"""The controller's cycle with a fake cluster: when it may act, and what it fences."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from havm.clock import ManualClock
+from havm.config.load import parse_config_text
+from havm.controller.controller import ClusterIO, Controller
+from havm.executor.records import ActionRecord, ActionRequest
+from tests.controller.test_snapshot import CONFIG
+
+DEADTIME = 3.0  # the config's default
+
+
+@dataclass
+class Peer:
+    name: str
+    member: bool
+    state: str
+    left: bool = False
+
+
+@dataclass
+class FakeView:
+    members: tuple[str, ...]
+    peers: tuple[Peer, ...]
+    quorate: bool = True
+    controller: str | None = "n2"
+    settled: bool = True
+
+    def peer(self, name: str) -> Peer:
+        for p in self.peers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+@dataclass
+class FakeCluster(ClusterIO):
+    v: FakeView
+    fenced: list[str] = field(default_factory=list)
+    actions: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def view(self) -> Any:
+        return self.v
+
+    def cluster_config(self) -> Any:
+        return parse_config_text(CONFIG, "t.yaml").config
+
+    async def report(self, node: str) -> dict[str, Any]:
+        return {"probed": True, "states": {}}
+
+    async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+        self.actions.append((node, req.rsc, req.action))
+        return ActionRecord(node, req.rsc, req.action, 0, 0.0, 0.0, "")
+
+    async def fence(self, node: str) -> bool:
+        self.fenced.append(node)
+        return True
+
+
+def test_a_peer_that_is_heard_but_not_yet_a_member_is_not_fenced_within_deadtime():
+    # n1 is heard (alive) but does not list n2 yet: it is joining, not unclean
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "alive"), Peer("n3", True, "alive")))
+    io = FakeCluster(view)
+    clock = ManualClock()
+    ctl = Controller("n2", io, clock)
+
+    async def go() -> None:
+        assert await ctl.cycle() is False
+        clock.advance(DEADTIME / 2)
+        assert await ctl.cycle() is False
+        assert io.fenced == [] and io.actions == []
+        clock.advance(DEADTIME)  # still not a member after deadtime: a one-way link; now it is unclean
+        await ctl.cycle()
+        assert io.fenced == ["n1"]
+
+    asyncio.run(go())
+
+
+def test_a_dead_peer_is_fenced_before_its_resources_start_elsewhere():
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    io = FakeCluster(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        await ctl.cycle()
+        # n1 never reported to this controller: it may run a and b, so fence first
+        assert io.fenced == ["n1"]
+        assert sorted(r for _, r, a in io.actions if a == "start") == ["a", "b"]
+
+    asyncio.run(go())
+
+
+def test_no_action_without_quorum_or_before_settling():
+    for view in (FakeView(("n2",), (Peer("n1", False, "dead"), Peer("n3", False, "dead")), quorate=False,
+                          controller=None),
+                 FakeView(("n2", "n3"), (Peer("n1", False, "unknown"), Peer("n3", True, "alive")), settled=False)):
+        io = FakeCluster(view)
+        asyncio.run(Controller("n2", io, ManualClock()).cycle())
+        assert io.fenced == [] and io.actions == []
