@@ -22,6 +22,8 @@ Process faults:
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import time
@@ -103,6 +105,9 @@ def kill_node(lab_dir: str, node: str) -> dict[str, Any]:
     at = time.time()
     known = state.netns_inodes
     killed = process.kill_all(lambda: [p for p in daemons.node_pids(rec, known) if p not in wire])
+    # what a host keeps in /run does not survive a power cut: neither does the node's
+    # run dir (a dummy's state file, QEMU pidfiles), so after power-on nothing "still runs"
+    shutil.rmtree(os.path.join(rec.state_dir, "run"), ignore_errors=True)
     return {**_node_ref(rec), "killed": killed, "at": at}
 
 
