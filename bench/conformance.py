@@ -2,6 +2,7 @@
 """Conformance of havm's planner with Pacemaker's scheduler (crm_simulate) on the same CIBs.
 
     .venv/bin/python bench/conformance.py --cts DIR              # Pacemaker's cts/scheduler/xml
+    .venv/bin/python bench/conformance.py --cts-git PCMK.git --ref Pacemaker-2.1.5  # same, from git
     .venv/bin/python bench/conformance.py --generated            # gen_cib.py scenarios, small sizes
     .venv/bin/python bench/conformance.py FILE.xml... --verbose  # per-file results
     .venv/bin/python bench/conformance.py --cts DIR --json out.json
@@ -205,8 +206,8 @@ def cib_relations(path: str) -> dict[str, Any]:
         partners.setdefault(a, set()).add(b)
         partners.setdefault(b, set()).add(a)
 
-    for member, g in group_of.items():
-        link(member, g)
+    for member, gid in group_of.items():
+        link(member, gid)
     for c in root.iter("rsc_colocation"):
         if c.get("rsc") and c.get("with-rsc"):
             link(c.get("rsc", ""), c.get("with-rsc", ""))
@@ -346,7 +347,7 @@ def validity(path: str, pcmk: dict[str, Any], ours: dict[str, Any], check_mod: A
     for cid in c["clones"]:
         v = ours["placement"].get(havm_id(cid))
         if isinstance(v, list):
-            clones[cid] = [node_back.get(n, n) for n in v]
+            clones[cid] = [str(node_back.get(n, n)) for n in v]
     violations, _ = check_mod.check(c, placement, clones)
     return list(violations)
 
@@ -527,6 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", help="CIB files")
     ap.add_argument("--cts", metavar="DIR", help="a directory of CIBs (Pacemaker's cts/scheduler/xml)")
+    ap.add_argument("--cts-git", metavar="GITDIR", help="take cts/scheduler/xml from this Pacemaker git "
+                    "directory at --ref (extracted to a temporary directory)")
+    ap.add_argument("--ref", default="Pacemaker-2.1.5", help="tag or commit for --cts-git (default: "
+                    "Pacemaker-2.1.5, the version of Debian 12's crm_simulate)")
     ap.add_argument("--generated", action="store_true", help="gen_cib.py scenarios at small sizes")
     ap.add_argument("--sizes", default="3x10,5x30", help="sizes for --generated (default 3x10,5x30)")
     ap.add_argument("--seeds", default="1,2,3", help="seeds for --generated (default 1,2,3)")
@@ -543,6 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.cts:
         sets.append((f"cts ({a.cts})", sorted(glob.glob(os.path.join(a.cts, "*.xml")))))
     tmp = None
+    cts_tmp = None
+    if a.cts_git:
+        cts_tmp = tempfile.TemporaryDirectory(prefix="havm-cts-")
+        archive = subprocess.run(["git", "--git-dir", a.cts_git, "archive", a.ref, "cts/scheduler/xml"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", cts_tmp.name], input=archive, check=True)
+        xml_dir = os.path.join(cts_tmp.name, "cts", "scheduler", "xml")
+        sets.append((f"cts ({a.ref})", sorted(glob.glob(os.path.join(xml_dir, "*.xml")))))
     if a.generated:
         tmp = tempfile.TemporaryDirectory(prefix="havm-conformance-")
         sizes = [tuple(int(x) for x in s.split("x")) for s in a.sizes.split(",")]
@@ -551,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.files:
         sets.append(("files", a.files))
     if not sets:
-        ap.error("give CIB files, --cts DIR or --generated")
+        ap.error("give CIB files, --cts DIR, --cts-git GITDIR or --generated")
     if a.limit:
         sets = [(t, f[: a.limit]) for t, f in sets]
 
@@ -569,8 +582,9 @@ def main(argv: list[str] | None = None) -> int:
             if a.json != "-":
                 print_summary(title, s)
             report["sets"][title] = {"summary": s, "results": sorted(results, key=lambda r: r["file"])}
-    if tmp is not None:
-        tmp.cleanup()
+    for t in (tmp, cts_tmp):
+        if t is not None:
+            t.cleanup()
     if a.json:
         data = json.dumps(report, indent=1, default=str)
         if a.json == "-":
