@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
@@ -33,28 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from havm.daemon.client import Client  # noqa: E402
 from havm.errors import HavmError  # noqa: E402
 from havm.lab import control, lab  # noqa: E402
+from havm.lab.logs import first  # noqa: E402
 from havm.lab.plan import LabSpec  # noqa: E402
 from havm.lab.state import config_of, nodes_of, socket_of  # noqa: E402
-
-STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+) "
-
-
-def ts(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def log_lines(lab_dir: str, node: str) -> list[str]:
-    p = Path(lab_dir) / "nodes" / node / "havmd.log"
-    return p.read_text(errors="replace").splitlines() if p.exists() else []
-
-
-def find(lines: list[str], pattern: str) -> tuple[float, re.Match[str]] | None:
-    rx = re.compile(STAMP + pattern)
-    for line in lines:
-        m = rx.match(line)
-        if m:
-            return ts(m.group(1)), m
-    return None
 
 
 def status(lab_dir: str, node: str) -> dict:
@@ -134,31 +113,28 @@ def main() -> int:
                       and all(len(v) == 1 for v in x.values()) and x, 60, "all resources running")
             victim = pl["d1"][0]
             survivors = [n for n in names if n != victim]
-            marks = {n: len(log_lines(lab_dir, n)) for n in survivors}
             t_kill = time.time()
             control.kill_node(lab_dir, victim)
+
             def recovered(survivors: list[str] = survivors, victim: str = victim) -> str | None:
                 x = placement(lab_dir, survivors)
                 return x["d1"][0] if x and x.get("d1") and x["d1"][0] != victim else None
 
             new = wait(recovered, 60, "d1 recovered")
             time.sleep(0.3)  # let the log lines land
-            logs = {n: log_lines(lab_dir, n)[marks[n]:] for n in survivors}
-            ctl = next((n for n in survivors
-                        if find(logs[n], r"havm\.controller \w+: transition: .*start d1 on")), None)
-            if ctl is None:
-                raise SystemExit("no transition starting d1 in the survivors' logs:\n"
-                                 + "\n".join(f"{n}: {line}" for n in survivors for line in logs[n][-30:]))
-            t_dead = find(logs[ctl], rf"havm\.membership \w+: peer {victim} is dead")
-            t_plan = find(logs[ctl], r"havm\.controller \w+: transition: .*start d1 on")
-            started = find(logs[new], r"havm\.executor \w+: start d1: rc=0 \(success\) in ([\d.]+)s")
-            fence_a = find(logs[ctl], rf"havm\.controller \w+: fencing {victim}")
-            fence_b = find(logs[ctl], rf"havm\.controller \w+: fenced {victim}: confirmed off")
+            t_plan = first(lab_dir, r"havm\.controller \w+: transition: .*start d1 on", t_kill, survivors)
+            if t_plan is None:
+                raise SystemExit("no transition starting d1 in the survivors' logs")
+            ctl = t_plan.node
+            t_dead = first(lab_dir, rf"havm\.membership \w+: peer {victim} is dead", t_kill, [ctl])
+            started = first(lab_dir, r"havm\.executor \w+: start d1: rc=0 \(success\) in ([\d.]+)s", t_kill, [new])
+            fence_a = first(lab_dir, rf"havm\.controller \w+: fencing {victim}", t_kill, [ctl])
+            fence_b = first(lab_dir, rf"havm\.controller \w+: fenced {victim}: confirmed off", t_kill, [ctl])
             assert t_dead and t_plan and started, (victim, ctl, new)
             row = {"victim": victim, "controller": ctl,
-                   "detection": t_dead[0] - t_kill, "decision": t_plan[0] - t_dead[0],
-                   "fencing": (fence_b[0] - fence_a[0]) if (fence_a and fence_b) else None,
-                   "start": float(started[1].group(3)), "total": started[0] - t_kill}
+                   "detection": t_dead.at - t_kill, "decision": t_plan.at - t_dead.at,
+                   "fencing": (fence_b.at - fence_a.at) if (fence_a and fence_b) else None,
+                   "start": float(started.match.group(3)), "total": started.at - t_kill}
             rows.append(row)
             print(f"kill {k + 1:2d}: {victim} -> d1 on {new}: detection {row['detection'] * 1000:.0f}ms, "
                   f"decision {row['decision'] * 1000:.0f}ms"

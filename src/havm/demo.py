@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
-from pathlib import Path
 from typing import Any
+
+from havm.lab.logs import first
 
 
 def havm(*args: str, check: bool = True, show: bool = False) -> Any:
@@ -86,19 +85,6 @@ def guest(lab_dir: str, vm: str) -> dict[str, Any]:
     return vms(lab_dir).get(vm, {}).get("guest") or {}
 
 
-def log_time(lab_dir: str, pattern: str, after: float) -> tuple[float, re.Match[str]] | None:
-    rx = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ " + pattern)
-    best: tuple[float, re.Match[str]] | None = None
-    for log in Path(lab_dir, "nodes").glob("*/havmd.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            m = rx.match(line)
-            if m:
-                t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-                if t >= after and (best is None or t < best[0]):
-                    best = (t, m)
-    return best
-
-
 def step(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
@@ -135,15 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         havm("--lab", lab_dir, "resource", "migrate", "vm1", dst, show=True)
         total = time.monotonic() - t0
         after = guest(lab_dir, "vm1")
-        mig = log_time(lab_dir, r"havm\.controller \w+: migrated vm1 \S+ -> \S+ \(QEMU downtime (\S+) ms, "
-                                r"total (\S+) ms\)", t_mig - 1)
+        mig = first(lab_dir, r"havm\.controller \w+: migrated vm1 \S+ -> \S+ \(QEMU downtime (\S+) ms, "
+                             r"total (\S+) ms\)", t_mig - 1)
         same = before.get("boot_id") == after.get("boot_id")
         print(f"vm1 on {src}: boot {str(before.get('boot_id'))[:8]} counter {before.get('counter')}  ->  "
               f"on {dst}: boot {str(after.get('boot_id'))[:8]} counter {after.get('counter')}  "
               f"({'same guest, counter continued' if same else 'DIFFERENT BOOT: not a live migration'})")
         figures["live migration, havm command end to end"] = f"{total:.2f} s"
         if mig:
-            figures["live migration, QEMU downtime / QEMU total"] = f"{mig[1].group(2)} ms / {mig[1].group(3)} ms"
+            figures["live migration, QEMU downtime / QEMU total"] = f"{mig.match.group(3)} ms / {mig.match.group(4)} ms"
         havm("--lab", lab_dir, "resource", "clear", "vm1", "--no-wait")
 
         step("failover: power-cut the node running vm2 (the cluster fences it, then restarts vm2)")
@@ -164,15 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vm2 on {victim}: boot {str(before.get('boot_id'))[:8]} counter {before.get('counter')}  ->  "
               f"on {new}: boot {str(after.get('boot_id'))[:8]} counter {after.get('counter')} "
               f"(a cold restart: new boot, counter restored from its disk)")
-        dead = log_time(lab_dir, rf"havm\.membership \w+: peer {victim} is dead", t_kill)
-        fenced = log_time(lab_dir, rf"havm\.controller \w+: fenced {victim}: confirmed off", t_kill)
-        started = log_time(lab_dir, r"havm\.executor \w+: start vm2: rc=0", t_kill)
+        dead = first(lab_dir, rf"havm\.membership \w+: peer {victim} is dead", t_kill)
+        fenced = first(lab_dir, rf"havm\.controller \w+: fenced {victim}: confirmed off", t_kill)
+        started = first(lab_dir, r"havm\.executor \w+: start vm2: rc=0", t_kill)
         if dead:
-            figures["failover: kill -> node declared dead"] = f"{dead[0] - t_kill:.2f} s"
+            figures["failover: kill -> node declared dead"] = f"{dead.at - t_kill:.2f} s"
         if dead and fenced:
-            figures["failover: dead -> fenced (lab power switch)"] = f"{fenced[0] - dead[0]:.2f} s"
+            figures["failover: dead -> fenced (lab power switch)"] = f"{fenced.at - dead.at:.2f} s"
         if started:
-            figures["failover: kill -> vm2 started on a survivor"] = f"{started[0] - t_kill:.2f} s"
+            figures["failover: kill -> vm2 started on a survivor"] = f"{started.at - t_kill:.2f} s"
         figures["failover: kill -> vm2's guest answers again"] = f"{t_back - t_kill:.2f} s"
         havm("--lab", lab_dir, "status", show=True)
     finally:

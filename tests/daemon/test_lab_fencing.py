@@ -4,13 +4,11 @@ controller included), its resources start elsewhere only after it is fenced."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ import yaml
 from havm.daemon.client import Client
 from havm.errors import HavmError
 from havm.lab import control, lab
+from havm.lab.logs import first
 from havm.lab.plan import LabSpec
 from havm.lab.state import config_of, socket_of
 
@@ -26,20 +25,6 @@ pytestmark = [pytest.mark.lab]
 
 if os.geteuid() != 0 or shutil.which("ip") is None:
     pytest.skip("needs root and iproute2 for network namespaces", allow_module_level=True)
-
-STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\S+) "
-
-
-def events(d: str, pattern: str) -> list[tuple[float, str, re.Match[str]]]:
-    rx = re.compile(STAMP + pattern)
-    out = []
-    for log in Path(d, "nodes").glob("*/havmd.log"):
-        for line in log.read_text(errors="replace").splitlines():
-            m = rx.match(line)
-            if m:
-                out.append((datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), m.group(2), m))
-    return sorted(out, key=lambda e: e[0])
-
 
 def placement(d: str, nodes: list[str]) -> dict[str, list[str]] | None:
     for n in nodes:
@@ -93,11 +78,10 @@ def test_recovery_waits_for_the_fence(lab_dir, victim):
     survivors = [n for n in names if n != victim]
     wait(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
          60, f"{lost} recovered")
-    fenced = [e for e in events(d, rf"havm\.controller \w+: fenced {victim}: confirmed off") if e[0] >= t_kill]
+    fenced = first(d, rf"havm\.controller \w+: fenced {victim}: confirmed off", after=t_kill)
     assert fenced, "the dead node was never fenced"
     for rsc in lost:
-        starts = [e for e in events(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s")
-                  if e[0] >= t_kill]
-        assert starts, f"{rsc} never started again"
-        began = starts[0][0] - float(starts[0][2].group(3))  # the line is logged when the start ends
-        assert began >= fenced[0][0] - 0.002, (rsc, began, fenced[0][0])
+        start = first(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s", after=t_kill)
+        assert start, f"{rsc} never started again"
+        began = start.at - float(start.match.group(3))  # the line is logged when the start ends
+        assert began >= fenced.at - 0.002, (rsc, began, fenced.at)
