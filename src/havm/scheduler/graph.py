@@ -67,8 +67,8 @@ class GraphBuilder:
             for inst_id in sit.instances.get(p, (p,)):
                 frozen = sit.frozen.get(inst_id, set())
                 cur_all = sit.current.get(inst_id, {})
-                cur = {i: rec.role or "started" for i, rec in cur_all.items()
-                       if sit.healthy[i] and i not in frozen}
+                cur: dict[int, str] = {i: rec.role or "started" for i, rec in cur_all.items()
+                                       if sit.healthy[i] and i not in frozen}
                 tgt = {i: r for i, r in out.target.get(inst_id, {}).items() if i not in frozen}
                 inst = Inst(inst_id, p, self.pl.unit_of[p], cur, tgt)
                 inst.implied = {i for i in cur_all if sit.unclean[i] and i not in frozen}
@@ -264,7 +264,7 @@ class GraphBuilder:
                         self.edge(self.down.get(ib.id, {}).get(x), act)
 
     def _collect(self, prims: tuple[str, ...], table: dict[str, dict[int, str]]) -> list[tuple[int, str]]:
-        out = []
+        out: list[tuple[int, str]] = []
         for p in prims:
             for inst in self.by_prim.get(p, ()):
                 out.extend(table.get(inst.id, {}).items())

@@ -81,9 +81,9 @@ class Placer:
             self.locs.setdefault(self.unit_of[loc.rsc], []).append(loc)
         self.colos_dep: dict[str, list[ColocationSpec]] = {}
         self.colos_pri: dict[str, list[ColocationSpec]] = {}
-        loop_of = _colocation_loops([(self.unit_of[c.rsc], self.unit_of[c.with_rsc]) for c in spec.colocations])
-        for c in spec.colocations:
-            d, p = self.unit_of[c.rsc], self.unit_of[c.with_rsc]
+        loop_of = _colocation_loops([(self.unit_of[col.rsc], self.unit_of[col.with_rsc]) for col in spec.colocations])
+        for col in spec.colocations:
+            d, p = self.unit_of[col.rsc], self.unit_of[col.with_rsc]
             if d == p:
                 continue  # inside one group or clone: already together
             if d in loop_of and loop_of[d] == loop_of.get(p) and self.units[p].index > self.units[d].index:
@@ -92,8 +92,8 @@ class Placer:
                 # loop a resource follows only those before it in the config. (Mandatory
                 # colocations still hold: the repair pass enforces them.)
                 continue
-            self.colos_dep.setdefault(d, []).append(c)
-            self.colos_pri.setdefault(p, []).append(c)
+            self.colos_dep.setdefault(d, []).append(col)
+            self.colos_pri.setdefault(p, []).append(col)
         # mandatory orders by their 'then' unit, unless 'first' is colocated with 'then'
         # (then 'then' must be placed first and the repair pass decides)
         self.firsts: dict[str, list[OrderSpec]] = {}
@@ -160,9 +160,9 @@ class Placer:
             recs = self.state.resources.get(inst)
             if recs:
                 for node, rec in recs.items():
-                    i = sit.index.get(node)
-                    if i is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
-                        t.add_node(i, -INFINITY)
+                    ni = sit.index.get(node)
+                    if ni is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
+                        t.add_node(ni, -INFINITY)
         if spec.target_role == "stopped":
             t.add_all(-INFINITY)
         return t

@@ -65,8 +65,8 @@ class Situation:
         for p, prim in spec.primitives.items():
             for inst in self.instances.get(p, (p,)):
                 here: dict[int, ResourceState] = {}
-                for node, rec in state.on(inst).items():
-                    i = self.index.get(node)
+                for node_name, rec in state.on(inst).items():
+                    i = self.index.get(node_name)
                     if i is None or not rec.running or self.status[i] == "offline":
                         continue
                     here[i] = rec
