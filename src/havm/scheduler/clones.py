@@ -150,8 +150,20 @@ def _promote(pl: Placer, unit: Unit, nodes: list[int]) -> None:
         promoted.append(i)
     promoted.sort()
     pl.out.promoted[unit.id] = promoted
-    for i in promoted:
-        pl.out.target[p][i] = "promoted"
+    if p in pl.out.target:
+        for i in promoted:
+            pl.out.target[p][i] = "promoted"
+    else:
+        # globally unique: targets are kept per instance (p:0, p:1, ...); promote one
+        # instance on each chosen node
+        left = list(promoted)
+        for inst in sit.instances.get(p, ()):
+            tgt = pl.out.target.get(inst, {})
+            for i in sorted(tgt):
+                if i in left:
+                    tgt[i] = "promoted"
+                    left.remove(i)
+                    break
     pl.out.scores[unit.id + "#promoted"] = score
 
 
