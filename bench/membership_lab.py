@@ -91,7 +91,8 @@ def cmd_detect(args: argparse.Namespace, lab_dir: str) -> dict:
         control.kill_daemon(lab_dir, victim)
         seen: dict[str, float] = {}
 
-        def all_seen() -> bool:
+        def all_seen(survivors: list[str] = survivors, seen: dict[str, float] = seen,
+                     marks: dict[str, int] = marks, victim: str = victim, t_kill: float = t_kill) -> bool:
             for n in survivors:
                 if n in seen:
                     continue
