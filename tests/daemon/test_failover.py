@@ -94,3 +94,20 @@ def test_minority_partition_stops_its_resources(cluster):
     cluster.wait(lambda: where(cluster, "n1") and all(v == [] for v in where(cluster, "n1").values()),
                  timeout=20, what="n1 stops everything")
     assert not list((cluster.root / "n1" / "state" / "run" / "dummy").glob("*.state"))
+
+
+def test_a_daemon_restarted_alone_stops_what_still_runs_there(cluster):
+    cluster.start_all()
+    placed = cluster.wait(lambda: all_placed(cluster), timeout=30, what="every resource started")
+    home = placed["d1"][0]
+    # the other two go away, and home's daemon restarts (its resources keep running):
+    # it never has quorum in its new life, and must still stop them
+    for n in cluster.names:
+        if n != home:
+            cluster.kill(n)
+    cluster.kill(home)
+    run = cluster.root / home / "state" / "run" / "dummy"
+    assert list(run.glob("*.state")), "the resources should still run after the daemon died"
+    cluster.start(home)
+    cluster.wait(lambda: not list(run.glob("*.state")), timeout=30, what=f"{home} to stop everything")
+    assert not cluster.status(home)["quorum"]["quorate"]

@@ -113,16 +113,24 @@ class NodeDaemon(ClusterIO):
                     await self._guarded(self._on_view(view))
                 except TimeoutError:
                     pass
+                self._enforce_quorum(self.view())
                 await self._guarded(self.sync_config())
         finally:
             await self._shutdown()
+
+    def _enforce_quorum(self, view: MembershipView) -> None:
+        """Without quorum (once membership has settled), nothing may keep running here:
+        also covers a node that never had quorum since it started, e.g. a daemon
+        restarted inside a minority while its resources kept running."""
+        if not view.quorate and view.settled and self.local.running():
+            self.local.quorum_lost(self.config.properties.no_quorum_policy)
 
     async def _on_view(self, view: MembershipView) -> None:
         old = self._last_view
         self._last_view = view
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
-            self.local.quorum_lost(self.config.properties.no_quorum_policy)
+        self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
         for n in joined:
             self.controller.node_seen(n)
