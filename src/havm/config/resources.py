@@ -85,6 +85,9 @@ def _check_agent(value: str) -> str:
 AgentType = Annotated[str, BeforeValidator(lambda v: _check_agent(v) if isinstance(v, str) else v)]
 
 
+_KNOWN_KEYS: dict[type, frozenset[str]] = {}
+
+
 class Section(Strict):
     """Strict model whose unknown keys are reported with the list of allowed ones."""
 
@@ -92,7 +95,10 @@ class Section(Strict):
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = [k for k in data if k not in cls.model_fields]
+            known = _KNOWN_KEYS.get(cls)
+            if known is None:  # computed once per class: this runs for every item of a large config
+                known = _KNOWN_KEYS[cls] = frozenset(cls.model_fields)
+            unknown = [k for k in data if k not in known]
             if unknown:
                 allowed = ", ".join(cls.model_fields)
                 names = ", ".join(repr(k) for k in unknown)
