@@ -162,11 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         figures["failover: kill -> vm2's guest answers again"] = f"{t_back - t_kill:.2f} s"
         havm("--lab", lab_dir, "status", show=True)
     finally:
-        if observer is not None:
-            observer.stop()
-        if not args.keep:
-            subprocess.run([sys.executable, "-m", "havm.cli.main", "lab", "down", "--dir", lab_dir],
-                           capture_output=True, timeout=120)
+        try:
+            if observer is not None:
+                observer.stop()
+        finally:  # the lab goes down whatever happened above
+            if not args.keep:
+                subprocess.run([sys.executable, "-m", "havm.cli.main", "lab", "down", "--dir", lab_dir],
+                               capture_output=True, timeout=120)
     step("measured in this run")
     for k, v in figures.items():
         print(f"  {k:<48} {v}")
