@@ -136,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         victim = where(lab_dir, "vm2")
         assert victim is not None, "vm2 is not running"
         before = guest(lab_dir, "vm2")
+        print(f"\n$ havm lab kill {victim} --dir {lab_dir}", flush=True)
         t_kill = time.time()
-        havm("lab", "kill", victim, "--dir", lab_dir, show=True)
+        killed = havm("lab", "kill", victim, "--dir", lab_dir)
+        t_kill = float(killed.get("at", t_kill))  # when the power went off, not when the command began
+        print(f"{victim}: power cut, {len(killed.get('killed', []))} processes killed", flush=True)
         deadline = time.monotonic() + 180
         new = None
         while time.monotonic() < deadline:
