@@ -6,12 +6,14 @@ ports (694 for heartbeats, 7694 for the API) without colliding with others.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,19 @@ class LoopbackCluster:
                    for s in sts) and len({s["controller"] for s in sts}) == 1
 
 
-def sigterm_all_on_exit(cluster: LoopbackCluster) -> None:
+def kill_leftovers(cluster: LoopbackCluster) -> None:
+    """SIGKILL the process group of any daemon that did not stop (ours, by pid)."""
     for p in cluster.procs.values():
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def loopback_cluster(root: Path, n: int = 3, **kwargs: Any) -> Iterator[LoopbackCluster]:
+    """A LoopbackCluster that is stopped (and its leftovers killed) however the test ends."""
+    c = LoopbackCluster(root, n, **kwargs)
+    try:
+        yield c
+    finally:
+        c.stop_all()
+        kill_leftovers(c)

@@ -8,17 +8,13 @@ import pytest
 
 from havm.commands.cluster import ApplyConfig
 from havm.errors import ConfigError, Conflict
-from tests.daemon.cluster_proc import LoopbackCluster, sigterm_all_on_exit
+from tests.daemon.cluster_proc import loopback_cluster
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LoopbackCluster(tmp_path / "c", 3)
-    try:
+    with loopback_cluster(tmp_path / "c") as c:
         yield c
-    finally:
-        c.stop_all()
-        sigterm_all_on_exit(c)
 
 
 def test_three_daemons_converge_and_agree(cluster):

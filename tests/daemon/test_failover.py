@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from tests.daemon.cluster_proc import LoopbackCluster, sigterm_all_on_exit
+from tests.daemon.cluster_proc import LoopbackCluster, loopback_cluster
 
 RESOURCES = """\
 properties:
@@ -27,12 +27,8 @@ constraints:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LoopbackCluster(tmp_path / "c", 3, extra=RESOURCES)
-    try:
+    with loopback_cluster(tmp_path / "c", extra=RESOURCES) as c:
         yield c
-    finally:
-        c.stop_all()
-        sigterm_all_on_exit(c)
 
 
 def where(c: LoopbackCluster, name: str | None = None) -> dict[str, list[str]]:

@@ -10,19 +10,15 @@ import pytest
 
 from havm.config.load import load_config, read_key
 from havm.membership.packet import Heartbeat, MessageType, PacketCodec
-from tests.daemon.cluster_proc import LoopbackCluster, sigterm_all_on_exit
+from tests.daemon.cluster_proc import loopback_cluster
 
 ROUNDS = 20
 
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LoopbackCluster(tmp_path / "c", 3, keepalive=0.2, deadtime=1.2)
-    try:
+    with loopback_cluster(tmp_path / "c", keepalive=0.2, deadtime=1.2) as c:
         yield c
-    finally:
-        c.stop_all()
-        sigterm_all_on_exit(c)
 
 
 def test_hostile_packets_are_dropped_counted_and_change_nothing(cluster):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from havm.commands.edits import edit
-from tests.daemon.cluster_proc import LoopbackCluster, sigterm_all_on_exit
+from tests.daemon.cluster_proc import LoopbackCluster, loopback_cluster
 
 RESOURCES = """\
 properties:
@@ -24,12 +24,8 @@ resources:
 
 @pytest.fixture
 def cluster(tmp_path):
-    c = LoopbackCluster(tmp_path / "c", 3, extra=RESOURCES)
-    try:
+    with loopback_cluster(tmp_path / "c", extra=RESOURCES) as c:
         yield c
-    finally:
-        c.stop_all()
-        sigterm_all_on_exit(c)
 
 
 def havm(c: LoopbackCluster, *args: str, node: str = "n2") -> dict:
