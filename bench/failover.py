@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Failover time on a real lab: kill -9 the node that hosts d1; when does d1 run elsewhere?
+"""Failover time on a real lab: kill -9 the node that hosts d1 (or vm1 with --vm); when does it run elsewhere?
 
 For each kill (power cut of the whole node: daemon and resources), from the
 daemons' logs (all on this machine's clock):
@@ -74,8 +74,9 @@ def configure(lab_dir: str, count: int, fencing: bool) -> None:
 
     doc = yaml.safe_load(Path(config_of(lab_dir)).read_text())
     doc.setdefault("properties", {})["fencing_enabled"] = fencing
-    doc["resources"] = [{"id": f"d{i}", "type": "dummy", "ops": {"monitor": {"interval": "1s"}}}
-                        for i in range(1, count + 1)]
+    keep = [r for r in doc.get("resources", []) if r.get("type") == "vm"]  # the lab's guests, if any
+    doc["resources"] = keep + [{"id": f"d{i}", "type": "dummy", "ops": {"monitor": {"interval": "1s"}}}
+                               for i in range(1, count + 1)]
     if fencing and not doc.get("fencing", {}).get("devices"):
         doc["fencing"] = {"devices": [{"id": "lab-power", "agent": "lab", "params": {"lab_dir": lab_dir}}]}
     path = Path(lab_dir) / "with-resources.yaml"
@@ -94,6 +95,8 @@ def main() -> int:
     p.add_argument("--keepalive", type=float, default=0.2)
     p.add_argument("--deadtime", type=float, default=1.0)
     p.add_argument("--fencing", action="store_true", help="fence through the lab's power switch first")
+    p.add_argument("--vm", action="store_true",
+                   help="also run a real QEMU guest vm1 and kill the node that hosts it (not d1)")
     p.add_argument("--dir", default=None)
     args = p.parse_args()
     if os.geteuid() != 0:
@@ -103,31 +106,34 @@ def main() -> int:
     rows = []
     try:
         lab.up(lab_dir, LabSpec(nodes=args.nodes, links=2, keepalive=args.keepalive, deadtime=args.deadtime,
-                                initdead=max(3.0, args.deadtime)), wait=True, timeout=120)
+                                initdead=max(3.0, args.deadtime), vms=1 if args.vm else 0),
+               wait=True, timeout=120, vm_timeout=240)
         names = nodes_of(lab_dir)
         configure(lab_dir, args.resources, args.fencing)
-        want = {f"d{i}" for i in range(1, args.resources + 1)}
+        want = {f"d{i}" for i in range(1, args.resources + 1)} | ({"vm1"} if args.vm else set())
+        track = "vm1" if args.vm else "d1"
         for k in range(args.kills):
             wait(lambda: all_members(lab_dir, names), 60, "every node a member")
             pl = wait(lambda: (x := placement(lab_dir, names)) and set(x) == want
                       and all(len(v) == 1 for v in x.values()) and x, 60, "all resources running")
-            victim = pl["d1"][0]
+            victim = pl[track][0]
             survivors = [n for n in names if n != victim]
             t_kill = time.time()
             control.kill_node(lab_dir, victim)
 
             def recovered(survivors: list[str] = survivors, victim: str = victim) -> str | None:
                 x = placement(lab_dir, survivors)
-                return x["d1"][0] if x and x.get("d1") and x["d1"][0] != victim else None
+                return x[track][0] if x and x.get(track) and x[track][0] != victim else None
 
-            new = wait(recovered, 60, "d1 recovered")
+            new = wait(recovered, 120, f"{track} recovered")
             time.sleep(0.3)  # let the log lines land
-            t_plan = first(lab_dir, r"havm\.controller \w+: transition: .*start d1 on", t_kill, survivors)
+            t_plan = first(lab_dir, rf"havm\.controller \w+: transition: .*start {track} on", t_kill, survivors)
             if t_plan is None:
-                raise SystemExit("no transition starting d1 in the survivors' logs")
+                raise SystemExit(f"no transition starting {track} in the survivors' logs")
             ctl = t_plan.node
             t_dead = first(lab_dir, rf"havm\.membership \w+: peer {victim} is dead", t_kill, [ctl])
-            started = first(lab_dir, r"havm\.executor \w+: start d1: rc=0 \(success\) in ([\d.]+)s", t_kill, [new])
+            started = first(lab_dir, rf"havm\.executor \w+: start {track}: rc=0 \(success\) in ([\d.]+)s", t_kill,
+                            [new])
             fence_a = first(lab_dir, rf"havm\.controller \w+: fencing {victim}", t_kill, [ctl])
             fence_b = first(lab_dir, rf"havm\.controller \w+: fenced {victim}: confirmed off", t_kill, [ctl])
             assert t_dead and t_plan and started, (victim, ctl, new)
@@ -136,11 +142,11 @@ def main() -> int:
                    "fencing": (fence_b.at - fence_a.at) if (fence_a and fence_b) else None,
                    "start": float(started.match.group(3)), "total": started.at - t_kill}
             rows.append(row)
-            print(f"kill {k + 1:2d}: {victim} -> d1 on {new}: detection {row['detection'] * 1000:.0f}ms, "
+            print(f"kill {k + 1:2d}: {victim} -> {track} on {new}: detection {row['detection'] * 1000:.0f}ms, "
                   f"decision {row['decision'] * 1000:.0f}ms"
                   + (f", fencing {row['fencing'] * 1000:.0f}ms" if row["fencing"] is not None else "")
                   + f", start {row['start'] * 1000:.0f}ms, total {row['total'] * 1000:.0f}ms", flush=True)
-            control.start_node(lab_dir, victim, wait=True, timeout=60)
+            control.start_node(lab_dir, victim, wait=True, timeout=90)
     finally:
         lab.down(lab_dir)
 
@@ -150,7 +156,8 @@ def main() -> int:
             return None
         return {"median_ms": round(statistics.median(vals) * 1000, 1), "max_ms": round(max(vals) * 1000, 1)}
 
-    summary = {"bench": "failover", "nodes": args.nodes, "resources": args.resources, "kills": len(rows),
+    summary = {"bench": "failover", "nodes": args.nodes, "resources": args.resources, "tracked": track,
+               "kills": len(rows),
                "keepalive": args.keepalive, "deadtime": args.deadtime, "fencing": args.fencing,
                **{k: stat(k) for k in ("detection", "decision", "fencing", "start", "total")}}
     print(json.dumps(summary))

@@ -27,13 +27,26 @@ if os.geteuid() != 0 or shutil.which("ip") is None:
     pytest.skip("needs root and iproute2 for network namespaces", allow_module_level=True)
 
 def placement(d: str, nodes: list[str]) -> dict[str, list[str]] | None:
+    """Where each resource runs, or None while anything is still in flight."""
     for n in nodes:
         try:
             st = Client(socket_path=socket_of(d, n), timeout=5).request("GET", "/v1/status")
-            return {r["id"]: r["nodes"] for r in st["resources"]}
         except HavmError:
             continue
+        if any(r["in_flight"] for r in st["resources"]):
+            return None
+        return {r["id"]: r["nodes"] for r in st["resources"]}
     return None
+
+
+def settled(d: str, nodes: list[str]) -> dict[str, list[str]] | None:
+    """A placement that holds for a second: no transition is moving anything (a kill must
+    not race a move that was already under way, which would start things legitimately)."""
+    first_look = placement(d, nodes)
+    if not first_look or len(first_look) != 6 or not all(len(v) == 1 for v in first_look.values()):
+        return None
+    time.sleep(1.0)
+    return first_look if placement(d, nodes) == first_look else None
 
 
 def wait(cond, timeout: float, what: str):
@@ -53,7 +66,7 @@ def lab_dir():
         lab.up(d, LabSpec(nodes=3, links=2, keepalive=0.2, deadtime=1.0, initdead=3), wait=True, timeout=90)
         doc = yaml.safe_load(Path(config_of(d)).read_text())
         doc.setdefault("properties", {})["fencing_enabled"] = True
-        doc["resources"] = [{"id": f"d{i}", "type": "dummy"} for i in range(1, 7)]
+        doc["resources"] = [{"id": f"d{i}", "type": "dummy", "meta": {"stickiness": 100}} for i in range(1, 7)]
         if not doc.get("fencing", {}).get("devices"):
             doc["fencing"] = {"devices": [{"id": "lab-power", "agent": "lab", "params": {"lab_dir": d}}]}
         Path(d, "with.yaml").write_text(yaml.safe_dump(doc))
@@ -69,8 +82,7 @@ def lab_dir():
 def test_recovery_waits_for_the_fence(lab_dir, victim):
     d = lab_dir
     names = ["n1", "n2", "n3"]
-    pl = wait(lambda: (p := placement(d, names)) and all(len(v) == 1 for v in p.values()) and len(p) == 6 and p,
-              90, "all resources running")
+    pl = wait(lambda: settled(d, names), 90, "all resources running, nothing moving")
     lost = sorted(r for r, nodes in pl.items() if nodes == [victim])
     assert lost, pl
     t_kill = time.time()
