@@ -20,6 +20,7 @@ from havm.lab import control, lab
 from havm.lab.logs import first
 from havm.lab.plan import LabSpec
 from havm.lab.state import config_of, socket_of
+from tests.daemon.waiting import wait_until
 
 pytestmark = [pytest.mark.lab]
 
@@ -49,14 +50,6 @@ def settled(d: str, nodes: list[str]) -> dict[str, list[str]] | None:
     return first_look if placement(d, nodes) == first_look else None
 
 
-def wait(cond, timeout: float, what: str):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -82,13 +75,13 @@ def lab_dir():
 def test_recovery_waits_for_the_fence(lab_dir, victim):
     d = lab_dir
     names = ["n1", "n2", "n3"]
-    pl = wait(lambda: settled(d, names), 90, "all resources running, nothing moving")
+    pl = wait_until(lambda: settled(d, names), 90, "all resources running, nothing moving")
     lost = sorted(r for r, nodes in pl.items() if nodes == [victim])
     assert lost, pl
     t_kill = time.time()
     control.kill_node(d, victim)
     survivors = [n for n in names if n != victim]
-    wait(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
+    wait_until(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
          60, f"{lost} recovered")
     fenced = first(d, rf"havm\.controller \w+: fenced {victim}: confirmed off", after=t_kill)
     assert fenced, "the dead node was never fenced"

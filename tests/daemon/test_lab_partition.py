@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from havm.errors import HavmError
 from havm.lab import control, lab
 from havm.lab.plan import LabSpec
 from havm.lab.state import config_of, socket_of
+from tests.daemon.waiting import wait_until
 
 pytestmark = [pytest.mark.lab]
 
@@ -38,18 +38,6 @@ def status(d: str, n: str) -> dict:
     return Client(socket_path=socket_of(d, n), timeout=5).request("GET", "/v1/status")
 
 
-def wait(cond, timeout: float, what: str):
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < timeout:
-        try:
-            last = cond()
-            if last:
-                return last
-        except HavmError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 def views(d: str) -> dict[str, dict]:
@@ -65,9 +53,9 @@ def one_cluster(d: str) -> bool:
 
 def test_partition_two_plus_one_then_heal(lab_dir):
     d = lab_dir
-    wait(lambda: one_cluster(d), 60, "one cluster")
+    wait_until(lambda: one_cluster(d), 60, "one cluster")
     control.partition(d, ["n1,n2", "n3"])
-    wait(lambda: (v := views(d)) and v["n1"]["members"] == ["n1", "n2"] and v["n3"]["members"] == ["n3"],
+    wait_until(lambda: (v := views(d)) and v["n1"]["members"] == ["n1", "n2"] and v["n3"]["members"] == ["n3"],
          20, "the partition to show")
     v = views(d)
     assert v["n1"]["quorum"]["quorate"] and v["n2"]["quorum"]["quorate"]
@@ -82,7 +70,7 @@ def test_partition_two_plus_one_then_heal(lab_dir):
         Client(socket_path=socket_of(d, "n3"), timeout=30).run(ApplyConfig(text=text + "# minority\n"))
     assert ei.value.code == "no-quorum"
     control.heal(d)
-    wait(lambda: one_cluster(d), 30, "one cluster after the heal")
+    wait_until(lambda: one_cluster(d), 30, "one cluster after the heal")
     v = views(d)
     assert {s["config"]["epoch"] for s in v.values()} == {r["version"][1]}
     assert v["n3"]["controller"] == "n1"

@@ -10,17 +10,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from havm.daemon.client import Client
-from havm.errors import HavmError
 from havm.lab import lab, vms
 from havm.lab.plan import LabSpec
 from havm.lab.state import socket_of
+from tests.daemon.waiting import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.qemu, pytest.mark.slow]
 
@@ -33,18 +32,6 @@ def placement(d: str) -> dict[str, list[str]]:
     return {r["id"]: r["nodes"] for r in st["resources"] if not r["in_flight"]}
 
 
-def wait(cond, timeout: float, what: str):
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < timeout:
-        try:
-            last = cond()
-            if last:
-                return last
-        except (HavmError, OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 def havm(d: str, *args: str) -> dict:
@@ -84,7 +71,7 @@ def vm_lab():
 
 def test_constraints_standby_drain_and_failback(vm_lab):
     d = vm_lab
-    wait(lambda: all(placement(d).get(r) == n for r, n in WANT.items()), 240, "placement as constrained")
+    wait_until(lambda: all(placement(d).get(r) == n for r, n in WANT.items()), 240, "placement as constrained")
     boot = vms.wait_guest_state(d, "vm1", timeout=120).boot_id
     havm(d, "node", "standby", "n2")
     assert all("n2" not in r["nodes"] for r in Client(socket_path=socket_of(d, "n1"), timeout=10)
@@ -93,6 +80,6 @@ def test_constraints_standby_drain_and_failback(vm_lab):
     assert state.boot_id == boot  # drained by live migration, not a restart
     assert placement(d)["vip"] == placement(d)["vm1"]  # the IP follows its VM
     havm(d, "node", "online", "n2")
-    wait(lambda: placement(d).get("vm1") == ["n2"], 120, "vm1 back on n2 (auto-failback)")
+    wait_until(lambda: placement(d).get("vm1") == ["n2"], 120, "vm1 back on n2 (auto-failback)")
     assert vms.wait_guest_state(d, "vm1", timeout=60).boot_id == boot  # back by live migration too
     assert not vms.observe(d, guests=False)["twice"]

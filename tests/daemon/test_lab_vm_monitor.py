@@ -9,17 +9,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from havm.daemon.client import Client
-from havm.errors import HavmError
 from havm.lab import lab, vms
 from havm.lab.plan import LabSpec
 from havm.lab.state import socket_of
+from tests.daemon.waiting import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.qemu, pytest.mark.slow]
 
@@ -27,17 +26,6 @@ if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("qemu-system-
     pytest.skip("needs root, iproute2 and qemu-system-x86_64", allow_module_level=True)
 
 
-def wait(cond, timeout: float, what: str):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            v = cond()
-            if v:
-                return v
-        except (HavmError, OSError, ValueError):
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def vm1(d: str) -> dict:
@@ -71,15 +59,15 @@ def vm_lab():
 
 def test_killed_qemu_restarts_in_place_then_moves_after_the_threshold(vm_lab):
     d = vm_lab
-    home = wait(lambda: (r := vm1(d))["nodes"] and not r["in_flight"] and r["nodes"][0], 120, "vm1 running")
+    home = wait_until(lambda: (r := vm1(d))["nodes"] and not r["in_flight"] and r["nodes"][0], 120, "vm1 running")
     boot0 = vms.wait_guest_state(d, "vm1", timeout=120).boot_id
     os.kill(qemu_pid(d, home), signal.SIGKILL)  # the guest dies behind havm's back
-    wait(lambda: (r := vm1(d))["failcounts"].get(home) == 1 and r["nodes"] == [home] and not r["in_flight"],
+    wait_until(lambda: (r := vm1(d))["failcounts"].get(home) == 1 and r["nodes"] == [home] and not r["in_flight"],
          120, "vm1 restarted in place with one failure counted")
     boot1 = vms.wait_guest_state(d, "vm1", timeout=120).boot_id
     assert boot1 != boot0  # a restart, not the same guest
     os.kill(qemu_pid(d, home), signal.SIGKILL)  # second failure: reaches migration_threshold 2
-    moved = wait(lambda: (r := vm1(d))["nodes"] and r["nodes"][0] != home and not r["in_flight"] and r["nodes"][0],
+    moved = wait_until(lambda: (r := vm1(d))["nodes"] and r["nodes"][0] != home and not r["in_flight"] and r["nodes"][0],
                  120, "vm1 moved away after the threshold")
     assert moved != home
     assert vms.wait_guest_state(d, "vm1", timeout=120).boot_id not in (boot0, boot1)
