@@ -4,6 +4,7 @@ through the daemon's process group. Needs no root."""
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -103,4 +104,9 @@ def test_daemon_env_is_kept_across_restarts(lab_dir):
     control.start_node(lab_dir, "n1", wait=False)
     rec = LabState.load(lab_dir).nodes["n1"]
     assert len(rec.groups) == 2
+    # right after the fork /proc/PID/environ can still be empty (the exec has not happened):
+    # look again for a bounded while
+    deadline = time.monotonic() + 10
+    while b"HAVM_TEST_FLAG=on" not in process.environ(rec.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert b"HAVM_TEST_FLAG=on" in process.environ(rec.pid)
