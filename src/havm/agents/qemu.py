@@ -94,13 +94,22 @@ class QemuAgent(Agent):
                 return f"nics[{i}]: bridge {nic.bridge} does not exist on this node"
         return None
 
-    def validate(self) -> AgentResult:
+    def _not_ready(self, log: ActionLog) -> AgentResult | None:
+        """Why this VM cannot run here at all (bad parameters, or something missing on
+        this node), or None: the shared first check of validate, start and migrate_prepare."""
         failure = self._config_failure()
         if failure:
             return failure
         missing = self._missing_here()
         if missing:
-            return AgentResult(OCF.ERR_INSTALLED, missing)
+            log(missing)
+            return log.result(OCF.ERR_INSTALLED)
+        return None
+
+    def validate(self) -> AgentResult:
+        not_ready = self._not_ready(ActionLog())
+        if not_ready:
+            return not_ready
         return AgentResult(OCF.SUCCESS, f"{self.spec.name}: valid")
 
     def meta_data(self) -> str:
@@ -167,13 +176,9 @@ class QemuAgent(Agent):
     # ---------------------------------------------------------------- actions
     def start(self, progress: Progress | None = None) -> AgentResult:
         log = ActionLog(progress)
-        failure = self._config_failure()
-        if failure:
-            return failure
-        missing = self._missing_here()
-        if missing:
-            log(missing)
-            return log.result(OCF.ERR_INSTALLED)
+        not_ready = self._not_ready(log)
+        if not_ready:
+            return not_ready
         pid = self._pid()
         if pid is not None:
             try:
@@ -302,13 +307,9 @@ class QemuAgent(Agent):
 
     def migrate_prepare(self, source: str, progress: Progress | None = None) -> AgentResult:
         log = ActionLog(progress)
-        failure = self._config_failure()
-        if failure:
-            return failure
-        missing = self._missing_here()
-        if missing:
-            log(missing)
-            return log.result(OCF.ERR_INSTALLED)
+        not_ready = self._not_ready(log)
+        if not_ready:
+            return not_ready
         spec = self.spec
         pid = self._pid()
         if pid is not None:
