@@ -127,20 +127,15 @@ def edit(text: str, op: str, target: str, node: str | None = None) -> str:
             _set_meta(item, "is_managed", None)
         elif op == "resource-unmanage":
             _set_meta(item, "is_managed", False)
-        elif op == "resource-move":
+        elif op in ("resource-move", "resource-ban"):
             if not node:
-                raise UsageError("move needs a node")
+                raise UsageError(f"{op[len('resource-'):]} needs a node")
             _find_node(doc, node)
-            cid = f"cli-prefer-{target}"
+            # a move replaces the resource's one preference; a ban is one per node
+            cid, score = ((f"cli-prefer-{target}", "INFINITY") if op == "resource-move"
+                          else (f"cli-ban-{target}-{node}", "-INFINITY"))
             _drop_constraints(doc, lambda c: isinstance(c, dict) and c.get("id") == cid)
-            _constraints(doc).append(_location(target, cid, node, "INFINITY"))
-        elif op == "resource-ban":
-            if not node:
-                raise UsageError("ban needs a node")
-            _find_node(doc, node)
-            cid = f"cli-ban-{target}-{node}"
-            _drop_constraints(doc, lambda c: isinstance(c, dict) and c.get("id") == cid)
-            _constraints(doc).append(_location(target, cid, node, "-INFINITY"))
+            _constraints(doc).append(_location(target, cid, node, score))
         elif op == "resource-clear":
             ids = (f"cli-prefer-{target}", f"cli-ban-{target}-")
             _drop_constraints(doc, lambda c: isinstance(c, dict) and isinstance(c.get("id"), str)
