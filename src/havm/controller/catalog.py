@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from havm.config.resources import AGENT_ALIASES, Clone, Group, Primitive
+from havm.config.resources import AGENT_ALIASES, walk_primitives
 from havm.config.schema import ClusterConfig
 from havm.executor.records import ActionRequest
 
@@ -39,19 +38,9 @@ class PrimitiveRun:
         return self.request("monitor", interval=self.monitor_interval)
 
 
-def _walk(items: list[Any]) -> Iterator[Primitive]:
-    for item in items:
-        if isinstance(item, Primitive):
-            yield item
-        elif isinstance(item, Group):
-            yield from item.resources
-        elif isinstance(item, Clone):
-            yield from _walk([item.resource])
-
-
 def catalog(config: ClusterConfig) -> dict[str, PrimitiveRun]:
     out: dict[str, PrimitiveRun] = {}
-    for p in _walk(list(config.resources)):
+    for p, _group, _clone in walk_primitives(list(config.resources)):
         timeouts: dict[str, float] = {str(name): op.timeout for name, op in p.ops.items()}
         monitor = p.ops.get("monitor")
         interval = monitor.interval if monitor is not None else 10.0

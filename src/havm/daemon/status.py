@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from havm.config.resources import walk_primitives
 from havm.config.schema import ClusterConfig
 from havm.controller.catalog import catalog
 from havm.membership.view import MembershipView
@@ -113,12 +114,4 @@ def resources_view(config: ClusterConfig, reports: Mapping[str, Mapping[str, Any
 
 
 def _is_clone(config: ClusterConfig, rsc: str) -> bool:
-    from havm.config.resources import Clone, Group, Primitive
-
-    for r in config.resources:
-        if isinstance(r, Clone):
-            inner = r.resource
-            ids = [p.id for p in inner.resources] if isinstance(inner, Group) else [inner.id]
-            if isinstance(inner, Primitive | Group) and rsc in ids:
-                return True
-    return False
+    return any(p.id == rsc and clone is not None for p, _group, clone in walk_primitives(list(config.resources)))
