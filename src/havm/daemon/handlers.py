@@ -10,6 +10,7 @@ only once a majority of votes hold it.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -86,12 +87,18 @@ class CommandHandlers:
         # A new controller may not hold the newest configuration yet: catch up
         # first, so a change is never based on (and never overwrites) a stale one.
         await d.sync_config()
-        text = make_text(d.replica.current.text)
+        old_text = d.replica.current.text
+        text = make_text(old_text)
         before = d.replica.version
         stored = d.replica.propose(text, by=by, now=d.clock.wall(), base=base, force=force, comment=comment)
         changed = stored.version != before
         if changed:
             d.adopted()
+            diff = "".join(difflib.unified_diff(old_text.splitlines(True), stored.text.splitlines(True),
+                                                f"config {before.short()}", f"config {stored.version.short()}"))
+            d.events.emit("config.changed", f"configuration {stored.version.short()} by {by}"
+                          f"{': ' + comment if comment else ''}", version=stored.version.to_wire(), by=by,
+                          comment=comment, diff=diff[:20000])
         acked, missing = await d.push(stored)
         votes = {n.name: n.votes for n in d.config.nodes}
         total = sum(votes.values())

@@ -36,6 +36,7 @@ from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
 from havm.daemon.status import build_status, resources_view
 from havm.errors import HavmError, UsageError
+from havm.events import EventLog
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 from havm.fencing.device import fence_node
 from havm.membership import next_generation
@@ -62,6 +63,7 @@ class NodeDaemon(ClusterIO):
         if node not in self.config.node_names:
             raise UsageError(f"node {node!r} is not in the configuration (nodes: {', '.join(self.config.node_names)})")
         self.started_at = self.clock.wall()
+        self.events = EventLog(node, os.path.join(state_dir, "events.jsonl"), self.clock)
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -106,6 +108,8 @@ class NodeDaemon(ClusterIO):
         self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
+        self.events.emit("daemon.started", f"havmd {self.node} started (config {self.replica.version.short()})",
+                         config=self.replica.version.to_wire())
         try:
             while not self._stop.is_set():
                 try:
@@ -130,6 +134,7 @@ class NodeDaemon(ClusterIO):
         self._last_view = view
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
+        self._record_view(old, view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
         for n in joined:
@@ -138,8 +143,24 @@ class NodeDaemon(ClusterIO):
             view.members, view.quorate, view.controller)
         self.controller.poke("membership", abort=changed)
 
+    def _record_view(self, old: MembershipView | None, view: MembershipView) -> None:
+        before = set(old.members) if old else {self.node}
+        for n in sorted(set(view.members) - before):
+            self.events.emit("node.join", f"{n} joined", target=n, members=list(view.members))
+        for n in sorted(before - set(view.members)):
+            self.events.emit("node.leave", f"{n} left or was lost", target=n, members=list(view.members))
+        was_quorate = bool(old and old.quorate)
+        if view.quorate != was_quorate and (old is not None or view.quorate):
+            kind = "quorum.gained" if view.quorate else "quorum.lost"
+            self.events.emit(kind, f"{'quorum' if view.quorate else 'no quorum'}: {view.quorum_reason}",
+                             members=list(view.members))
+        if view.controller is not None and view.controller != (old.controller if old else None):
+            self.events.emit("controller.changed", f"controller is {view.controller}", target=view.controller)
+
     def _local_changed(self, st: LocalState) -> None:
         """A resource here changed (e.g. a monitor failed): tell the controller now."""
+        self.events.emit("resource.changed", f"{st.rsc} is {st.role} on {self.node}", rsc=st.rsc,
+                         role=st.role)
         view = self.view()
         if view.controller == self.node:
             self.controller.poke(f"{st.rsc} is {st.role} here")
@@ -209,6 +230,7 @@ class NodeDaemon(ClusterIO):
         except FileNotFoundError:
             pass
         log.info("havmd %s stopped", self.node)
+        self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
 
     # -- membership helpers --
     def view(self) -> Any:
@@ -308,6 +330,18 @@ class NodeDaemon(ClusterIO):
                                         "/internal/resources")
 
     async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+        try:
+            rec = await self._execute_on(node, req)
+        except HavmError as e:
+            self.events.emit("action", f"{req.action} {req.rsc} on {node}: {e}", rsc=req.rsc, op=req.action,
+                             target=node, ok=False, rc=None, error=str(e))
+            raise
+        self.events.emit("action", f"{req.action} {req.rsc} on {node}: "
+                         f"{'ok' if rec.ok else 'failed rc=' + str(rec.rc)} ({rec.duration:.2f}s)",
+                         rsc=req.rsc, op=req.action, target=node, ok=rec.ok, rc=rec.rc, duration=rec.duration)
+        return rec
+
+    async def _execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
         if node == self.node:
             return await self.local.execute(req)
         data = await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "POST",
@@ -315,7 +349,11 @@ class NodeDaemon(ClusterIO):
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
 
     async def fence(self, node: str) -> bool:
-        return await fence_node(list(self.config.fencing.devices), node)
+        started = self.clock.wall()
+        ok = await fence_node(list(self.config.fencing.devices), node)
+        self.events.emit("fence", f"fencing {node}: {'confirmed off' if ok else 'FAILED'}", target=node, ok=ok,
+                         duration=self.clock.wall() - started)
+        return ok
 
     # -- status --
     async def gather_reports(self, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
