@@ -74,3 +74,11 @@ def test_errors_name_the_field(params, field):
         spec_from_params({**BASE, **params})
     assert info.value.field == field
     assert str(info.value).startswith(f"{field}: ")
+
+
+def test_disk_locking_off_is_passed_to_qemu_and_checked():
+    spec = spec_from_params({**BASE, "disks": [{"path": "/srv/vm1.qcow2", "locking": "off"}]})
+    assert ",file.locking=off" in " ".join(qemu_argv(spec))
+    assert "locking" not in " ".join(qemu_argv(spec_from_params({**BASE, "disks": ["/srv/vm1.qcow2"]})))
+    with pytest.raises(VmSpecError, match=r"disks\[0\].locking"):
+        spec_from_params({**BASE, "disks": [{"path": "/srv/vm1.qcow2", "locking": "maybe"}]})

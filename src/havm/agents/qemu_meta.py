@@ -8,7 +8,8 @@ _PARAMS = (
     ("kernel", "string", "", "Kernel to boot directly (ELF vmlinux for microvm)"),
     ("initrd", "string", "", "Initramfs"),
     ("append", "string", "", "Kernel command line"),
-    ("disks", "list", "", "Disks on shared storage: path, format (raw|qcow2), readonly, cache"),
+    ("disks", "list", "", "Disks on shared storage: path, format (raw|qcow2), readonly, cache, "
+                          "locking (auto|on|off)"),
     ("nics", "list", "", "NICs: bridge, mac, tap, or user: true with hostfwd"),
     ("xen_config", "string", "", "Read the VM from a classic xm/xl config file"),
     ("run_dir", "string", "/run/havm/qemu", "Per-node directory of pidfile, QMP socket, serial log"),

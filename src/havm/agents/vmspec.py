@@ -47,6 +47,10 @@ class DiskSpec:
     readonly: bool = False
     cache: str = "writeback"
     target: str = ""  # the name the guest config used (xvda, vdb...); informational
+    # QEMU's image locking (auto|on|off). Its locks only bind processes of one
+    # kernel (or storage that honours them): off models shared storage without
+    # them (a SAN LUN), e.g. for a lab whose fault campaign must test havm, not QEMU.
+    locking: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,11 @@ def _disk(raw: Any, index: int) -> DiskSpec:
     cache = str(raw.get("cache", "writeback"))
     if cache not in ("writeback", "none", "writethrough", "directsync", "unsafe"):
         raise VmSpecError(f"{where}.cache", f"unknown cache mode {cache!r}")
+    locking = str(raw.get("locking", "auto"))
+    if locking not in ("auto", "on", "off"):
+        raise VmSpecError(f"{where}.locking", f"expected auto, on or off, got {locking!r}")
     return DiskSpec(path=path, format=fmt, readonly=bool(raw.get("readonly", False)),
-                    cache=cache, target=str(raw.get("target", "")))
+                    cache=cache, target=str(raw.get("target", "")), locking=locking)
 
 
 def _nic(raw: Any, index: int, vm_name: str) -> NicSpec:
@@ -280,6 +287,8 @@ def qemu_argv(spec: VmSpec, incoming: bool = False) -> list[str]:
         opts = f"file={disk.path},format={disk.format},if=none,id=disk{i},cache={disk.cache}"
         if disk.readonly:
             opts += ",readonly=on"
+        if disk.locking != "auto":
+            opts += f",file.locking={disk.locking}"
         argv += ["-drive", opts, "-device", f"virtio-blk-{bus},drive=disk{i}"]
         if i == 0 and not spec.kernel:
             argv[-1] += ",bootindex=0"
