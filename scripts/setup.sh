@@ -12,6 +12,7 @@ APT_PACKAGES=(
   iproute2 iptables iputils-ping procps psmisc util-linux
   openipmi ipmitool fence-agents resource-agents pacemaker-cli-utils
   e2fsprogs libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
+  chromium  # the dashboard's Playwright tests drive Debian's browser (no browser downloads)
 )
 
 missing=()
