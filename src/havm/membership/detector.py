@@ -21,11 +21,13 @@ not one per link.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from havm.config.cluster import Timing
+from havm.membership.view import LATENESS_BOUNDS
 
 
 class PeerStatus(StrEnum):
@@ -72,6 +74,10 @@ class _Peer:
     status: PeerStatus = PeerStatus.UNKNOWN
     links: list[LinkStatus] = field(default_factory=list)
     left: bool = False
+    # per link: how late each heartbeat arrived (gap since the previous one minus
+    # keepalive), counted per LATENESS_BOUNDS bucket, and the sum (for metrics)
+    late_counts: list[list[int]] = field(default_factory=list)
+    late_total: list[float] = field(default_factory=list)
 
 
 class FailureDetector:
@@ -94,7 +100,9 @@ class FailureDetector:
         for name in wanted:
             if name not in self._peers:
                 self._peers[name] = _Peer([None] * len(self.links),
-                                          links=[LinkStatus.UNKNOWN] * len(self.links))
+                                          links=[LinkStatus.UNKNOWN] * len(self.links),
+                                          late_counts=[[0] * (len(LATENESS_BOUNDS) + 1) for _ in self.links],
+                                          late_total=[0.0] * len(self.links))
         if now > self.start and any(p.status == PeerStatus.UNKNOWN for p in self._peers.values()):
             # A peer added by a config change deserves initdead from now, not from our start.
             self.start = now
@@ -103,6 +111,10 @@ class FailureDetector:
         """A valid packet of ``peer`` arrived on ``link``; returns the changes it causes."""
         state = self._peers[peer]
         previous = state.last[link]
+        if previous is not None and now > previous:
+            lateness = now - previous - self.timing.keepalive
+            state.late_counts[link][bisect.bisect_left(LATENESS_BOUNDS, lateness)] += 1
+            state.late_total[link] += lateness
         state.last[link] = now if previous is None else max(previous, now)
         state.left = False
         return self._evaluate_peer(peer, state, now)
@@ -133,6 +145,14 @@ class FailureDetector:
 
     def has_left(self, peer: str) -> bool:
         return self._peers[peer].left
+
+    def last_heard_on(self, peer: str, link: int) -> float | None:
+        return self._peers[peer].last[link]
+
+    def receive_lateness(self, peer: str, link: int) -> tuple[tuple[int, ...], float]:
+        """Per LATENESS_BOUNDS bucket (not cumulative), how late heartbeats arrived on ``link``; and their sum."""
+        state = self._peers[peer]
+        return tuple(state.late_counts[link]), state.late_total[link]
 
     def last_heard(self, peer: str) -> float | None:
         heard = [t for t in self._peers[peer].last if t is not None]

@@ -39,7 +39,10 @@ from havm.membership.replay import ReplayGuard, Verdict
 from havm.membership.tiebreak import PingProber, Prober
 from havm.membership.transport import Transport
 from havm.membership.view import (
+    LATENESS_BOUNDS,
+    LATENESS_LABELS,
     JitterStats,
+    Lateness,
     LinkView,
     MembershipView,
     PeerView,
@@ -54,8 +57,8 @@ log = logging.getLogger("havm.membership")
 
 MAX_APP_INFO_BYTES = 400
 JITTER_WINDOW = 240  # rounds: two minutes at the default keepalive
-JITTER_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
-JITTER_LABELS = ("1ms", "5ms", "10ms", "50ms", "100ms", "500ms", "1s", "inf")
+JITTER_BOUNDS = LATENESS_BOUNDS
+JITTER_LABELS = LATENESS_LABELS
 Subscriber = Callable[[MembershipView], None]
 DROP_LOG_INTERVAL = 60.0
 # Drops worth a warning (rate-limited), and what they usually mean.
@@ -107,6 +110,7 @@ class MembershipService:
                          "send_errors": 0, "own_packets": 0}
         self._jitter: deque[float] = deque(maxlen=JITTER_WINDOW)
         self._jitter_histogram = [0] * (len(JITTER_BOUNDS) + 1)
+        self._jitter_total = 0.0
         self._app: dict[str, Any] = {}
         self._app_error_logged = False
         self._stopping: asyncio.Event | None = None
@@ -256,6 +260,7 @@ class MembershipService:
                 lateness = now - self._next_send
                 self._jitter.append(lateness)
                 self._jitter_histogram[bisect.bisect_left(JITTER_BOUNDS, lateness)] += 1
+                self._jitter_total += lateness
                 self._send_round(MessageType.HEARTBEAT, now, app)
                 # Fixed cadence: the next round is due one keepalive after the
                 # *scheduled* time, so late wake-ups do not accumulate drift;
@@ -439,7 +444,8 @@ class MembershipService:
                 generation=info.generation, restarts=info.restarts, left=det.has_left(name),
                 hears=hb.hears if hb else (), members=hb.members if hb else (),
                 quorate=hb.quorate if hb else None, app=hb.app if hb else {},
-                clock_offset=info.clock_offset))
+                clock_offset=info.clock_offset, link_ages=self._link_ages(name, link_names, now),
+                receive_lateness=self._receive_lateness(name, link_names)))
         links = []
         for i, lk in enumerate(self.config.links):
             statuses = [det.link_status(p, i) for p in det.peers]
@@ -453,7 +459,8 @@ class MembershipService:
         jitter = sorted(self._jitter)
         histogram = dict(zip(JITTER_LABELS, self._jitter_histogram, strict=True))
         jitter_stats = JitterStats(len(jitter), statistics.median(jitter), jitter[int(0.99 * (len(jitter) - 1))],
-                                   jitter[-1], histogram) if jitter else JitterStats(histogram=histogram)
+                                   jitter[-1], histogram, self._jitter_total) if jitter else JitterStats(
+                                       histogram=histogram, total=self._jitter_total)
         return MembershipView(
             node=self.node, cluster=self.config.cluster, generation=self.generation, seq=self._seq,
             at=self.clock.wall(), uptime=now - self._started, members=tuple(sorted(members)),
@@ -462,6 +469,20 @@ class MembershipService:
             agreed=views_agree(self.node, members, reported), settled=det.settled(),
             peers=tuple(peers), links=tuple(links),
             traffic=Traffic(drops=dict(self._drops), **self._traffic), jitter=jitter_stats)
+
+    def _link_ages(self, peer: str, link_names: list[str], now: float) -> dict[str, float | None]:
+        ages: dict[str, float | None] = {}
+        for i, lk in enumerate(link_names):
+            last = self._detector.last_heard_on(peer, i)
+            ages[lk] = None if last is None else now - last
+        return ages
+
+    def _receive_lateness(self, peer: str, link_names: list[str]) -> dict[str, Lateness]:
+        out = {}
+        for i, lk in enumerate(link_names):
+            counts, total = self._detector.receive_lateness(peer, i)
+            out[lk] = Lateness(dict(zip(LATENESS_LABELS, counts, strict=True)), total)
+        return out
 
     def _publish(self, now: float) -> None:
         with self._lock:

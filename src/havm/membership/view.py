@@ -40,6 +40,10 @@ from typing import Any
 
 from havm.config.schema import ClusterConfig
 
+#: upper bounds (seconds) of the send and receive lateness histograms, and their labels
+LATENESS_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+LATENESS_LABELS = ("1ms", "5ms", "10ms", "50ms", "100ms", "500ms", "1s", "inf")
+
 
 @dataclass(frozen=True)
 class QuorumDecision:
@@ -109,6 +113,19 @@ class PeerView:
     # one-way delay. Seconds here mean unsynchronised clocks (fix NTP: logs and
     # fencing records of the two nodes will not line up).
     clock_offset: float | None = None
+    # Per link: seconds since its latest heartbeat there (None: never heard there), and
+    # how late each heartbeat arrived there (the gap since the previous one minus
+    # keepalive; a lost packet shows as one keepalive late). For metrics.
+    link_ages: Mapping[str, float | None] = field(default_factory=dict)
+    receive_lateness: Mapping[str, Lateness] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """Counts per upper bound (``LATENESS_LABELS``, not cumulative) since start, and their sum."""
+
+    histogram: Mapping[str, int] = field(default_factory=dict)
+    total: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,7 @@ class JitterStats:
     p99: float = 0.0
     max: float = 0.0
     histogram: Mapping[str, int] = field(default_factory=dict)
+    total: float = 0.0  # sum of every round's lateness since start (histogram's sum)
 
 
 @dataclass(frozen=True)
