@@ -1,4 +1,4 @@
-"""havm status: a one-shot (or --watch) view in the spirit of crm_mon."""
+"""havm status: a one-shot view in the spirit of crm_mon; --watch is live (cli/watch.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from havm.cli.target import connect
 from havm.commands.cluster import GetStatus
+from havm.daemon.client import Client
 from havm.errors import HavmError
 
 
@@ -19,11 +21,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Show the cluster as one node sees it: quorum, controller, members, each node's "
                     "state and per-link health, dropped-packet counters, configuration version and "
                     "resources. Works against any node (--lab DIR --node N, --socket, --config).",
-        epilog="--json prints the status document described in docs/status.md (schema 1).")
+        epilog="--json prints the status document described in docs/status.md (schema 1). "
+               "--watch on a terminal is a full-screen live view (q quits) that also lists what "
+               "changed since it started (failures, nodes lost, resources moved); on a pipe it "
+               "prints the status every --interval seconds (--json: one document per line).")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
-    p.add_argument("--watch", "-w", action="store_true", help="refresh until interrupted")
+    p.add_argument("--watch", "-w", action="store_true", help="live view until q / Ctrl-C")
     p.add_argument("--interval", type=float, default=1.0, help="refresh interval for --watch (seconds)")
+    p.add_argument("--count", type=int, default=None, metavar="N",
+                   help="with --watch on a pipe or with --json: stop after N refreshes")
     p.set_defaults(func=cmd_status)
+
+
+def _fetcher(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
+    """fetch() for the watch loops: reuses the daemon that answered, finds another when it stops."""
+    client: Client | None = None
+    timeout = max(2.0, 2 * args.interval)
+
+    def fetch() -> dict[str, Any]:
+        nonlocal client
+        if client is None:
+            _, client = connect(args)
+        try:
+            return client.run(GetStatus(), timeout=timeout)  # type: ignore[no-any-return]
+        except HavmError:
+            client = None
+            raise
+    return fetch
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -34,19 +58,31 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = client.run(GetStatus())
         print(json.dumps(st, indent=2) if args.json else render(st))
         return 0
-    while True:
+    fetch = _fetcher(args)
+    if args.json:
+        return _watch_json(fetch, args.interval, args.count)
+    if sys.stdout.isatty() and sys.stdin.isatty() and args.count is None:
+        from havm.cli.watch import run_curses
+
+        return run_curses(fetch, args.interval, render)
+    from havm.cli.watch import run_plain
+
+    return run_plain(fetch, args.interval, render, sys.stdout, count=args.count)
+
+
+def _watch_json(fetch: Callable[[], dict[str, Any]], interval: float, count: int | None) -> int:
+    """One status document per line (errors as {"error": ...} lines), for scripts."""
+    done = 0
+    while count is None or done < count:
         try:
-            _, client = connect(args)
-            st = client.run(GetStatus())
-            out = json.dumps(st) if args.json else render(st)
+            out = json.dumps(fetch())
         except HavmError as e:
-            out = f"havm: {e}"
-        if args.json:
-            print(out, flush=True)
-        else:
-            sys.stdout.write("\x1b[H\x1b[2J" + time.strftime("%H:%M:%S  ") + out + "\n")
-            sys.stdout.flush()
-        time.sleep(args.interval)
+            out = json.dumps({"error": {"code": e.code, "message": str(e)}})
+        print(out, flush=True)
+        done += 1
+        if count is None or done < count:
+            time.sleep(interval)
+    return 0
 
 
 def _age(s: float | None) -> str:

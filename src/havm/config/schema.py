@@ -6,7 +6,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
-from havm.config.fencing import Fencing
+from havm.config.fencing import Fencing, check_fencing
 from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
 from havm.config.types import Name
 
@@ -63,10 +63,6 @@ class ClusterConfig(Strict):
                 if addr in owners:
                     problems.append(f"nodes {owners[addr]!r} and {n.name!r} share address {addr} on link {lk}")
                 owners[addr] = n.name
-        for dev in self.fencing.devices:
-            unknown = [n for n in dev.nodes or [] if n not in seen]
-            if unknown:
-                problems.append(f"fence device {dev.id!r} names unknown node(s) {', '.join(unknown)}")
         if self.quorum.two_node and len(self.nodes) != 2:
             problems.append(f"quorum.two_node is only for clusters of exactly 2 nodes, this one has {len(self.nodes)}")
         if sum(n.votes for n in self.nodes) == 0:
@@ -80,6 +76,7 @@ class ClusterConfig(Strict):
         # Raised as a ValidationError so each problem keeps its own location
         # (constraints[3].with) and hence its own line in the loader's report.
         problems = check_references(self.resources, self.constraints, self.node_names)
+        problems += check_fencing(self.fencing, self.node_names)
         if problems:
             raise ValidationError.from_exception_data("ClusterConfig", [
                 InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)

@@ -38,7 +38,9 @@ from havm.daemon.status import build_status, resources_view
 from havm.errors import HavmError, UsageError
 from havm.events import EventLog
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
-from havm.fencing.device import fence_node
+from havm.fencing.history import HISTORY_FILE, FenceHistory
+from havm.fencing.policy import Fencer
+from havm.fencing.records import FenceAttempt, FenceOutcome
 from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
@@ -84,6 +86,8 @@ class NodeDaemon(ClusterIO):
         self.run_dir = run_dir or os.path.join(state_dir, "run")
         self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
         self.controller = Controller(node, self, self.clock)
+        self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
+                             self.clock, on_attempt=self._fence_attempted)
         self.handlers = CommandHandlers(self)
         self._last_view: MembershipView | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -349,11 +353,17 @@ class NodeDaemon(ClusterIO):
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
 
     async def fence(self, node: str) -> bool:
-        started = self.clock.wall()
-        ok = await fence_node(list(self.config.fencing.devices), node)
-        self.events.emit("fence", f"fencing {node}: {'confirmed off' if ok else 'FAILED'}", target=node, ok=ok,
-                         duration=self.clock.wall() - started)
-        return ok
+        return (await self.fence_node(node, f"controller {self.node}")).ok
+
+    async def fence_node(self, node: str, requested_by: str) -> FenceOutcome:
+        """Fence ``node`` from here (levels, retries, delay: havm.fencing.policy)."""
+        return await self.fencer.fence(node, requested_by)
+
+    def _fence_attempted(self, a: FenceAttempt) -> None:
+        self.events.emit("fence", f"fencing {a.node} through {a.device or 'no device'}: "
+                         f"{'confirmed off' if a.ok else 'FAILED: ' + a.error}", target=a.node, device=a.device,
+                         level=a.level, attempt=a.attempt, ok=a.ok, rc=a.rc, duration=a.duration,
+                         requested_by=a.requested_by)
 
     # -- status --
     async def gather_reports(self, timeout: float = 2.0) -> dict[str, dict[str, Any]]:

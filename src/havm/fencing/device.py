@@ -1,9 +1,14 @@
 """Fence devices: what powers a node off, and proves it.
 
-The guarantee every device gives: ``fence(node)`` returns True only when the
-node is confirmed off (its processes gone, its power off). A device that
-cannot confirm returns False; the controller then retries and never recovers
-the node's resources elsewhere meanwhile.
+The guarantee every device gives: ``off(node)`` returns a result with
+``ok=True`` only when the node is confirmed off (its power off, its
+processes gone). A device that cannot confirm returns ``ok=False`` with the
+reason; the policy (``havm.fencing.policy``) then tries again or the next
+level, and the controller never recovers the node's resources meanwhile.
+
+Devices plug in by the config's ``agent``: ``lab`` is the lab's power switch
+(``LabPowerSwitch``), any ``fence_*`` name a fence-agent run unmodified
+(``havm.fencing.agent.FenceAgent``).
 """
 
 from __future__ import annotations
@@ -12,8 +17,11 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 
+from havm.config.fencing import LAB_AGENT
 from havm.config.fencing import FenceDevice as DeviceConfig
 from havm.errors import HavmError
+from havm.fencing.records import DeviceResult
+from havm.fencing.runner import AgentRunner, ProcessRunner
 
 log = logging.getLogger("havm.fencing")
 
@@ -23,59 +31,40 @@ class FenceDevice(ABC):
         self.cfg = cfg
 
     def can_fence(self, node: str) -> bool:
-        return self.cfg.nodes is None or node in self.cfg.nodes
+        return self.cfg.can_fence(node)
 
     @abstractmethod
-    async def fence(self, node: str) -> bool:
-        """Power ``node`` off; True only if confirmed off."""
+    async def off(self, node: str, timeout: float) -> DeviceResult:
+        """Power ``node`` off within ``timeout`` seconds; ``ok`` only if confirmed off.
+        Never raises for a device failure: the result says why."""
 
 
 class LabPowerSwitch(FenceDevice):
     """The lab's power switch: what ``havm lab kill NODE`` does (SIGKILL to every
     process of the node, daemon and guests, re-listed until none is left), run in
-    a worker thread of the daemon. Params: ``lab_dir``."""
+    a worker thread of the daemon. Confirmed off when no process of the node is
+    left. Params: ``lab_dir``."""
 
-    async def fence(self, node: str) -> bool:
+    async def off(self, node: str, timeout: float) -> DeviceResult:
         lab_dir = str(self.cfg.params.get("lab_dir", ""))
         if not lab_dir:
-            log.error("fence device %s: parameter lab_dir is missing", self.cfg.id)
-            return False
+            return DeviceResult(False, error="parameter lab_dir is missing")
         from havm.lab.control import kill_node
 
         try:
-            result = await asyncio.wait_for(asyncio.to_thread(kill_node, lab_dir, node), self.cfg.timeout)
+            result = await asyncio.wait_for(asyncio.to_thread(kill_node, lab_dir, node), timeout)
         except TimeoutError:
-            log.error("fence device %s: powering %s off did not finish within %gs", self.cfg.id, node,
-                      self.cfg.timeout)
-            return False
+            return DeviceResult(False, error=f"powering {node} off did not finish within {timeout:g}s")
         except HavmError as e:  # LabError: processes survived, no such lab or node
-            log.error("fence device %s: powering %s off failed: %s", self.cfg.id, node, e)
-            return False
-        log.info("fence device %s: %s is off (killed %d process(es))", self.cfg.id, node,
-                 len(result.get("killed", [])))
-        return True
+            return DeviceResult(False, rc=e.exit_status, error=f"powering {node} off failed: {e}")
+        killed = result.get("killed", [])
+        return DeviceResult(True, rc=0, output=f"killed {len(killed)} process(es)", already_off=not killed)
 
 
-def make_device(cfg: DeviceConfig) -> FenceDevice:
-    if cfg.agent == "lab":
+def make_device(cfg: DeviceConfig, runner: AgentRunner | None = None) -> FenceDevice:
+    """The device for ``cfg`` (``runner`` runs fence-agents; a fake in unit tests)."""
+    if cfg.agent == LAB_AGENT:
         return LabPowerSwitch(cfg)
-    raise ValueError(f"fence agent {cfg.agent!r} is not supported yet (the fencing work adds fence-agents)")
+    from havm.fencing.agent import FenceAgent
 
-
-async def fence_node(devices: list[DeviceConfig], node: str) -> bool:
-    """Try each device that can fence ``node``, in order; True once one confirms."""
-    usable = [d for d in devices if d.nodes is None or node in d.nodes]
-    if not usable:
-        log.error("no fence device can fence %s", node)
-        return False
-    for cfg in usable:
-        try:
-            dev = make_device(cfg)
-        except ValueError as e:
-            log.error("fence device %s: %s", cfg.id, e)
-            continue
-        if cfg.delay:
-            await asyncio.sleep(cfg.delay)
-        if await dev.fence(node):
-            return True
-    return False
+    return FenceAgent(cfg, runner or ProcessRunner())

@@ -1,0 +1,98 @@
+"""The fencing section: declarative validation with located errors, warnings for
+agents missing on this host, the levels each node gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from havm.config.fencing import agent_warnings
+from havm.config.load import load_config
+from havm.errors import ConfigError
+from tests.conftest import VALID
+
+
+def issues(write_config, fencing_yaml: str) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        load_config(write_config(VALID + fencing_yaml))
+    return [str(i) for i in ei.value.issues]
+
+
+GOOD = """\
+fencing:
+  devices:
+    - id: bmc-n1
+      agent: fence_ipmilan
+      params: {ip: 10.0.9.1, ipport: 623, username: admin, password: secret, lanplus: false}
+      nodes: [n1]
+      delay: {n1: 5s}
+      timeout: 20s
+      retries: 2
+    - id: pdu
+      agent: fence_apc_snmp
+      host_map: {n1: "3", n2: 4}
+      delay: 1
+  levels:
+    n1: [[bmc-n1], [pdu]]
+    n2: pdu
+"""
+
+
+def test_a_full_section_loads(write_config):
+    c = load_config(write_config(VALID + GOOD)).config
+    f = c.fencing
+    bmc, pdu = f.devices
+    assert bmc.params == {"ip": "10.0.9.1", "ipport": "623", "username": "admin", "password": "secret",
+                          "lanplus": "0"}
+    assert bmc.delay_for("n1") == 5.0 and bmc.delay_for("n2") == 0.0 and pdu.delay_for("n3") == 1.0
+    assert bmc.timeout == 20.0 and bmc.retries == 2
+    assert pdu.plug_for("n2") == "4" and pdu.can_fence("n2") and not pdu.can_fence("n3")
+    assert [[d.id for d in lvl] for lvl in f.levels_for("n1")] == [["bmc-n1"], ["pdu"]]
+    assert [[d.id for d in lvl] for lvl in f.levels_for("n2")] == [["pdu"]]
+    assert f.levels_for("n3") == []  # no device can fence n3
+
+
+@pytest.mark.parametrize("bad,expect", [
+    ("  levels:\n    n1: [[bmc-n1], [nope]]\n",
+     ":33: fencing.levels.n1[1][0]: unknown fence device 'nope'; devices are: bmc-n1, pdu"),
+    ("  levels:\n    n9: [[pdu]]\n", ":33: fencing.levels.n9: unknown node 'n9'; nodes are: n1, n2, n3"),
+    ("  levels:\n    n3: [[pdu]]\n", "fencing.levels.n3[0][0]: fence device 'pdu' cannot fence 'n3'"),
+    ("  levels:\n    n1: [[]]\n", "fencing.levels.n1[0]: a level needs at least one device"),
+])
+def test_bad_levels_are_located(write_config, bad, expect):
+    head = GOOD.split("  levels:")[0]
+    found = issues(write_config, head + bad)
+    assert any(expect in f for f in found), found
+
+
+@pytest.mark.parametrize("device,expect", [
+    ("{id: x, agent: fence_virsh, nodes: [n1, n7]}", "fencing.devices[0].nodes: unknown node 'n7'"),
+    ("{id: x, agent: fence_apc, host_map: {n8: '1'}}", "fencing.devices[0].host_map: unknown node 'n8'"),
+    ("{id: x, agent: fence_apc, delay: {n9: 2}}", "fencing.devices[0].delay: unknown node 'n9'"),
+    ("{id: x, agent: /usr/sbin/fence_ipmilan}", "expected 'lab' or a fence agent's name"),
+    ("{id: x, agent: fence_x, params: {action: reboot}}", "params cannot set action"),
+    ("{id: x, agent: fence_x, params: {password: \"a\\nb\"}}", "cannot contain a line break"),
+    ("{id: x, agent: fence_x, params: {ip: [1, 2]}}", "expected a scalar"),
+    ("{id: x, agent: fence_x, nodes: [n1], host_map: {n1: '1'}}", "either nodes or host_map"),
+    ("{id: x, agent: fence_x, retries: 11}", "retries"),
+    ("{id: x, agent: fence_x, timeout: 0}", "timeout must be more than 0"),
+    ("{id: x, agent: fence_x, confirm: maybe}", "confirm"),
+    ("{id: x, agent: fence_x, color: red}", "unknown key 'color'"),
+])
+def test_bad_devices_are_located(write_config, device, expect):
+    found = issues(write_config, f"fencing:\n  devices:\n    - {device}\n")
+    assert any(expect in f for f in found), found
+    assert len(found) == 1 and ":21: fencing.devices[0]" in found[0], found
+
+
+def test_duplicate_device_ids(write_config):
+    found = issues(write_config, "fencing:\n  devices:\n    - {id: x, agent: lab}\n    - {id: x, agent: lab}\n")
+    assert any(":22: fencing.devices[1].id: fence device id 'x' is already used (fencing.devices[0])" in f for f in found), found
+
+
+def test_missing_agents_and_unfenceable_nodes_are_warnings_not_errors(write_config):
+    c = load_config(write_config(VALID + "fencing:\n  devices:\n"
+                                 "    - {id: x, agent: fence_not_installed_here, nodes: [n1, n2]}\n")).config
+    warnings = agent_warnings(c.fencing, c.node_names)
+    assert (("fencing", "devices", 0, "agent"), ) == tuple(w[0] for w in warnings[:1])
+    assert "not installed on this host" in warnings[0][1]
+    assert any("no fence device can fence node 'n3'" in w[1] for w in warnings)
