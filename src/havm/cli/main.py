@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("havm.cli.import_cmd", "convert a Pacemaker CIB or a Heartbeat /etc/ha.d into cluster.yaml"),
     "resource": ("havm.cli.resource_cmd", "start, stop, move, migrate, ban, clear, clean up resources"),
     "node": ("havm.cli.node_cmd", "put nodes in standby, online or maintenance"),
+    "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
+    "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
 }
 
 EXIT_STATUS_HELP = """exit status:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from havm.config.alerts import Alert, check_alerts
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
 from havm.config.fencing import Fencing, check_fencing
 from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
@@ -35,6 +36,7 @@ class ClusterConfig(Strict):
     properties: Properties = Field(default_factory=Properties)
     resource_defaults: Meta = Field(default_factory=Meta)
     fencing: Fencing = Field(default_factory=Fencing)
+    alerts: list[Alert] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_rules(self) -> ClusterConfig:
@@ -76,6 +78,7 @@ class ClusterConfig(Strict):
         # Raised as a ValidationError so each problem keeps its own location
         # (constraints[3].with) and hence its own line in the loader's report.
         problems = check_references(self.resources, self.constraints, self.node_names)
+        problems += check_alerts(self.alerts, self.node_names, self.resources)
         problems += check_fencing(self.fencing, self.node_names)
         if problems:
             raise ValidationError.from_exception_data("ClusterConfig", [
