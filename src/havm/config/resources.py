@@ -314,6 +314,9 @@ class Properties(Section):
 
     no_quorum_policy: Literal["stop", "freeze", "ignore", "demote"] = "stop"
     fencing_enabled: bool = True
+    fencing_watchdog_timeout: Duration | None = Field(
+        None, description="watchdog self-fencing: a lost node counts as fenced after this long (default: "
+                          "2 x watchdog.timeout); must exceed watchdog.timeout + watchdog.interval + deadtime")
     symmetric_cluster: bool = Field(True, description="false: resources run only where a location allows")
     maintenance_mode: bool = Field(False, description="true: the scheduler plans nothing")
     placement_strategy: Literal["default", "utilization", "balanced", "minimal"] = "default"
