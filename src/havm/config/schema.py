@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from havm.config.alerts import Alert, check_alerts
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
 from havm.config.fencing import Fencing, check_fencing
 from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
@@ -36,6 +37,7 @@ class ClusterConfig(Strict):
     properties: Properties = Field(default_factory=Properties)
     resource_defaults: Meta = Field(default_factory=Meta)
     fencing: Fencing = Field(default_factory=Fencing)
+    alerts: list[Alert] = Field(default_factory=list)
     watchdog: Watchdog = Field(default_factory=Watchdog)
 
     @model_validator(mode="after")
@@ -78,6 +80,7 @@ class ClusterConfig(Strict):
         # Raised as a ValidationError so each problem keeps its own location
         # (constraints[3].with) and hence its own line in the loader's report.
         problems = check_references(self.resources, self.constraints, self.node_names)
+        problems += check_alerts(self.alerts, self.node_names, self.resources)
         problems += check_fencing(self.fencing, self.node_names)
         problems += check_watchdog(self.watchdog, self.timing, self.properties.no_quorum_policy,
                                    self.properties.fencing_watchdog_timeout)
