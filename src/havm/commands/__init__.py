@@ -2,7 +2,8 @@
 
 from havm.commands.base import REGISTRY, Command, command_from_json
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+from havm.commands.history import GetHistory
 from havm.commands.resource import ChangeNode, ChangeResource, CleanupResource
 
 __all__ = ["REGISTRY", "ApplyConfig", "ChangeNode", "ChangeResource", "CleanupResource", "Command", "GetConfig",
-           "GetStatus", "command_from_json"]
+           "GetHistory", "GetStatus", "command_from_json"]

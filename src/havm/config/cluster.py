@@ -134,6 +134,8 @@ class Auth(Strict):
 
 class Api(Strict):
     port: int = Field(DEFAULT_API_PORT, ge=1, le=65535)
+    tokens_file: str = Field("tokens", description="API tokens (names, roles, hashes; mode 0600), relative to "
+                                                   "the config file; managed with 'havm token'")
 
 
 class Daemon(Strict):

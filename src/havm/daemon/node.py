@@ -25,12 +25,13 @@ from typing import Any
 
 from aiohttp import web
 
+from havm.api.app import make_app
 from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
 from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
 from havm.controller.controller import ClusterIO, Controller
-from havm.daemon.api import make_app
+from havm.daemon.fencing import gather as gather_fencing
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
@@ -45,6 +46,7 @@ from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
+from havm.watchdog.daemon import NodeWatchdog
 
 log = logging.getLogger("havm.daemon")
 
@@ -57,6 +59,7 @@ class NodeDaemon(ClusterIO):
                  socket_path: str, clock: Clock | None = None, run_dir: str | None = None) -> None:
         self.node = node
         self.key = key
+        self.config_file = bootstrap.file  # relative paths (API tokens) resolve against it
         self.clock = clock or SystemClock()
         self.state_dir = state_dir
         self.socket_path = socket_path
@@ -85,7 +88,8 @@ class NodeDaemon(ClusterIO):
         # power-cut loses it, a daemon restart does not
         self.run_dir = run_dir or os.path.join(state_dir, "run")
         self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
-        self.controller = Controller(node, self, self.clock)
+        self.controller = Controller(node, self, self.clock, emit=self.events.emit)
+        self.watchdog = NodeWatchdog.for_daemon(self)  # None without watchdog self-fencing
         self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
                              self.clock, on_attempt=self._fence_attempted)
         self.handlers = CommandHandlers(self)
@@ -109,6 +113,8 @@ class NodeDaemon(ClusterIO):
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
         self.local.configure(self.config)
+        if self.watchdog is not None:
+            self.watchdog.start()  # raises (naming the device) if the watchdog is not there
         self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
@@ -139,6 +145,7 @@ class NodeDaemon(ClusterIO):
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
         self._record_view(old, view)
+        self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
         for n in joined:
@@ -216,6 +223,8 @@ class NodeDaemon(ClusterIO):
             t.cancel()
         # Stop what runs here before saying LEAVE: peers take a node that left
         # cleanly as holding nothing, and may start its resources at once.
+        if self.watchdog is not None:
+            self.watchdog.stopping()  # still fed while quorate: stopping a VM may take longer than its timeout
         running = self.local.running()
         if running:
             log.info("stopping %s before leaving", ", ".join(running))
@@ -224,6 +233,8 @@ class NodeDaemon(ClusterIO):
         if still:
             log.error("could not stop %s: going away without LEAVE so the cluster fences this node",
                       ", ".join(still))
+        if self.watchdog is not None:
+            self.watchdog.close()  # disarms only if nothing runs here any more
         self.thread.stop(leave=not still)
         await self.local.close()
         for r in self._runners:
@@ -290,6 +301,8 @@ class NodeDaemon(ClusterIO):
         old = self.config
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
+        if self.watchdog is not None:
+            self.watchdog.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
         self._refresh_app_info()
         try:
@@ -379,9 +392,10 @@ class NodeDaemon(ClusterIO):
         return {n: r for n, r in await asyncio.gather(*(one(n) for n in members)) if r is not None}
 
     async def status_async(self) -> dict[str, Any]:
-        reports = await self.gather_reports()
-        return self.status(resources_view(self.config, reports, self.controller))
+        reports, fenced = await asyncio.gather(self.gather_reports(), gather_fencing(self))
+        return self.status(resources_view(self.config, reports, self.controller), fencing=fenced)
 
-    def status(self, resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def status(self, resources: list[dict[str, Any]] | None = None,
+               fencing: dict[str, Any] | None = None) -> dict[str, Any]:
         return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
-                            started_at=self.started_at, now=time.time(), resources=resources)
+                            started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)

@@ -1,0 +1,77 @@
+"""Routes between cluster members (signed with the cluster key; role ``peer``).
+
+  GET  /internal/config           the stored configuration
+  POST /internal/config           offer a newer stored configuration
+  POST /internal/commands/{name}  a command forwarded to the controller
+  GET  /internal/resources        this node's resource report (for the controller)
+  POST /internal/execute          run one agent action here (from the controller)
+  POST /internal/poke             ask the controller to re-plan now
+  POST /internal/events           this node's events matching a filter (for history)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from havm.api.auth import principal
+from havm.api.routes_v1 import read_json, run_command
+from havm.commands.history import GetHistory
+from havm.errors import UsageError
+from havm.executor.records import ActionRequest
+
+if TYPE_CHECKING:
+    from havm.daemon.node import NodeDaemon
+
+
+def _sender(request: web.Request) -> str:
+    p = principal(request)
+    return p.name if p else "local"
+
+
+def setup(app: web.Application, daemon: NodeDaemon) -> None:
+    async def config(request: web.Request) -> web.Response:
+        return web.json_response(daemon.replica.current.to_json())
+
+    async def offer(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        return web.json_response(daemon.offer_config(data, sender=_sender(request)))
+
+    async def command(request: web.Request) -> web.Response:
+        return await run_command(request, daemon, forwarded=True)
+
+    async def resources(request: web.Request) -> web.Response:
+        return web.json_response(daemon.local.report())
+
+    async def execute(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        try:
+            req = ActionRequest(**data)
+        except TypeError as e:
+            raise UsageError(f"bad action request: {e}") from None
+        rec = await daemon.local.execute(req)
+        return web.json_response(asdict(rec))
+
+    async def poke(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        daemon.controller.poke(str(data.get("reason", "")) if isinstance(data, dict) else "")
+        return web.json_response({"ok": True})
+
+    async def events(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        q = GetHistory.from_params(data if isinstance(data, dict) else {})
+        assert isinstance(q, GetHistory)
+        found = daemon.events.recent(since=q.since, kinds=q.kinds or (), resource=q.resource, node=q.node,
+                                     limit=q.limit)
+        return web.json_response({"node": daemon.node, "events": [e.to_json() for e in found]})
+
+    r = app.router
+    r.add_get("/internal/config", config)
+    r.add_post("/internal/config", offer)
+    r.add_post("/internal/commands/{name}", command)
+    r.add_get("/internal/resources", resources)
+    r.add_post("/internal/execute", execute)
+    r.add_post("/internal/poke", poke)
+    r.add_post("/internal/events", events)
