@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from havm.alerts.dispatcher import AlertDispatcher
 from havm.api.app import make_app
 from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
@@ -45,6 +46,7 @@ from havm.fencing.records import FenceAttempt, FenceOutcome
 from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
+from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
 from havm.watchdog.daemon import NodeWatchdog
 
@@ -69,6 +71,8 @@ class NodeDaemon(ClusterIO):
             raise UsageError(f"node {node!r} is not in the configuration (nodes: {', '.join(self.config.node_names)})")
         self.started_at = self.clock.wall()
         self.events = EventLog(node, os.path.join(state_dir, "events.jsonl"), self.clock)
+        self.metrics = MetricsRecorder.for_daemon(self)  # what GET /metrics counts from events
+        self.alerts = AlertDispatcher(self.events, self.clock)  # the alerts: section, off the loop
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -113,6 +117,8 @@ class NodeDaemon(ClusterIO):
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
         self.local.configure(self.config)
+        self.alerts.configure(self.config)
+        self.alerts.start()
         if self.watchdog is not None:
             self.watchdog.start()  # raises (naming the device) if the watchdog is not there
         self._tasks.append(loop.create_task(self.controller.run()))
@@ -246,6 +252,7 @@ class NodeDaemon(ClusterIO):
             pass
         log.info("havmd %s stopped", self.node)
         self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
+        await self.alerts.close()  # bounded: queued alerts (daemon.stopped) get a few seconds
 
     # -- membership helpers --
     def view(self) -> Any:
@@ -301,6 +308,7 @@ class NodeDaemon(ClusterIO):
         old = self.config
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
+        self.alerts.configure(self.config)
         if self.watchdog is not None:
             self.watchdog.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
