@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("havm.cli.node_cmd", "put nodes in standby, online or maintenance"),
     "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
     "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
+    "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
+    "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
 }
 
 EXIT_STATUS_HELP = """exit status:
