@@ -25,14 +25,12 @@ from typing import Any
 
 from aiohttp import web
 
-from havm.alerts.dispatcher import AlertDispatcher
 from havm.api.app import make_app
 from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
 from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
 from havm.controller.controller import ClusterIO, Controller
-from havm.daemon.fencing import gather as gather_fencing
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
@@ -46,9 +44,7 @@ from havm.fencing.records import FenceAttempt, FenceOutcome
 from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
-from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
-from havm.watchdog.daemon import NodeWatchdog
 
 log = logging.getLogger("havm.daemon")
 
@@ -71,8 +67,6 @@ class NodeDaemon(ClusterIO):
             raise UsageError(f"node {node!r} is not in the configuration (nodes: {', '.join(self.config.node_names)})")
         self.started_at = self.clock.wall()
         self.events = EventLog(node, os.path.join(state_dir, "events.jsonl"), self.clock)
-        self.metrics = MetricsRecorder.for_daemon(self)  # what GET /metrics counts from events
-        self.alerts = AlertDispatcher(self.events, self.clock)  # the alerts: section, off the loop
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -92,8 +86,7 @@ class NodeDaemon(ClusterIO):
         # power-cut loses it, a daemon restart does not
         self.run_dir = run_dir or os.path.join(state_dir, "run")
         self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
-        self.controller = Controller(node, self, self.clock, emit=self.events.emit)
-        self.watchdog = NodeWatchdog.for_daemon(self)  # None without watchdog self-fencing
+        self.controller = Controller(node, self, self.clock)
         self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
                              self.clock, on_attempt=self._fence_attempted)
         self.handlers = CommandHandlers(self)
@@ -117,10 +110,6 @@ class NodeDaemon(ClusterIO):
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
         self.local.configure(self.config)
-        self.alerts.configure(self.config)
-        self.alerts.start()
-        if self.watchdog is not None:
-            self.watchdog.start()  # raises (naming the device) if the watchdog is not there
         self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
@@ -151,7 +140,6 @@ class NodeDaemon(ClusterIO):
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
         self._record_view(old, view)
-        self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
         for n in joined:
@@ -229,8 +217,6 @@ class NodeDaemon(ClusterIO):
             t.cancel()
         # Stop what runs here before saying LEAVE: peers take a node that left
         # cleanly as holding nothing, and may start its resources at once.
-        if self.watchdog is not None:
-            self.watchdog.stopping()  # still fed while quorate: stopping a VM may take longer than its timeout
         running = self.local.running()
         if running:
             log.info("stopping %s before leaving", ", ".join(running))
@@ -239,8 +225,6 @@ class NodeDaemon(ClusterIO):
         if still:
             log.error("could not stop %s: going away without LEAVE so the cluster fences this node",
                       ", ".join(still))
-        if self.watchdog is not None:
-            self.watchdog.close()  # disarms only if nothing runs here any more
         self.thread.stop(leave=not still)
         await self.local.close()
         for r in self._runners:
@@ -252,7 +236,6 @@ class NodeDaemon(ClusterIO):
             pass
         log.info("havmd %s stopped", self.node)
         self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
-        await self.alerts.close()  # bounded: queued alerts (daemon.stopped) get a few seconds
 
     # -- membership helpers --
     def view(self) -> Any:
@@ -308,9 +291,6 @@ class NodeDaemon(ClusterIO):
         old = self.config
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
-        self.alerts.configure(self.config)
-        if self.watchdog is not None:
-            self.watchdog.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
         self._refresh_app_info()
         try:
@@ -400,10 +380,9 @@ class NodeDaemon(ClusterIO):
         return {n: r for n, r in await asyncio.gather(*(one(n) for n in members)) if r is not None}
 
     async def status_async(self) -> dict[str, Any]:
-        reports, fenced = await asyncio.gather(self.gather_reports(), gather_fencing(self))
-        return self.status(resources_view(self.config, reports, self.controller), fencing=fenced)
+        reports = await self.gather_reports()
+        return self.status(resources_view(self.config, reports, self.controller))
 
-    def status(self, resources: list[dict[str, Any]] | None = None,
-               fencing: dict[str, Any] | None = None) -> dict[str, Any]:
+    def status(self, resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
-                            started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)
+                            started_at=self.started_at, now=time.time(), resources=resources)
