@@ -204,8 +204,6 @@ def qemu_processes(state: LabState, qmp_timeout: float = 2.0) -> list[dict[str, 
     Only this lab's processes are asked over QMP (QEMUs of other labs and
     tests on the machine are left alone), as ``havm.agents.observe`` does for all.
     """
-    from havm.agents.qmp import Qmp, QmpError
-
     owner = _owner_of(state)
     out = []
     for entry in os.listdir("/proc"):
@@ -216,15 +214,22 @@ def qemu_processes(state: LabState, qmp_timeout: float = 2.0) -> list[dict[str, 
         guest = _qemu_guest(pid) if node is not None else None
         if guest is None or not process.is_alive(pid):
             continue
-        status = "unknown"
-        if guest[1]:
-            try:
-                with Qmp(guest[1], qmp_timeout) as client:
-                    status = client.status()
-            except QmpError:
-                pass
-        out.append({"vm": guest[0], "node": node, "pid": pid, "status": status})
+        out.append({"vm": guest[0], "node": node, "pid": pid, "status": qmp_status(guest[1], qmp_timeout)})
     return sorted(out, key=lambda p: (p["vm"], p["pid"]))
+
+
+def qmp_status(socket: str | None, timeout: float = 2.0) -> str:
+    """The run state QEMU reports on the QMP ``socket`` (running, inmigrate, paused...),
+    or ``unknown`` if it does not answer within ``timeout``."""
+    from havm.agents.qmp import Qmp, QmpError
+
+    if socket:
+        try:
+            with Qmp(socket, timeout) as client:
+                return client.status()
+        except QmpError:
+            pass
+    return "unknown"
 
 
 def _recheck_doubles(state: LabState, procs: list[dict[str, Any]]) -> list[dict[str, Any]]:
