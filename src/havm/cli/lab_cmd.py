@@ -73,7 +73,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     netns_mode = not args.no_netns and os.geteuid() == 0
     spec = LabSpec(nodes=args.nodes, links=args.links, netns=netns_mode, keepalive=args.keepalive,
                    warntime=args.warntime, deadtime=args.deadtime, initdead=args.initdead, port=args.port,
-                   link_mode=args.link_mode, vms=args.vms, dummies=args.dummies, vip=args.ip)
+                   link_mode=args.link_mode, vms=args.vms, dummies=args.dummies, vip=args.ip,
+                   fencing=args.fencing)
 
     def progress(line: str) -> None:
         print(f"  {line}", file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -191,6 +192,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
     os.execvp(full[0], full)
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from havm.lab.chaos import cli as chaos_cli
+
+    return chaos_cli.run(args)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("lab", help="run a local lab cluster of real havmd processes",
                               description="A local N-node havm cluster on this machine, for demos, tests "
@@ -222,6 +229,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--vms", type=int, default=0, metavar="K",
                     help="K guest VMs vm1..vmK (havm's own image, disks in DIR/disks; namespace labs)")
     up.add_argument("--dummies", type=int, default=0, metavar="M", help="M dummy resources dummy1..dummyM")
+    up.add_argument("--fencing", choices=("lab", "ipmi", "none"), default="lab",
+                    help="fence device of the generated config: the lab's power switch (default), "
+                         "fence_ipmilan against one simulated BMC (ipmi_sim) per node, or none")
     up.add_argument("--ip", action="store_true",
                     help="a virtual IP resource 'vip' on the guest network (skipped without an ip agent)")
     up.add_argument("--guest-dir", default=None,
@@ -277,3 +287,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ex = add("exec", "run a command inside a node's namespace", cmd_exec)
     ex.add_argument("node")
     ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    from havm.lab.chaos import cli as chaos_cli
+
+    ch = add("chaos", "fault campaign: a lab of its own, random faults, an outside observer, invariants checked",
+             cmd_chaos)
+    chaos_cli.add_arguments(ch)

@@ -1,0 +1,55 @@
+"""The campaign's settings: its configuration adjustments and the fence hook (pure / files only)."""
+
+from __future__ import annotations
+
+import yaml
+
+from havm.config.load import parse_config_text
+from havm.lab.chaos import fencehook
+from havm.lab.chaos.campaign import CampaignOptions, campaign_config
+
+LAB_CONFIG = """
+version: 1
+cluster: lab-x
+nodes:
+  - {name: n1, addresses: {ring0: 10.213.0.1}}
+  - {name: n2, addresses: {ring0: 10.213.0.2}}
+links: [{name: ring0, mode: unicast, port: 694}]
+auth: {key_file: authkey}
+fencing:
+  devices: [{id: lab-power, agent: lab, params: {lab_dir: /tmp/x}}]
+resources:
+  - id: vm1
+    type: vm
+    params: {name: vm1, kernel: /k, disks: [{path: /tmp/x/disks/vm1.qcow2, format: qcow2}]}
+"""
+
+
+def test_vm_disks_get_the_campaigns_locking():
+    doc = yaml.safe_load(campaign_config(LAB_CONFIG, CampaignOptions(nodes=3, disk_locking="off"), None))
+    assert doc["resources"][0]["params"]["disks"][0]["locking"] == "off"
+    assert "quorum" not in doc
+
+
+def test_two_nodes_get_a_ping_tiebreaker_and_a_fence_delay_on_n1():
+    text = campaign_config(LAB_CONFIG, CampaignOptions(nodes=2), "10.214.255.254")
+    doc = yaml.safe_load(text)
+    assert doc["quorum"] == {"two_node": True, "tiebreaker": {"type": "ping", "targets": ["10.214.255.254"]}}
+    devices = {d["id"]: d for d in doc["fencing"]["devices"]}
+    assert devices["lab-power-n1"]["nodes"] == ["n1"] and devices["lab-power-n1"]["delay"] > 0
+    assert devices["lab-power-n2"]["nodes"] == ["n2"] and not devices["lab-power-n2"].get("delay")
+    assert parse_config_text(text, "chaos.yaml") is not None  # havm accepts it
+
+
+def test_fence_hook_modes_nodes_and_removal(tmp_path):
+    d = str(tmp_path)
+    assert fencehook.fence_override(d, "n1") is None
+    fencehook.set_override(d, "slow", delay=3, nodes=["n2"])
+    assert fencehook.fence_override(d, "n1") is None
+    assert fencehook.fence_override(d, "n2") == fencehook.FenceOverride("slow", 3.0)
+    fencehook.set_override(d, "lie")
+    assert fencehook.fence_override(d, "n1") == fencehook.FenceOverride("lie", 0.0)
+    fencehook.set_override(d, None)
+    assert fencehook.fence_override(d, "n1") is None
+    (tmp_path / fencehook.HOOK_FILE).write_text("{not json")
+    assert fencehook.fence_override(d, "n1") is None  # broken: fence for real
