@@ -10,7 +10,7 @@ APT_PACKAGES=(
   python3-venv python3-dev gcc pkg-config
   qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio
   iproute2 iptables iputils-ping procps psmisc util-linux
-  openipmi ipmitool fence-agents resource-agents pacemaker-cli-utils
+  openipmi ipmitool fence-agents resource-agents pacemaker-cli-utils pacemaker-common
   e2fsprogs libvirt-dev libvirt-daemon libvirt-daemon-driver-qemu
   chromium  # the dashboard's Playwright tests drive Debian's browser (no browser downloads)
 )
