@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from havm.alerts.dispatcher import AlertDispatcher
 from havm.api.app import make_app
 from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
@@ -44,6 +45,7 @@ from havm.fencing.records import FenceAttempt, FenceOutcome
 from havm.membership import next_generation
 from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
+from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
 
 log = logging.getLogger("havm.daemon")
@@ -67,6 +69,8 @@ class NodeDaemon(ClusterIO):
             raise UsageError(f"node {node!r} is not in the configuration (nodes: {', '.join(self.config.node_names)})")
         self.started_at = self.clock.wall()
         self.events = EventLog(node, os.path.join(state_dir, "events.jsonl"), self.clock)
+        self.metrics = MetricsRecorder.for_daemon(self)  # what GET /metrics counts from events
+        self.alerts = AlertDispatcher(self.events, self.clock)  # the alerts: section, off the loop
         self._app_info: dict[str, Any] = {}
         self._refresh_app_info()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -110,6 +114,8 @@ class NodeDaemon(ClusterIO):
         self.thread.start()  # raises (naming link and address) if a heartbeat socket cannot be bound
         await self._serve()
         self.local.configure(self.config)
+        self.alerts.configure(self.config)
+        self.alerts.start()
         self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
@@ -236,6 +242,7 @@ class NodeDaemon(ClusterIO):
             pass
         log.info("havmd %s stopped", self.node)
         self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
+        await self.alerts.close()  # bounded: queued alerts (daemon.stopped) get a few seconds
 
     # -- membership helpers --
     def view(self) -> Any:
@@ -291,6 +298,7 @@ class NodeDaemon(ClusterIO):
         old = self.config
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
+        self.alerts.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
         self._refresh_app_info()
         try:
