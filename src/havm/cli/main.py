@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
     "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
     "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
+    "token": ("havm.cli.token_cmd", "create, list and revoke REST API tokens (roles read, admin)"),
 }
 
 EXIT_STATUS_HELP = """exit status:
