@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from havm import __version__
 from havm.config.load import load_config, read_key
+from havm.daemon.logtarget import make_handler
+from havm.daemon.sdnotify import notify, systemd_notifier
 from havm.errors import HavmError, UsageError
 
 
@@ -33,16 +35,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--socket", default=None, help="override daemon.socket")
     p.add_argument("--run-dir", default=None, help="override daemon.run_dir (volatile resource state)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-target", default=os.environ.get("HAVM_LOG_TARGET", "auto"),
+                   metavar="auto|stderr|journal|file:PATH",
+                   help="where to log (default $HAVM_LOG_TARGET or auto: the journal's native socket when "
+                        "stderr goes to the journal, as under systemd, else stderr); file:PATH is "
+                        "logrotate-friendly")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     node = args.node or socket.gethostname().split(".")[0]
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format=f"%(asctime)s {node} %(name)s %(levelname)s: %(message)s")
     log = logging.getLogger("havm.daemon")
     try:
+        logging.basicConfig(level=args.log_level.upper(), handlers=[make_handler(args.log_target, node)])
         loaded = load_config(args.config)
         key = read_key(loaded.key_path())
         if node not in loaded.config.node_names:
@@ -61,10 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("cannot start: %s", e)
         return e.exit_status
 
+    daemon.events.subscribe(systemd_notifier())  # READY=1 once started, STATUS on quorum changes
+
+    def stop() -> None:
+        notify("STOPPING=1")
+        daemon.stop()
+
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, daemon.stop)
+            loop.add_signal_handler(sig, stop)
         await daemon.run()
 
     asyncio.run(run())
