@@ -40,6 +40,7 @@ ROUTE_MODULES: list[str] = [
     "havm.api.routes_v1",
     "havm.api.events_stream",
     "havm.api.openapi",
+    "havm.metrics.routes",
 ]
 
 DAEMON: web.AppKey[Any] = web.AppKey("havm_daemon", object)
