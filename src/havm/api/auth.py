@@ -63,7 +63,7 @@ class Principal:
         return {"name": self.name, "role": "admin" if self.role == "peer" else self.role, "via": self.via}
 
 
-PRINCIPAL = "havm_principal"  # request key
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("havm_principal", Principal)
 SOCKET_ADMIN = Principal("local", "admin", "socket")
 
 
@@ -112,9 +112,7 @@ def tokens_path(daemon: Any) -> str:
 
 
 def _state(request: web.Request, daemon: NodeDaemon) -> AuthState:
-    st = request.app.get(AUTH)
-    if st is None:
-        st = request.app[AUTH] = AuthState(TokenFile(tokens_path(daemon)), Sessions())
+    st = request.app[AUTH]
     path = tokens_path(daemon)
     if st.tokens.path != path:  # daemon.api.tokens_file changed with the configuration
         st.tokens = TokenFile(path)
@@ -184,8 +182,7 @@ def middleware(daemon: NodeDaemon, trusted: bool) -> Any:
 
 def principal(request: web.Request) -> Principal | None:
     """Who made this request (None on a public route called anonymously)."""
-    p = request.get(PRINCIPAL)
-    return p if isinstance(p, Principal) else None
+    return request.get(PRINCIPAL)
 
 
 def require(request: web.Request, role: str) -> Principal:
@@ -220,6 +217,8 @@ async def _read_object(request: web.Request) -> dict[str, Any]:
 
 
 def setup(app: web.Application, daemon: NodeDaemon) -> None:
+    app[AUTH] = AuthState(TokenFile(tokens_path(daemon)), Sessions())
+
     async def login(request: web.Request) -> web.Response:
         data = await _read_object(request)
         token = data.get("token")

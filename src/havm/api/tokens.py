@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from havm.errors import ConfigError, ConfigIssue, NotFound, UnsafeKeyError, UsageError
+from havm.store.persist import atomic_write
 
 log = logging.getLogger("havm.api")
 
@@ -91,23 +92,9 @@ def read_tokens(path: str) -> list[TokenEntry]:
 
 
 def write_tokens(path: str, entries: list[TokenEntry]) -> None:
-    """Replace the token file atomically (temp file 0600 + fsync + rename)."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "tokens": [e.to_json() for e in entries]}, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Replace the token file atomically, mode 0600 (temp file + fsync + rename)."""
+    data = {"version": 1, "tokens": [e.to_json() for e in entries]}
+    atomic_write(path, (json.dumps(data, indent=2) + "\n").encode(), 0o600)
 
 
 def create_token(path: str, name: str, role: str, now: float | None = None) -> str:
