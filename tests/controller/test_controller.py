@@ -21,6 +21,7 @@ class Peer:
     member: bool
     state: str
     left: bool = False
+    members: tuple[str, ...] = ()  # its membership, from its latest heartbeat
 
 
 @dataclass

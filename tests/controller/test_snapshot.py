@@ -18,6 +18,8 @@ links: [{name: ring0}]
 resources:
   - {id: a, type: dummy}
   - {id: b, type: dummy}
+fencing:
+  devices: [{id: power, agent: lab, params: {lab_dir: /nonexistent}}]
 """
 
 

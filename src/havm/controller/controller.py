@@ -13,7 +13,17 @@ Safety:
   acting (it never trusts a previous controller's memory);
 - a node that is not a member and did not leave cleanly is unclean: the
   scheduler orders its fencing before any recovery of its resources, and a
-  failed fence stops the transition (retried, loudly, never skipped).
+  failed fence stops the transition (retried, loudly, never skipped);
+- a node no device can fence, in a cluster with a watchdog, counts as fenced
+  only once this node has seen it lost for ``fencing_watchdog_timeout``
+  (``selffence.py``); a node that can be fenced neither way is never taken
+  as fenced: its resources stay stopped, said loudly every cycle;
+- a failed stop escalates to fencing of that node (``snapshot.py``).
+
+``no_quorum_policy``: without quorum nobody acts (stop, freeze, demote: each
+node applies the policy to its own resources, daemon/local.py), except with
+``ignore``, where the lowest-named member of a settled partition acts as if
+it were quorate (dangerous, documented).
 """
 
 from __future__ import annotations
@@ -21,14 +31,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from havm.clock import Clock
 from havm.config.schema import ClusterConfig
+from havm.config.watchdog import effective_fencing_watchdog_timeout, self_fencing_nodes
 from havm.controller.catalog import PrimitiveRun, catalog
 from havm.controller.graph import GraphResult, run_graph
+from havm.controller.selffence import FenceVerdict, LossClock, fence_verdict
 from havm.controller.snapshot import build_state
 from havm.executor.records import ActionRecord, ActionRequest
 from havm.membership.view import MembershipView
@@ -75,11 +87,19 @@ class Verdict:
     placement: dict[str, Any] = field(default_factory=dict)
 
 
+def _no_event(kind: str, text: str, **fields: Any) -> None:
+    return None
+
+
 class Controller:
-    def __init__(self, node: str, io: ClusterIO, clock: Clock) -> None:
+    def __init__(self, node: str, io: ClusterIO, clock: Clock, emit: Callable[..., Any] = _no_event) -> None:
         self.node = node
         self.io = io
         self.clock = clock
+        self.emit = emit
+        self.losses = LossClock()  # when this node saw each node lost (watchdog fencing)
+        self._fence_waits: dict[str, FenceVerdict] = {}  # node -> why its fence cannot be done yet
+        self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
         self.active = False
         self.reports: dict[str, Mapping[str, Any]] = {}
         self.fenced: set[str] = set()
@@ -98,9 +118,19 @@ class Controller:
         if abort:
             self._abort.set()
 
+    def observe(self, view: MembershipView) -> None:
+        """Every membership view, whether or not we are the controller (LossClock)."""
+        self.losses.observe(view, self.node, self.io.cluster_config().node_names, self.clock.monotonic())
+
     def node_seen(self, node: str) -> None:
         """A node (re)joined: it is no longer 'fenced' (it runs again, reports anew)."""
         self.fenced.discard(node)
+        self._fence_waits.pop(node, None)
+
+    def fence_waits(self) -> dict[str, dict[str, Any]]:
+        """Fences that cannot be done yet (watchdog waits, impossible fences), for status."""
+        return {n: {"state": v.state, "remaining": round(v.remaining, 3), "reason": v.reason}
+                for n, v in self._fence_waits.items()}
 
     async def run(self) -> None:
         while True:
@@ -123,7 +153,8 @@ class Controller:
     async def cycle(self) -> bool:
         """Returns True if another cycle should follow at once."""
         view = self.io.view()
-        if not view.quorate or view.controller != self.node:
+        self.observe(view)
+        if not self._in_charge(view):
             if self.active:
                 log.info("no longer the controller (quorate=%s, controller=%s)", view.quorate, view.controller)
             self.active = False
@@ -151,6 +182,7 @@ class Controller:
         if not spec.primitives:
             return False
         fencing = config.properties.fencing_enabled
+        self._take_self_fenced(config, view)
         state = build_state(spec, view, self.reports, self.fenced, fencing, self.clock.wall())
         tr = await asyncio.to_thread(plan, spec, state)
         self.last_transition = tr
@@ -161,9 +193,44 @@ class Controller:
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)
         self._migrated_from = set()
+        self._deferred = set()
         result = await run_graph(tr, self._do, self._abort)
         self._record(tr, result, summary)
+        if result.failed and set(result.failed) <= self._deferred:
+            # only fences that cannot be done yet: no point re-planning before a poke
+            # (the watchdog wait's end, a membership change) or the next tick
+            return False
         return True
+
+    def _in_charge(self, view: MembershipView) -> bool:
+        """The controller of a quorate partition; with no_quorum_policy ignore, also the
+        lowest-named member of a settled partition without quorum."""
+        if view.quorate:
+            return view.controller == self.node
+        policy = self.io.cluster_config().properties.no_quorum_policy
+        return policy == "ignore" and view.settled and min(view.members) == self.node
+
+    def _take_self_fenced(self, config: ClusterConfig, view: MembershipView) -> None:
+        """Self-fencing nodes lost for fencing_watchdog_timeout count as fenced from now on."""
+        now = self.clock.monotonic()
+        for n in self_fencing_nodes(config.node_names, list(config.fencing.devices), config.watchdog):
+            if n in self.fenced or n in view.members:
+                continue
+            v = self._fence_verdict(config, n, now)
+            if v.state == "fenced":
+                self._fence_waits.pop(n, None)
+                log.warning("%s: taken as fenced", v.reason)
+                self.emit("fence", f"{n} taken as fenced by its watchdog: {v.reason}", target=n, ok=True,
+                          device="watchdog")
+                self.fenced.add(n)
+                self.reports.pop(n, None)
+
+    def _fence_verdict(self, config: ClusterConfig, node: str, now: float) -> FenceVerdict:
+        wd = config.watchdog
+        timeout = effective_fencing_watchdog_timeout(config.properties.fencing_watchdog_timeout, wd, config.timing)
+        has_device = bool(config.fencing.levels_for(node))
+        waited = None if node in self.io.view().members else self.losses.waited(node, now)
+        return fence_verdict(node, wd.enabled and not has_device, has_device, waited, timeout)
 
     def _joining(self, view: MembershipView) -> list[str]:
         """Peers alive to us but not members, for less than deadtime (then re-poke)."""
@@ -210,6 +277,25 @@ class Controller:
         if result.failed:
             log.warning("transition stopped: %s failed; re-planning", ", ".join(result.failed))
 
+    def _cannot_fence_yet(self, v: FenceVerdict) -> bool:
+        """A fence no device does: wait for the watchdog (poked when the wait ends), or
+        never (said loudly on every cycle: recovery does not proceed)."""
+        if v.state == "fenced":
+            return False  # lost long enough since the plan was made: the next cycle takes it as fenced
+        self._deferred.add(f"fence_{v.node}")
+        old = self._fence_waits.get(v.node)
+        self._fence_waits[v.node] = v
+        if v.state == "impossible":
+            log.error("CANNOT FENCE %s: %s", v.node, v.reason)  # every cycle: recovery is blocked
+            if old is None or old.state != v.state:
+                self.emit("fence", f"cannot fence {v.node}: {v.reason}", target=v.node, ok=False, device=None)
+            return False
+        log.warning("%s", v.reason)
+        if old is None or old.state != v.state or (old.remaining < v.remaining):
+            self.emit("fence.watchdog-wait", v.reason, target=v.node, remaining=round(v.remaining, 3))
+        asyncio.get_running_loop().call_later(v.remaining + 0.05, self.poke, f"{v.node}'s watchdog wait over")
+        return False
+
     # -- actions --
     def _run(self, rsc: str) -> PrimitiveRun:
         return self._catalog[rsc]
@@ -228,6 +314,9 @@ class Controller:
     async def _do_one(self, a: Action) -> bool:
         if a.op == "fence":
             assert a.node is not None
+            v = self._fence_verdict(self.io.cluster_config(), a.node, self.clock.monotonic())
+            if v.state != "device":
+                return self._cannot_fence_yet(v)
             log.warning("fencing %s", a.node)
             ok = await self.io.fence(a.node)
             if ok:

@@ -5,7 +5,10 @@ last resource report (what its executor found), the nodes fenced since they
 were last seen, whether fencing is enabled, and the time.
 
 Node status, the safety rule of the whole cluster:
-- a member is ``online``;
+- a member is ``online``, unless a stop failed there (with fencing
+  enabled): then it is ``unclean``, and the failed stop escalates to fencing
+  (only that makes it safe: the resource may still run); once fenced (and
+  until membership sees it go) it is ``offline``;
 - a node that left cleanly (stopped its resources, then said LEAVE) or that
   was fenced since it was last seen is ``offline``: nothing runs there;
 - any other node (dead, never seen since we started, partitioned away) is
@@ -27,8 +30,16 @@ ROLE_OF = {"started": "started", "promoted": "promoted", "failed": "started", "s
            "migrated": "started"}
 
 
-def node_status(name: str, view: MembershipView, fenced: Set[str], fencing_enabled: bool) -> str:
+def stop_failed(report: Mapping[str, Any]) -> list[str]:
+    """Resources whose stop failed on that node (its report's states)."""
+    return sorted(r for r, st in report.items() if st.get("role") == "stop-failed")
+
+
+def node_status(name: str, view: MembershipView, fenced: Set[str], fencing_enabled: bool,
+                failed_stop: bool = False) -> str:
     if name in view.members:
+        if failed_stop and fencing_enabled:
+            return "offline" if name in fenced else "unclean"
         return "online"
     if name in fenced:
         return "offline"
@@ -70,7 +81,7 @@ def build_state(spec: ClusterSpec, view: MembershipView, reports: Mapping[str, M
     per_rsc: dict[str, dict[str, ResourceState]] = {}
     unknown: list[str] = []
     for n in spec.nodes:
-        status = node_status(n.name, view, fenced, fencing_enabled)
+        status = node_status(n.name, view, fenced, fencing_enabled, bool(stop_failed(reports.get(n.name, {}))))
         nodes[n.name] = NodeState(status=status)  # type: ignore[arg-type]
         if status == "offline":
             continue  # nothing runs on a node that is off

@@ -1,5 +1,14 @@
 """This node's resources: probes, monitors, actions the controller asks for,
-and the rule every node applies on its own: without quorum, stop everything.
+and the rule every node applies on its own without quorum
+(``properties.no_quorum_policy``):
+
+- ``stop`` (default): stop everything here (a partition without quorum must
+  not keep running what the quorate side will start);
+- ``demote``: demote promoted instances of promotable clones, stop
+  everything else; unpromoted instances keep running;
+- ``freeze``: keep what runs, start nothing new (the controller of a
+  non-quorate partition does nothing, so nothing new is asked of us);
+- ``ignore``: carry on as if quorate (dangerous: see docs/watchdog.md).
 
 Runs on the control loop; agent actions run as subprocesses (executor).
 """
@@ -13,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from havm.clock import Clock
+from havm.config.resources import walk_primitives
 from havm.config.schema import ClusterConfig
 from havm.controller.catalog import PrimitiveRun, catalog
 from havm.executor.executor import Executor
@@ -35,6 +45,7 @@ class LocalResources:
         self.probed = False  # every configured resource probed since the last config change
         self._probe_task: asyncio.Task[None] | None = None
         self._quorum_stop: asyncio.Task[None] | None = None
+        self._promotable: set[str] = set()  # primitives of promotable clones (policy demote)
 
     def _defaults(self, rsc: str, agent: str) -> dict[str, Any]:
         # node-local state for agents whose state lives in files: lab nodes share a
@@ -54,6 +65,7 @@ class LocalResources:
         """Follow a (new) configuration: monitors, and probes of resources not yet probed."""
         self.address = next(iter(config.node(self.node).addresses.values()), None)
         new = catalog(config)
+        self._promotable = {p.id for p, _g, c in walk_primitives(list(config.resources)) if c and c.promotable}
         added = [r for r in new if r not in self.catalog or new[r] != self.catalog[r]]
         for rsc in self.catalog:
             if rsc not in new:
@@ -103,13 +115,29 @@ class LocalResources:
     def running(self) -> list[str]:
         return sorted(r for r, s in self.executor.states().items() if s.role in RUNNING)
 
+    def stop_failed(self) -> list[str]:
+        """Resources whose stop failed here: they may still run; only fencing makes them safe."""
+        return sorted(r for r, s in self.executor.states().items() if s.role == "stop-failed")
+
     def quorum_lost(self, policy: str) -> None:
-        """No quorum: with policy ``stop`` stop every resource here (a partition
-        without quorum must not keep running what the quorate side will start)."""
-        if policy != "stop" or not self.running():
+        """No quorum: apply ``policy`` (module doc). Idempotent: called on every
+        round of the control loop while there is no quorum."""
+        if policy in ("freeze", "ignore") or not self.running():
             return
         if self._quorum_stop is None or self._quorum_stop.done():
-            self._quorum_stop = asyncio.get_running_loop().create_task(self.stop_all())
+            work = self.stop_all() if policy == "stop" else self.demote_all()
+            self._quorum_stop = asyncio.get_running_loop().create_task(work)
+
+    async def demote_all(self) -> None:
+        """Policy demote: promoted instances are demoted, everything not a promotable
+        clone's instance is stopped (as the scheduler's demote mode plans it)."""
+        states = self.executor.states()
+        for r in reversed(self.catalog):
+            role = states[r].role if r in states else "stopped"
+            if r in self._promotable and role == "promoted":
+                await self.executor.execute(self.catalog[r].request("demote"))
+            elif r not in self._promotable and r in self.running():
+                await self.executor.execute(self.catalog[r].request("stop"))
 
     async def stop_all(self) -> None:
         # reverse configuration order, one at a time: a group's members stop in

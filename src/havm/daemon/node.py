@@ -47,6 +47,7 @@ from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
 from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
+from havm.watchdog.daemon import NodeWatchdog
 
 log = logging.getLogger("havm.daemon")
 
@@ -90,7 +91,8 @@ class NodeDaemon(ClusterIO):
         # power-cut loses it, a daemon restart does not
         self.run_dir = run_dir or os.path.join(state_dir, "run")
         self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
-        self.controller = Controller(node, self, self.clock)
+        self.controller = Controller(node, self, self.clock, emit=self.events.emit)
+        self.watchdog = NodeWatchdog.for_daemon(self)  # None without watchdog self-fencing
         self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
                              self.clock, on_attempt=self._fence_attempted)
         self.handlers = CommandHandlers(self)
@@ -116,6 +118,8 @@ class NodeDaemon(ClusterIO):
         self.local.configure(self.config)
         self.alerts.configure(self.config)
         self.alerts.start()
+        if self.watchdog is not None:
+            self.watchdog.start()  # raises (naming the device) if the watchdog is not there
         self._tasks.append(loop.create_task(self.controller.run()))
         log.info("havmd %s started (cluster %s, config %s)", self.node, self.config.cluster,
                  self.replica.version.short())
@@ -146,6 +150,7 @@ class NodeDaemon(ClusterIO):
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
         self._record_view(old, view)
+        self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
         for n in joined:
@@ -223,6 +228,8 @@ class NodeDaemon(ClusterIO):
             t.cancel()
         # Stop what runs here before saying LEAVE: peers take a node that left
         # cleanly as holding nothing, and may start its resources at once.
+        if self.watchdog is not None:
+            self.watchdog.stopping()  # still fed while quorate: stopping a VM may take longer than its timeout
         running = self.local.running()
         if running:
             log.info("stopping %s before leaving", ", ".join(running))
@@ -231,6 +238,8 @@ class NodeDaemon(ClusterIO):
         if still:
             log.error("could not stop %s: going away without LEAVE so the cluster fences this node",
                       ", ".join(still))
+        if self.watchdog is not None:
+            self.watchdog.close()  # disarms only if nothing runs here any more
         self.thread.stop(leave=not still)
         await self.local.close()
         for r in self._runners:
@@ -299,6 +308,8 @@ class NodeDaemon(ClusterIO):
         self.config = self.replica.loaded.config
         self.local.configure(self.config)
         self.alerts.configure(self.config)
+        if self.watchdog is not None:
+            self.watchdog.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
         self._refresh_app_info()
         try:
