@@ -256,7 +256,23 @@ class Server:
         self.countdown.records.clear()
 
 
-# -- the lab's side: start, stop, read -------------------------------------------
+# -- the lab's side: configure, start, stop, read --------------------------------
+
+# The lab's watchdog settings (``havm lab up --fencing watchdog``): short, so a test
+# or a campaign sees a reset within seconds; fencing_watchdog_timeout is derived.
+LAB_TIMEOUT = 3.0
+LAB_INTERVAL = 0.5
+LAB_MARGIN = 1.0  # seconds above the validated bound
+
+
+def cluster_settings(state: LabState, deadtime: float, timeout: float = LAB_TIMEOUT,
+                     interval: float = LAB_INTERVAL) -> dict[str, Any]:
+    """What a watchdog-fenced lab adds to its cluster.yaml: the ``watchdog``
+    section and ``properties.fencing_watchdog_timeout`` (bound + LAB_MARGIN)."""
+    return {"watchdog": {"backend": "lab", "device": device_template(state), "timeout": timeout,
+                         "interval": interval},
+            "properties": {"fencing_watchdog_timeout": timeout + interval + deadtime + LAB_MARGIN}}
+
 
 def _pid_file(rec: NodeRecord) -> str:
     return os.path.join(rec.dir, PID_FILE)
