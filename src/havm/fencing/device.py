@@ -49,7 +49,18 @@ class LabPowerSwitch(FenceDevice):
         lab_dir = str(self.cfg.params.get("lab_dir", ""))
         if not lab_dir:
             return DeviceResult(False, error="parameter lab_dir is missing")
+        from havm.lab.chaos.fencehook import fence_override
         from havm.lab.control import kill_node
+
+        # the fault campaign's hook (havm lab chaos): a switch that fails, is slow, or (unsafe, test only) lies
+        if (hook := fence_override(lab_dir, node)) is not None:
+            await asyncio.sleep(min(hook.delay, timeout))
+            if hook.mode == "fail":
+                return DeviceResult(False, error="the power switch does not answer (havm lab chaos: fence-fail)")
+            if hook.mode == "lie":
+                log.error("UNSAFE TEST HOOK (havm lab chaos --unsafe-fake-fencing): %s reported off but NOT "
+                          "powered off", node)
+                return DeviceResult(True, rc=0, output="UNSAFE: reported off without powering off")
 
         try:
             result = await asyncio.wait_for(asyncio.to_thread(kill_node, lab_dir, node), timeout)
