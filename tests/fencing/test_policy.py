@@ -134,9 +134,14 @@ def test_concurrent_fences_of_one_node_run_one_after_the_other():
 
     outs = asyncio.run(both())
     assert all(o.ok for o in outs)
-    assert len(devices.calls) == 3
-    # n1's two fences never overlapped each other (n3's may overlap them)
+    # n1's second request waited for the first and shares its outcome: the device ran
+    # once for n1 and once for n3, and n1's two runs never overlapped
+    assert sorted(c[1] for c in devices.calls) == ["n1", "n3"]
+    assert outs[0] is outs[1] and outs[0].requested_by == "a"
     assert max(overlaps) <= 1
+    # a later request fences again (the node may have been powered on meanwhile)
+    again = asyncio.run(f.fence("n1", "d"))
+    assert again.ok and again.requested_by == "d" and len(devices.calls) == 3
 
 
 def test_history_survives_a_restart_and_summarizes_failing_nodes(tmp_path):

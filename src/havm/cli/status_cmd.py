@@ -151,4 +151,22 @@ def render(st: dict[str, Any]) -> str:
                 extra.append("now: " + ", ".join(f"{a} on {n}" for n, a in r["in_flight"].items()))
             lines.append(f"  {r['id']:<16} {r.get('state', '?').upper():<9} {where:<12} {r.get('agent', '')}"
                          f"{'  [' + '; '.join(extra) + ']' if extra else ''}")
+    lines += _fencing_lines(st.get("fencing") or {})
     return "\n".join(lines)
+
+
+def _fencing_lines(f: dict[str, Any], shown: int = 5) -> list[str]:
+    """Failing fences first and loudly (their nodes' resources wait), then the last attempts."""
+    lines = []
+    for x in f.get("failing", []):
+        lines.append(f"FENCING {x['node']} FAILING: {x['failed_attempts']} attempt(s) since "
+                     f"{time.strftime('%H:%M:%S', time.localtime(x['since']))}, last {x['last_device'] or '-'}: "
+                     f"{x['last_error']} (its resources are not recovered until it is confirmed off)")
+    history = f.get("history", [])
+    if history:
+        lines.append("Fencing history (newest first):")
+        for a in history[:shown]:
+            lines.append(f"  {time.strftime('%H:%M:%S', time.localtime(a['started']))} {a['node']:<8} "
+                         f"{a['device'] or '-':<12} {'OFF' if a['ok'] else 'FAILED':<6} by {a['executor']} "
+                         f"for {a['requested_by']} ({a['duration']:.2f}s){': ' + a['error'] if a['error'] else ''}")
+    return [""] + lines if lines else []

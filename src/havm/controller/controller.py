@@ -122,6 +122,12 @@ class Controller:
         """Every membership view, whether or not we are the controller (LossClock)."""
         self.losses.observe(view, self.node, self.io.cluster_config().node_names, self.clock.monotonic())
 
+    def node_fenced(self, node: str) -> None:
+        """``node`` is confirmed off (by us, or by hand): nothing runs there any more."""
+        self.fenced.add(node)
+        self.reports.pop(node, None)
+        self.poke(f"{node} fenced")
+
     def node_seen(self, node: str) -> None:
         """A node (re)joined: it is no longer 'fenced' (it runs again, reports anew)."""
         self.fenced.discard(node)
@@ -320,8 +326,7 @@ class Controller:
             log.warning("fencing %s", a.node)
             ok = await self.io.fence(a.node)
             if ok:
-                self.fenced.add(a.node)
-                self.reports.pop(a.node, None)
+                self.node_fenced(a.node)
                 log.warning("fenced %s: confirmed off", a.node)
             else:
                 log.error("FENCING %s FAILED: its resources stay stopped until it is confirmed off; retrying",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from havm.commands.base import Command
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
 from havm.commands.edits import edit
+from havm.commands.fence import FenceNode, GetFenceHistory
 from havm.commands.history import GetHistory
 from havm.commands.resource import (
     NODE_OPS,
@@ -25,6 +26,7 @@ from havm.commands.resource import (
     ChangeResource,
     CleanupResource,
 )
+from havm.daemon import fencing
 from havm.daemon.history import gather_history
 from havm.errors import HavmError, NoQuorum, UsageError
 from havm.scheduler.model import ClusterSpec
@@ -51,6 +53,8 @@ class CommandHandlers:
             return await gather_history(self.d, cmd)
         if isinstance(cmd, CleanupResource):
             return await self._cleanup(cmd, forwarded)
+        if isinstance(cmd, FenceNode | GetFenceHistory):
+            return await fencing.handle(self.d, cmd, forwarded, sender)
         handled, result = await self._to_controller(cmd, forwarded)
         if handled:
             return result

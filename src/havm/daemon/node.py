@@ -32,6 +32,7 @@ from havm.commands.base import Command
 from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
 from havm.controller.controller import ClusterIO, Controller
+from havm.daemon.fencing import gather as gather_fencing
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
@@ -399,9 +400,10 @@ class NodeDaemon(ClusterIO):
         return {n: r for n, r in await asyncio.gather(*(one(n) for n in members)) if r is not None}
 
     async def status_async(self) -> dict[str, Any]:
-        reports = await self.gather_reports()
-        return self.status(resources_view(self.config, reports, self.controller))
+        reports, fenced = await asyncio.gather(self.gather_reports(), gather_fencing(self))
+        return self.status(resources_view(self.config, reports, self.controller), fencing=fenced)
 
-    def status(self, resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def status(self, resources: list[dict[str, Any]] | None = None,
+               fencing: dict[str, Any] | None = None) -> dict[str, Any]:
         return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
-                            started_at=self.started_at, now=time.time(), resources=resources)
+                            started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)

@@ -21,7 +21,8 @@ SCHEMA = 1
 
 def build_status(config: ClusterConfig, node: str, view: MembershipView, stored: StoredConfig,
                  peer_versions: Mapping[str, ConfigVersion], started_at: float, now: float,
-                 resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                 resources: list[dict[str, Any]] | None = None,
+                 fencing: dict[str, Any] | None = None) -> dict[str, Any]:
     version = stored.version
     in_sync = all(v == version for v in peer_versions.values())
     nodes = []
@@ -80,6 +81,8 @@ def build_status(config: ClusterConfig, node: str, view: MembershipView, stored:
                       "send_jitter_ms": {"median": view.jitter.median * 1000, "p99": view.jitter.p99 * 1000,
                                          "max": view.jitter.max * 1000, "count": view.jitter.count}},
         "resources": resources or [],
+        "fencing": {"devices": [d.id for d in config.fencing.devices], "history": [], "failing": [],
+                    **(fencing or {})},
     }
 
 

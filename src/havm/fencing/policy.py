@@ -7,8 +7,9 @@ next one is tried. Before the first attempt the fencer waits the largest
 ``delay`` the first level's devices set for this node: in a two-node fence
 race, the node whose devices wait is the one that survives.
 
-One fence of a node at a time (a manual ``havm node fence`` and the
-controller's fence of the same node queue; the second finds it already off).
+One fence of a node at a time: a manual ``havm node fence`` and the
+controller's fence of the same node queue, and one that was waiting while the
+other succeeded shares its outcome (as Pacemaker merges identical requests).
 Every attempt is recorded in the history and logged; a fence that fails is
 logged at error level with every reason, and the caller (the controller)
 retries it on its next cycle, never skipping it.
@@ -51,11 +52,22 @@ class Fencer:
         self.make = make
         self.on_attempt = on_attempt
         self._locks: dict[str, asyncio.Lock] = {}
+        self._succeeded: dict[str, tuple[float, FenceOutcome]] = {}  # node -> (when, last success)
 
     async def fence(self, node: str, requested_by: str) -> FenceOutcome:
+        asked = self.clock.monotonic()
         lock = self._locks.setdefault(node, asyncio.Lock())
         async with lock:
+            done = self._succeeded.get(node)
+            if done is not None and done[0] >= asked:
+                # A fence of this node succeeded while we waited for it (the operator's and the
+                # controller's at once): the node is off, fencing it again proves nothing more.
+                log.info("fencing %s (asked by %s): merged with the fence that just succeeded", node,
+                         requested_by)
+                return done[1]
             outcome = await self._fence(node, requested_by)
+            if outcome.ok:
+                self._succeeded[node] = (self.clock.monotonic(), outcome)
         if outcome.ok:
             log.warning("fenced %s through level %s (%s)%s, asked by %s", node, outcome.level,
                         ", ".join(sorted({a.device for a in outcome.attempts if a.ok})),

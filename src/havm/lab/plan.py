@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from havm.config.cluster import DEFAULT_PORT, Timing
 from havm.errors import UsageError
-from havm.lab import guestnet
+from havm.lab import bmc, guestnet
 from havm.lab.state import Interface, LabState, NodeRecord, lab_id, netns_prefix
 from havm.lab.vms import plan_vms, resources_document
 
@@ -38,7 +38,9 @@ UNIX_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 LAB_NET = "10.213"
 LAB_GROUP = "239.0.213"  # multicast group of link i: 239.0.213.i
 LINK_MODES = ("unicast", "multicast", "broadcast")
-FENCE_DEVICE = "lab-power"  # the fence device of every lab: its power switch
+FENCE_DEVICE = "lab-power"  # the fence device of a lab with --fencing lab: its power switch
+# lab power switch, fence_ipmilan against the BMCs, no fencing, watchdog self-fencing (havm.lab.watchdog)
+FENCING_MODES = ("lab", "ipmi", "none", "watchdog")
 UNPRIVILEGED_PORT = 20694  # heartbeat port on loopback labs without root (694 needs root)
 
 # How havmd is started; placeholders are filled per node. Tests may record
@@ -68,6 +70,7 @@ class LabSpec:
     vms: int = 0  # guest VMs (havm's own image; namespace labs only)
     dummies: int = 0  # dummy resources
     vip: bool = False  # a virtual IP resource on the guest network (if an 'ip' agent exists)
+    fencing: str = "lab"  # FENCING_MODES: the fence device of the generated cluster.yaml
 
 
 def fill_timing(keepalive: float | None = None, warntime: float | None = None,
@@ -128,6 +131,8 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
                          "guests are reached over the lab's guest network")
     if spec.dummies < 0:
         raise UsageError(f"--dummies must be 0 or more, got {spec.dummies}")
+    if spec.fencing not in FENCING_MODES:
+        raise UsageError(f"--fencing must be one of {', '.join(FENCING_MODES)}, got {spec.fencing!r}")
     if spec.link_mode != "unicast" and not spec.netns:
         raise UsageError(f"{spec.link_mode} links need network namespaces (a lab without --no-netns, as root)")
     d = os.path.realpath(lab_dir)
@@ -155,7 +160,7 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
                              f"{len(rec.socket.encode())} bytes, unix sockets allow {UNIX_PATH_MAX}; "
                              "use a shorter --dir")
         nodes[name] = rec
-    return LabState(
+    state = LabState(
         lab_id=ident, dir=d, mode="netns" if spec.netns else "loopback", cluster=f"lab-{ident}",
         links=links, port=port, config=os.path.join(d, "cluster.yaml"),
         key_file=os.path.join(d, "authkey"), nodes=nodes,
@@ -164,17 +169,22 @@ def plan_lab(lab_dir: str, spec: LabSpec, lab_octet: int, is_root: bool) -> LabS
         daemon_command=list(spec.daemon_command), lab_octet=None if spec.netns else lab_octet,
         link_mode=spec.link_mode, daemon_env=dict(spec.daemon_env),
         guest_net=guestnet.guest_net_document() if spec.netns else None,
-        vms=plan_vms(ident, d, spec.vms),
+        vms=plan_vms(ident, d, spec.vms), fencing=spec.fencing,
     )
+    if spec.fencing == "ipmi":
+        state.bmcs = bmc.plan_bmcs(d, list(nodes.values()), spec.netns, lab_octet)
+    return state
 
 
 def cluster_document(state: LabState, timing: dict[str, float], dummies: int = 0,
                      vip: bool = False) -> dict[str, object]:
     """The cluster.yaml of the lab, as a plain mapping.
 
-    The lab's power switch (``havm lab kill``) is the fence device: a node
+    The fence device (``state.fencing``): the lab's power switch (``havm lab
+    kill``), or each node's BMC through ``fence_ipmilan`` (``ipmi``): a node
     that dies or drops out is killed whole (daemon, agents, guests) before its
-    resources are recovered elsewhere, so a VM never runs twice.
+    resources are recovered elsewhere, so a VM never runs twice. ``none``: no
+    device (nothing of a lost node is ever recovered, unless fencing is disabled).
     """
     doc: dict[str, object] = {
         "version": 1,
@@ -183,12 +193,29 @@ def cluster_document(state: LabState, timing: dict[str, float], dummies: int = 0
         "links": [link_document(state, li, lk) for li, lk in enumerate(state.links)],
         "timing": dict(timing),
         "auth": {"key_file": os.path.basename(state.key_file)},
-        "fencing": {"devices": [{"id": FENCE_DEVICE, "agent": "lab", "params": {"lab_dir": state.dir}}]},
+        "fencing": {"devices": fence_devices(state)},
     }
+    if state.fencing == "watchdog":
+        from havm.lab.watchdog import cluster_settings  # no device: each node's watchdog fences it
+
+        doc.update(cluster_settings(state, timing["deadtime"]))
     resources = resources_document(state, dummies, vip)
     if resources:
         doc["resources"] = resources
     return doc
+
+
+def fence_devices(state: LabState) -> list[dict[str, object]]:
+    """The fencing.devices of the lab's cluster.yaml for its fencing mode."""
+    if state.fencing == "ipmi":
+        # one device per node, as for real BMCs; IPMI 1.5 LAN (ipmi_sim has no lanplus cipher suites)
+        return [{"id": f"bmc-{name}", "agent": "fence_ipmilan", "nodes": [name],
+                 "params": {"ip": b.address, "ipport": b.port, "username": b.username, "password": b.password,
+                            "lanplus": 0}}
+                for name, b in state.bmcs.items()]
+    if state.fencing == "lab":
+        return [{"id": FENCE_DEVICE, "agent": "lab", "params": {"lab_dir": state.dir}}]
+    return []
 
 
 def link_document(state: LabState, index: int, name: str) -> dict[str, object]:
@@ -233,5 +260,11 @@ def network_commands(state: LabState) -> tuple[list[str], list[str], dict[str, l
         root += g_root
         switch += g_switch
         for name, cmds in g_node.items():
+            per_node[name] += cmds
+    if state.bmcs:
+        b_root, b_switch, b_node = bmc.network_commands(sw, list(state.nodes.values()), state.bmcs)
+        root += b_root
+        switch += b_switch
+        for name, cmds in b_node.items():
             per_node[name] += cmds
     return root, switch, per_node

@@ -43,6 +43,10 @@ Schema (``schema: 1``; fields are only ever added):
 - ``vms``: VM name -> {ip, mac, disk} (the VM resources the lab wrote in
   cluster.yaml; guests answer on http://IP/cgi-bin/state on the guest network);
   ``guest_image``: {vmlinux, initramfs, kernel_release, key} or null.
+- ``fencing``: the fence device of the generated cluster.yaml: ``lab`` (the
+  power switch), ``ipmi`` (fence_ipmilan against the BMCs) or ``none``.
+- ``bmcs``: node -> {address, port, username, password, dir, node_address,
+  pid, pid_start}: the node's simulated BMC (``havm.lab.bmc``; ipmi labs only).
 - ``created_at``, ``updated_at``: UNIX times.
 """
 
@@ -124,6 +128,22 @@ class NodeRecord:
 
 
 @dataclass
+class BmcRecord:
+    """A node's simulated BMC (``havm.lab.bmc``): where it listens, its
+    credentials, its files, its ipmi_sim process; ``node_address`` is the node's
+    own address on the management network (namespace labs)."""
+
+    address: str
+    port: int
+    username: str
+    password: str
+    dir: str
+    node_address: str | None = None
+    pid: int | None = None
+    pid_start: int | None = None
+
+
+@dataclass
 class Faults:
     partition: list[list[str]] | None = None
     links_down: dict[str, list[str]] = field(default_factory=dict)
@@ -168,6 +188,8 @@ class LabState:
     guest_net: dict[str, Any] | None = None
     vms: dict[str, dict[str, Any]] = field(default_factory=dict)
     guest_image: dict[str, str] | None = None
+    fencing: str = "lab"
+    bmcs: dict[str, BmcRecord] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     schema: int = SCHEMA
@@ -199,6 +221,7 @@ class LabState:
             raise LabError(f"lab.json has schema {data['schema']}, newer than this havm ({SCHEMA})")
         data["nodes"] = {k: NodeRecord.from_json(v) for k, v in data["nodes"].items()}
         data["faults"] = Faults(**data.get("faults", {}))
+        data["bmcs"] = {k: BmcRecord(**v) for k, v in data.get("bmcs", {}).items()}
         return cls(**data)
 
     def save(self) -> None:
