@@ -13,7 +13,10 @@ What maps to what:
   default stickiness INFINITY);
   ``legacy`` is read as ``on`` and reported.
 - ``ping``/``ping_group`` -> the ping tiebreaker's targets (what ipfail did).
-- two nodes -> ``quorum.two_node`` (Heartbeat never needed a majority).
+- two nodes -> ``quorum.two_node`` (Heartbeat never needed a majority); without a
+  ping node a lone survivor has no tiebreaker, hence no quorum: reported.
+- no ``stonith``/``stonith_host``: reported (havm recovers a lost node's
+  resources only once it is fenced, and fence devices are configured apart).
 - haresources -> groups with preferred nodes (``havm.importers.haresources``).
 - authkeys -> ``ImportResult.key``: SHA-256 of the md5/sha1 secret in hex, so
   every node imported from the same authkeys derives the same key; crc is refused.
@@ -119,6 +122,10 @@ def import_heartbeat(directory: str, addresses: Mapping[str, Sequence[str]] | No
         doc["quorum"] = quorum
     auto_failback = _failback(cf, report)
     _report_others(cf, report)
+    if not any(d in ("stonith", "stonith_host") for d, _, _ in cf.other):
+        report.warn(cf.file, None, "fencing", "ha.cf configures no STONITH: havm recovers what a lost node ran "
+                    "only once a fence device has confirmed it off; add one to fencing.devices, or failover "
+                    "waits")
 
     resources: list[dict[str, Any]] = []
     constraints: list[dict[str, Any]] = []
@@ -272,6 +279,10 @@ def _quorum(cf: HaCf, node_count: int, report: ImportReport) -> dict[str, Any]:
                                                          "(havm's tiebreaker needs any one target to answer)")
     if targets:
         quorum["tiebreaker"] = {"type": "ping", "targets": list(dict.fromkeys(targets))}
+    elif node_count == 2:
+        report.warn(cf.file, None, "quorum", "no ping node: a node left alone keeps quorum only through a "
+                    "tiebreaker and none is written, so a lone survivor takes nothing over (Heartbeat's did, at "
+                    "the risk of split brain); add quorum.tiebreaker {type: ping, targets: [GATEWAY]}")
     return quorum
 
 
