@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import time
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-
-class _Unix(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self._path)
-        self.sock = s
+from havm.daemon.client import _UnixHTTPConnection
 
 
 @dataclass
@@ -38,7 +27,7 @@ class Scrape:
 def scrape(host: str | None = None, port: int = 7694, token: str | None = None, sock: str | None = None,
            timeout: float = 3.0) -> Scrape:
     """One scrape; raises OSError when nothing answers and AssertionError on a non-200."""
-    conn: http.client.HTTPConnection = _Unix(sock, timeout) if sock else http.client.HTTPConnection(
+    conn: http.client.HTTPConnection = _UnixHTTPConnection(sock, timeout) if sock else http.client.HTTPConnection(
         host or "", port, timeout=timeout)
     try:
         conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {})

@@ -102,8 +102,8 @@ def follow(fetch: Fetch, first: GetHistory, as_json: bool, interval: float, coun
         polls += 1
         try:
             result = fetch(q)
-        except HavmError as e:  # a daemon restarting: say so, try again
-            print(f"havm: history: {e}", file=sys.stderr)
+        except HavmError as err:  # a daemon restarting: say so, try again
+            print(f"havm: history: {err}", file=sys.stderr)
             continue
         fresh = [e for e in result.get("events", []) if (e["node"], e["seq"]) not in seen]
         print_events(fresh, as_json)
