@@ -95,3 +95,26 @@ def test_bad_input_is_a_usage_error_and_writes_nothing(tmp_path: Path, capsys: p
     code, _, err = run(capsys, "bootstrap", "--name", "x", *args, "-o", str(tmp_path / "c.yaml"))
     assert code == 2 and message in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_path_is_the_global_config_and_validate_reads_it_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "havm" / "cluster.yaml"
+    code, _, err = run(capsys, "--config", str(cfg), "bootstrap", "--name", "x", "--node", "n1=10.0.0.1",
+                       "--node", "n2=10.0.0.2", "--ping", "10.0.0.254")
+    assert code == 0, err
+    assert cfg.exists() and (tmp_path / "havm" / "authkey").exists()
+    code, out, _ = run(capsys, "--config", str(cfg), "config", "validate")
+    assert code == 0 and out.startswith(f"{cfg}: valid")
+    monkeypatch.setenv("HAVM_CONFIG", str(cfg))  # the default of every command
+    from havm.cli.main import build_parser
+    assert build_parser("config").parse_args(["config", "validate"]).config == str(cfg)
+    monkeypatch.delenv("HAVM_CONFIG")
+    assert build_parser("status").parse_args(["status"]).config == "/etc/havm/cluster.yaml"
+
+
+def test_keygen_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "keygen", str(tmp_path / "k"), "--json")
+    assert code == 0 and json.loads(out) == {"key_file": str(tmp_path / "k"), "mode": "0600"}
+    code, out, _ = run(capsys, "keygen", str(tmp_path / "k"), "--json")
+    assert code == 1 and json.loads(out)["error"]["message"].endswith("refusing to overwrite a cluster key")

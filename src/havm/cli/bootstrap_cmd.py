@@ -117,7 +117,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--deadtime", type=duration, default=DEFAULT_DEADTIME, metavar="TIME",
                    help="silence after which a node is dead (default 5s)")
     p.add_argument("--key-file", default="authkey", help="key file, relative to the output (default authkey)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write, e.g. /etc/havm/cluster.yaml")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write (default: the global --config, $HAVM_CONFIG or /etc/havm/cluster.yaml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing configuration and key")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(func=cmd_bootstrap)
@@ -191,6 +192,7 @@ def _write_atomically(path: str, text: str, mode: int) -> None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    args.output = args.output or args.config
     plan = plan_from_args(args)
     text = plan.text()
     try:

@@ -21,9 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     csub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
 
     v = csub.add_parser("validate", help="check a configuration file and report every problem",
-                        description="Check FILE (and its key file) and report every problem at once, "
-                                    "each with file, line, field and what was expected. Exit 3 if invalid.")
-    v.add_argument("file")
+                        description="Check FILE (default: the global --config, $HAVM_CONFIG or "
+                                    "/etc/havm/cluster.yaml) and its key file, and report every problem at "
+                                    "once, each with file, line, field and what was expected. Exit 3 if invalid.")
+    v.add_argument("file", nargs="?", help="the configuration to check (default: the global --config)")
     v.add_argument("--no-key-check", action="store_true", help="do not check the auth key file")
     v.add_argument("--json", action="store_true", help="machine-readable result")
     v.set_defaults(func=cmd_validate)
@@ -57,10 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     k = sub.add_parser("keygen", help="create a new cluster key file (mode 0600)",
                        description="Write 32 random bytes (hex) to FILE with mode 0600. Never overwrites.")
     k.add_argument("file")
+    k.add_argument("--json", action="store_true", help="print the key file's path as JSON")
     k.set_defaults(func=cmd_keygen)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    args.file = args.file or args.config
     try:
         loaded = load_config(args.file, check_key=not args.no_key_check)
     except ConfigError as e:
@@ -159,5 +162,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         write_key(args.file)
     except FileExistsError:
         raise HavmError(f"{args.file} exists; refusing to overwrite a cluster key") from None
-    print(f"wrote a new cluster key to {args.file} (mode 0600); copy it to every node")
+    if args.json:
+        print(json.dumps({"key_file": args.file, "mode": "0600"}))
+    else:
+        print(f"wrote a new cluster key to {args.file} (mode 0600); copy it to every node")
     return 0

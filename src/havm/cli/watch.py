@@ -105,14 +105,14 @@ def changes(old: Status | None, new: Status, at: float) -> list[Change]:
     return out
 
 
-_BAD_WORDS = ("OFFLINE", "UNKNOWN", "FAILED", "MULTIPLE", "LATE", "DOWN", "DEGRADED",
+_BAD_WORDS = ("OFFLINE", "UNKNOWN", "FAILED", "FAILING", "MULTIPLE", "LATE", "DOWN", "DEGRADED",
               "Quorum: NO", "views not yet agreed", "catching up")
 
 
 def _style(text: str) -> str:
     if any(w in text for w in _BAD_WORDS):
         return "bad"
-    if text.startswith(("Nodes:", "Links:", "Resources:", "Recent changes")) or text.startswith("Cluster "):
+    if text.startswith(("Nodes:", "Links:", "Resources:", "Recent changes", "Fencing history", "Cluster ")):
         return "title"
     return ""
 
