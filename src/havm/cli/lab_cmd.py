@@ -229,9 +229,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--vms", type=int, default=0, metavar="K",
                     help="K guest VMs vm1..vmK (havm's own image, disks in DIR/disks; namespace labs)")
     up.add_argument("--dummies", type=int, default=0, metavar="M", help="M dummy resources dummy1..dummyM")
-    up.add_argument("--fencing", choices=("lab", "ipmi", "none"), default="lab",
-                    help="fence device of the generated config: the lab's power switch (default), "
-                         "fence_ipmilan against one simulated BMC (ipmi_sim) per node, or none")
     up.add_argument("--fencing", choices=("lab", "ipmi", "none", "watchdog"), default="lab",
                     help="fence device of the generated config: the lab's power switch (default), "
                          "fence_ipmilan against one simulated BMC (ipmi_sim) per node, none, or watchdog "
