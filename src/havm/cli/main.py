@@ -34,8 +34,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "node": ("havm.cli.node_cmd", "put nodes in standby, online or maintenance"),
     "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
     "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
-    "bootstrap": ("havm.cli.bootstrap_cmd", "write the configuration and key of a new cluster from a list of hosts"),
-    "completion": ("havm.cli.completion_cmd", "print a shell completion script (bash, zsh, fish)"),
     "token": ("havm.cli.token_cmd", "create, list and revoke REST API tokens (roles read, admin)"),
     "history": ("havm.cli.history_cmd", "show the cluster's events: membership, quorum, actions, fencing, config changes"),
 }
