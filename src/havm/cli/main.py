@@ -50,6 +50,10 @@ EXIT_STATUS_HELP = """exit status:
   8   timed out
   9   lab error
   10  not authorized
+  11  the guest image could not be built (lab up --vms)
+  130 interrupted (Ctrl-C)
+--json: commands that report something print JSON on stdout, errors as
+{"error": {"code": ..., "message": ...}}; see docs/cli.md
 """
 
 
