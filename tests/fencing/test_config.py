@@ -96,3 +96,20 @@ def test_missing_agents_and_unfenceable_nodes_are_warnings_not_errors(write_conf
     assert (("fencing", "devices", 0, "agent"), ) == tuple(w[0] for w in warnings[:1])
     assert "not installed on this host" in warnings[0][1]
     assert any("no fence device can fence node 'n3'" in w[1] for w in warnings)
+
+
+def test_config_validate_prints_located_warnings(write_config):
+    import json
+    import subprocess
+    import sys
+
+    path = write_config(VALID + "fencing:\n  devices:\n    - {id: x, agent: fence_not_installed_here}\n")
+    out = subprocess.run([sys.executable, "-m", "havm.cli.main", "config", "validate", path, "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    w = json.loads(out.stdout)["warnings"]
+    assert w[0]["line"] == 21 and w[0]["field"] == "fencing.devices[0].agent"
+    assert "not installed on this host" in w[0]["message"]
+    text = subprocess.run([sys.executable, "-m", "havm.cli.main", "config", "validate", path],
+                          capture_output=True, text=True, timeout=60)
+    assert text.returncode == 0 and f"warning: {path}:21: fencing.devices[0].agent:" in text.stderr

@@ -12,7 +12,7 @@ from typing import Any
 from havm.cli.target import connect
 from havm.commands.cluster import ApplyConfig, GetConfig
 from havm.config.load import config_digest, load_config, write_key
-from havm.errors import ConfigError, HavmError, UsageError
+from havm.errors import ConfigError, ConfigIssue, HavmError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -77,13 +77,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{args.file}: {len(e.issues)} problem(s)", file=sys.stderr)
         return e.exit_status
     c = loaded.config
+    warnings = _warnings(loaded)
     if args.json:
         print(json.dumps({"valid": True, "cluster": c.cluster, "nodes": c.node_names,
-                          "links": [lk.name for lk in c.links], "digest": loaded.digest}, indent=2))
+                          "links": [lk.name for lk in c.links], "digest": loaded.digest,
+                          "warnings": [{"file": w.file, "line": w.line, "field": w.field, "message": w.message}
+                                       for w in warnings]}, indent=2))
     else:
+        for w in warnings:
+            print(f"warning: {w}", file=sys.stderr)
         print(f"{args.file}: valid: cluster {c.cluster}, {len(c.nodes)} node(s), {len(c.links)} link(s), "
               f"{len(c.resources)} resource(s)")
     return 0
+
+
+def _warnings(loaded: Any) -> list[ConfigIssue]:
+    """Valid but will not work from this host (fence agents not installed here, ...), located."""
+    from havm.config.fencing import agent_warnings
+    from havm.config.yamlpos import format_path, load_yaml_text
+
+    located = load_yaml_text(loaded.text, loaded.file)
+    c = loaded.config
+    return [ConfigIssue(loaded.file, located.line_of(path), format_path(path), message)
+            for path, message in agent_warnings(c.fencing, c.node_names)]
 
 
 def _current(args: argparse.Namespace) -> dict[str, Any]:
