@@ -94,12 +94,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _warnings(loaded: Any) -> list[ConfigIssue]:
     """Valid but will not work from this host (fence agents not installed here, ...), located."""
     from havm.config.fencing import agent_warnings
+    from havm.config.watchdog import watchdog_warnings
     from havm.config.yamlpos import format_path, load_yaml_text
 
     located = load_yaml_text(loaded.text, loaded.file)
     c = loaded.config
     return [ConfigIssue(loaded.file, located.line_of(path), format_path(path), message)
-            for path, message in agent_warnings(c.fencing, c.node_names)]
+            for path, message in agent_warnings(c.fencing, c.node_names)
+            + watchdog_warnings(c.properties.no_quorum_policy)]
 
 
 def _current(args: argparse.Namespace) -> dict[str, Any]:
