@@ -41,6 +41,7 @@ ROUTE_MODULES: list[str] = [
     "havm.api.events_stream",
     "havm.api.openapi",
     "havm.metrics.routes",
+    "havm.web.routes",
 ]
 
 DAEMON: web.AppKey[Any] = web.AppKey("havm_daemon", object)
