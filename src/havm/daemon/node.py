@@ -48,7 +48,7 @@ from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
 from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
-from havm.watchdog.daemon import NodeWatchdog
+from havm.watchdog.daemon import NodeWatchdog, watchdog_status
 
 log = logging.getLogger("havm.daemon")
 
@@ -405,5 +405,7 @@ class NodeDaemon(ClusterIO):
 
     def status(self, resources: list[dict[str, Any]] | None = None,
                fencing: dict[str, Any] | None = None) -> dict[str, Any]:
-        return build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
-                            started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)
+        doc = build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
+                           started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)
+        doc["watchdog"] = watchdog_status(self)
+        return doc

@@ -84,3 +84,11 @@ class NodeWatchdog:
 
     def status(self) -> dict[str, Any]:
         return self.keeper.status()
+
+
+def watchdog_status(daemon: NodeDaemon) -> dict[str, Any]:
+    """The status document's ``watchdog``: this node's watchdog (armed, last decision and
+    why) and, on the controller, the fences waiting for a watchdog or impossible."""
+    w = daemon.watchdog
+    return {"enabled": w is not None, **(w.status() if w is not None else {}),
+            "fence_waits": daemon.controller.fence_waits()}
