@@ -6,7 +6,7 @@ import yaml
 
 from havm.config.load import parse_config_text
 from havm.lab.chaos import fencehook
-from havm.lab.chaos.campaign import CampaignOptions, campaign_config
+from havm.lab.chaos.campaign import TWO_NODE_FENCE_DELAY, CampaignOptions, campaign_config
 
 LAB_CONFIG = """
 version: 1
@@ -35,9 +35,7 @@ def test_two_nodes_get_a_ping_tiebreaker_and_a_fence_delay_on_n1():
     text = campaign_config(LAB_CONFIG, CampaignOptions(nodes=2), "10.214.255.254")
     doc = yaml.safe_load(text)
     assert doc["quorum"] == {"two_node": True, "tiebreaker": {"type": "ping", "targets": ["10.214.255.254"]}}
-    devices = {d["id"]: d for d in doc["fencing"]["devices"]}
-    assert devices["lab-power-n1"]["nodes"] == ["n1"] and devices["lab-power-n1"]["delay"] > 0
-    assert devices["lab-power-n2"]["nodes"] == ["n2"] and not devices["lab-power-n2"].get("delay")
+    assert doc["fencing"]["devices"][0]["delay"] == {"n1": TWO_NODE_FENCE_DELAY}
     assert parse_config_text(text, "chaos.yaml") is not None  # havm accepts it
 
 
@@ -53,3 +51,15 @@ def test_fence_hook_modes_nodes_and_removal(tmp_path):
     assert fencehook.fence_override(d, "n1") is None
     (tmp_path / fencehook.HOOK_FILE).write_text("{not json")
     assert fencehook.fence_override(d, "n1") is None  # broken: fence for real
+
+
+def test_fake_fencing_only_with_the_labs_power_switch():
+    import pytest
+
+    from havm.errors import UsageError
+    from havm.lab.chaos.campaign import check_options
+
+    with pytest.raises(UsageError, match="only with the lab's power switch"):
+        check_options(CampaignOptions(fencing="ipmi", unsafe_fake_fencing=True))
+    with pytest.raises(UsageError, match="unknown fault kind"):
+        check_options(CampaignOptions(kinds=("kill", "meteor")))

@@ -114,15 +114,10 @@ def campaign_config(text: str, opts: CampaignOptions, switch_address: str | None
                 disk["locking"] = opts.disk_locking
     if opts.nodes == 2 and switch_address:
         doc["quorum"] = {"two_node": True, "tiebreaker": {"type": "ping", "targets": [switch_address]}}
-        fencing = doc.get("fencing") or {}
-        devices = fencing.get("devices") or []
-        if len(devices) == 1 and devices[0].get("agent") == "lab":
-            first, second = (n["name"] for n in doc["nodes"])
-            dev = devices[0]
-            fencing["devices"] = [{**dev, "id": f"{dev['id']}-{first}", "nodes": [first],
-                                   "delay": TWO_NODE_FENCE_DELAY},
-                                  {**dev, "id": f"{dev['id']}-{second}", "nodes": [second]}]
-            doc["fencing"] = fencing
+        first = doc["nodes"][0]["name"]
+        for dev in (doc.get("fencing") or {}).get("devices") or []:
+            if dev.get("nodes") is None or first in dev["nodes"]:
+                dev["delay"] = {first: TWO_NODE_FENCE_DELAY}  # fencing n1 waits: n1 shoots first
     return "# adjusted by havm lab chaos\n" + yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -164,9 +159,16 @@ def statuses(lab_: Lab) -> dict[str, dict[str, Any] | None]:
 
 
 def wait_recovered(lab_: Lab, since: float, bound: float, grace: float) -> tuple[float | None, list[str]]:
-    """Poll until recovered (returns its time) or ``since + bound + grace`` (returns None and the gaps)."""
+    """Poll until recovered (returns its time) or ``since + bound + grace`` (returns None and the gaps).
+
+    A node found off meanwhile is powered on: a fence is a reboot (fence_ipmilan's
+    default action), and the lab's power switch only cuts the power. A node that
+    was fenced again after coming back shows in the fence counts (fence loops).
+    """
     gaps: list[str] = ["not checked"]
     while True:
+        if powered := power_on_all(lab_):
+            lab_.observer.note("power-on", nodes=powered)
         gaps = invariants.recovery_gaps(statuses(lab_), lab_.observer.latest, lab_.vms)
         now = time.time()
         if not gaps:
@@ -281,7 +283,7 @@ def run(opts: CampaignOptions, plans: Sequence[schedule.IterationPlan] | None = 
     observer = Observer(lab_dir)
     deadtime = float(yaml.safe_load(open(state.config, encoding="utf-8"))["timing"]["deadtime"])
     lab_ = Lab(dir=state.dir, nodes=list(state.nodes), vms=list(state.vms), links=list(state.links),
-               fencing=opts.fencing, deadtime=deadtime, observer=observer, bmc_pid=_bmc_pid_finder(state.dir))
+               fencing=opts.fencing, deadtime=deadtime, observer=observer)
     if plans is None:
         plans = schedule.plan_schedule(opts.seed, opts.iterations, schedule.ScheduleOptions(
             nodes=lab_.nodes, vms=lab_.vms, kinds=kinds, overlap=opts.overlap, hold=opts.hold))
@@ -325,18 +327,6 @@ def _teardown(lab_dir: str, own_dir: bool, keep: bool) -> None:
     finally:
         if own_dir:
             shutil.rmtree(lab_dir, ignore_errors=True)
-
-
-def _bmc_pid_finder(lab_dir: str) -> Callable[[str], int | None]:
-    """The pid of a node's simulated BMC (ipmi fencing), from the lab's own module when it has one."""
-    try:
-        from havm.lab import bmc  # type: ignore[attr-defined]
-    except ImportError:
-        return lambda node: None
-    finder = getattr(bmc, "bmc_pid", None)
-    if finder is None:
-        return lambda node: None
-    return lambda node: finder(lab_dir, node)  # type: ignore[no-any-return]
 
 
 def print_unsafe_warning() -> None:

@@ -9,9 +9,9 @@ daemon it killed); the campaign then powers on every node that is still off
 (a fenced node reboots), so undo never has to guess what fencing did.
 
 Fence device faults depend on the lab's fencing: with the power switch
-(``lab``) they go through ``fencehook``; with ``ipmi`` the node's simulated
-BMC process is frozen (fail) or frozen for a while (slow); with ``watchdog``
-there is no device to break, so those kinds are not scheduled.
+(``lab``) they go through ``fencehook``; with ``ipmi`` through the simulated
+BMC's own faults (``havm.lab.bmc.set_fault``: refuse, hang, slow); with
+``watchdog`` there is no device to break, so those kinds are not scheduled.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +50,6 @@ class Lab:
     fencing: str  # lab | ipmi | watchdog
     deadtime: float
     observer: Observer
-    bmc_pid: Callable[[str], int | None] = lambda node: None  # the node's simulated BMC (ipmi)
     changes: list[ConfigChange] = field(default_factory=list)
     change_seq: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -135,7 +133,7 @@ def inject(lab: Lab, spec: FaultSpec) -> Injected:
         at = control.freeze_node(lab.dir, _need(node))["at"]
     elif k in ("freeze-daemon", "controller-kill") or k in ("fence-fail", "fence-slow"):
         if k in ("fence-fail", "fence-slow"):
-            info["device"] = _break_fence_device(lab, _need(node), k, float(str(p.get("delay", 0))))
+            info["device"] = _break_fence_device(lab, _need(node), spec)
         if k == "controller-kill":
             at = control.kill_daemon(lab.dir, _need(node))["at"]
         else:
@@ -217,20 +215,24 @@ def _kill_vm(lab: Lab, vm: str, node: str | None) -> list[int]:
 
 # ---------------------------------------------------------- fence device faults
 
-def _break_fence_device(lab: Lab, node: str, kind: str, delay: float) -> str:
+def _break_fence_device(lab: Lab, node: str, spec: FaultSpec) -> str:
     """Make fencing ``node`` fail (or slow) until ``_repair_fence_device``."""
+    how = str(spec.params.get("how", "refuse"))
+    delay = float(str(spec.params.get("delay", 0)))
     if lab.fencing == "lab":
-        if kind == "fence-fail":
+        if spec.kind == "fence-fail":
             fencehook.set_override(lab.dir, "fail", nodes=[node])
         else:
             fencehook.set_override(lab.dir, "slow", delay=delay, nodes=[node])
-        return f"lab power switch: {kind[6:]}"
+        return f"lab power switch: {spec.kind[6:]}"
     if lab.fencing == "ipmi":
-        pid = lab.bmc_pid(node)
-        if pid is None:
-            raise HavmError(f"no simulated BMC process found for {node}")
-        os.kill(pid, signal.SIGSTOP)  # a BMC that does not answer (slow: thawed by the undo)
-        return f"ipmi_sim of {node} (pid {pid}) stopped"
+        from havm.lab import bmc
+
+        if spec.kind == "fence-fail":
+            bmc.set_fault(lab.dir, node, how)
+        else:
+            bmc.set_fault(lab.dir, node, "slow", delay)
+        return f"BMC of {node}: {how if spec.kind == 'fence-fail' else f'slow {delay:g}s'}"
     raise HavmError(f"fence device faults need a fence device; fencing is {lab.fencing}")
 
 
@@ -238,9 +240,9 @@ def _repair_fence_device(lab: Lab, node: str) -> None:
     if lab.fencing == "lab":
         fencehook.set_override(lab.dir, None)
     elif lab.fencing == "ipmi":
-        pid = lab.bmc_pid(node)
-        if pid is not None:
-            os.kill(pid, signal.SIGCONT)
+        from havm.lab import bmc
+
+        bmc.set_fault(lab.dir, node, "none")
 
 
 # -------------------------------------------------------------- config changes

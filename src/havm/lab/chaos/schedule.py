@@ -97,6 +97,8 @@ def fault_spec(kind: str, rng: random.Random, opts: ScheduleOptions) -> FaultSpe
         return FaultSpec(kind, _node_target(rng, opts), {"delay_ms": rng.choice((100, 300, 800, 1500))})
     if kind == "vm-kill":
         return FaultSpec(kind, f"vm-host:{rng.choice(list(opts.vms))}" if opts.vms else "")
+    if kind == "fence-fail":  # refuse: the device answers "failed"; hang: it does not answer at all
+        return FaultSpec(kind, _node_target(rng, opts), {"how": rng.choice(("refuse", "hang"))})
     if kind == "fence-slow":
         return FaultSpec(kind, _node_target(rng, opts), {"delay": rng.choice((2.0, 4.0))})
     if kind == "controller-kill":
