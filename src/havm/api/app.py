@@ -65,7 +65,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as e:
         if e.status < 400 or e.content_type == "application/json":
             raise
-        return http_error(e.status, e.reason if e.text in (None, "", f"{e.status}: {e.reason}") else str(e.text))
+        r = http_error(e.status, e.reason if e.text in (None, "", f"{e.status}: {e.reason}") else str(e.text))
+        for h in ("Allow", "WWW-Authenticate", "Retry-After"):  # what the status promises, kept
+            if h in e.headers:
+                r.headers[h] = e.headers[h]
+        return r
     except HavmError as e:
         return web.json_response(error_to_payload(e), status=e.http_status)
     except Exception as e:  # the daemon never dies of one bad request

@@ -250,7 +250,7 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
     table.add_routes(app, [
         Route("POST", "/v1/login", login, "Log in with a token: sets an HttpOnly session cookie", "public",
               tag="auth", body={"type": "object", "required": ["token"],
-                                "properties": {"token": {"type": "string"}}},
+                                "properties": {"token": {"type": "string", "minLength": 1}}},
               response=who, responses={400: "bad request body", 401: "invalid or revoked token"}),
         Route("POST", "/v1/logout", logout, "End this browser's session", "public", tag="auth",
               response={"type": "object"}),

@@ -14,6 +14,7 @@ from aiohttp import web
 from havm import __version__
 from havm.api import schemas as S
 from havm.api.table import ROUTES, Route, add_routes
+from havm.config.resources import walk_primitives
 
 if TYPE_CHECKING:
     from havm.daemon.node import NodeDaemon
@@ -22,15 +23,20 @@ _COMMON = {400: "bad request (the message names the problem)", 401: "no valid cr
            403: "the token's role does not allow this"}
 
 
-def _operation(r: Route) -> dict[str, Any]:
+def _operation(r: Route, examples: dict[str, str]) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": r.summary, "tags": [r.tag],
                           "operationId": f"{r.method.lower()}_{r.path.strip('/').replace('/', '_')}"
                           .replace("{", "").replace("}", "")}
     if r.params:
-        op["parameters"] = [{"name": p.name, "in": p.where, "required": p.required or p.where == "path",
-                             "description": p.description, "schema": dict(p.schema)} for p in r.params]
+        op["parameters"] = []
+        for p in r.params:
+            param = {"name": p.name, "in": p.where, "required": p.required or p.where == "path",
+                     "description": p.description, "schema": dict(p.schema)}
+            if p.example_of in examples:
+                param["example"] = examples[p.example_of]
+            op["parameters"].append(param)
     if r.body is not None:
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": dict(r.body)}}}
+        op["requestBody"] = {"required": bool(r.body.get("required")), "content": {"application/json": {"schema": dict(r.body)}}}
     ok: dict[str, Any] = {"description": "success"}
     if r.content_type == "application/json":
         ok["content"] = {"application/json": {"schema": dict(r.response or {})}}
@@ -46,6 +52,7 @@ def _operation(r: Route) -> dict[str, Any]:
             continue
         responses[str(status)] = {"description": text,
                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    op["responses"] = responses
     if r.role == "public":
         op["security"] = []
     elif r.role == "admin":
@@ -53,13 +60,15 @@ def _operation(r: Route) -> dict[str, Any]:
     return op
 
 
-def spec(routes: list[Route]) -> dict[str, Any]:
+def spec(routes: list[Route], examples: dict[str, str] | None = None) -> dict[str, Any]:
+    """The description of ``routes``; ``examples`` ({"node": ..., "resource": ...}) fill in
+    path parameters with names of this cluster (for people and fuzzers alike)."""
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         if r.in_spec:
-            paths.setdefault(r.path, {})[r.method.lower()] = _operation(r)
+            paths.setdefault(r.path, {})[r.method.lower()] = _operation(r, examples or {})
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "havm REST API", "version": __version__,
                  "description": "Every node serves it on daemon.api.port; writes are forwarded to the "
                                 "controller. See docs/api.md."},
@@ -78,7 +87,12 @@ def spec(routes: list[Route]) -> dict[str, Any]:
 
 def setup(app: web.Application, daemon: NodeDaemon) -> None:
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(spec(request.app.get(ROUTES, [])))
+        cfg = daemon.config
+        examples = {"node": cfg.nodes[0].name} if cfg.nodes else {}
+        prims = walk_primitives(list(cfg.resources))
+        if prims:
+            examples["resource"] = prims[0][0].id
+        return web.json_response(spec(request.app.get(ROUTES, []), examples))
 
     add_routes(app, [Route("GET", "/v1/openapi.json", openapi, "This description (OpenAPI 3)", "public",
                            tag="meta", response={"type": "object"})])

@@ -10,7 +10,9 @@ schemas both this module and the description use.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from aiohttp import web
 from havm.api import schemas as S
 from havm.api.auth import actor, principal, require
 from havm.api.table import Param, Route, add_routes
-from havm.commands.base import Command, command_from_json
+from havm.commands.base import REGISTRY, Command, command_from_json
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
 from havm.commands.history import MAX_LIMIT, GetHistory, parse_since
 from havm.commands.resource import (
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 RECENT_EVENTS = 50  # events shown with one resource
 RESOURCE_ACTIONS = (*RESOURCE_OPS, "cleanup")
 NODE_ACTIONS = NODE_OPS  # + "fence" once a fence command exists (see _node_command)
+IF_MATCH_PATTERN = r'^(\*|(W/)?"?\d+\.\d+([.:][0-9a-fA-F]*)?"?)$'
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)\.(\d+)(?:[.:][0-9a-fA-F]*)?"?$')
 
 
@@ -172,8 +175,8 @@ def _node_command(action: str, node: str) -> Command:
     if action in NODE_OPS:
         return ChangeNode(action, node)
     if action == "fence":
-        from havm.commands.base import REGISTRY
-
+        with contextlib.suppress(ImportError):  # the fencing work adds it
+            importlib.import_module("havm.commands.fence")
         cls = REGISTRY.get("node-fence")
         if cls is not None:
             return cls.from_params({"node": node})
@@ -264,10 +267,11 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
     async def command(request: web.Request) -> web.Response:
         return await run_command(request, daemon)
 
-    name_p = Param("name", "path", {"type": "string"}, "node name", True)
-    id_p = Param("id", "path", {"type": "string"}, "resource, group or clone id", True)
+    name_p = Param("name", "path", {"type": "string"}, "node name", True, "node")
+    id_p = Param("id", "path", {"type": "string"}, "resource, group or clone id", True, "resource")
     hist_params = (
-        Param("since", "query", {"type": "string"}, "unix time, or an age: 90s, 10m, 2h, 1d, 1w"),
+        Param("since", "query", {"type": "string", "pattern": r"^\d+(\.\d+)?[smhdw]?$"},
+              "unix time, or an age: 90s, 10m, 2h, 1d, 1w"),
         Param("resource", "query", {"type": "string"}, "only events of this resource"),
         Param("kind", "query", {"type": "string"}, "comma-separated kinds or prefixes (node, action, fence...)"),
         Param("node", "query", {"type": "string"}, "only events recorded on or about this node"),
@@ -283,7 +287,8 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
               "made by the controller; fence once available)", "admin", tag="nodes",
               params=(name_p, Param("action", "path", {"type": "string", "enum": [*NODE_ACTIONS, "fence"]},
                                     "what to do", True)),
-              body={"type": "object", "additionalProperties": False}, response=S.COMMIT,
+              body={"type": "object", "additionalProperties": False},
+              response={"anyOf": [S.COMMIT, {"type": "object"}]},
               responses={404: "no such node or action", 503: "no quorum"}),
         Route("GET", "/v1/resources", resources, "Every configured primitive: where it runs, failures, "
               "actions in flight", "read", tag="resources", response={"type": "array", "items": S.RESOURCE}),
@@ -307,14 +312,15 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
               params=(Param("If-None-Match", "header", {"type": "string"}, "an ETag you hold"),)),
         Route("PUT", "/v1/config", config_put, "Replace the configuration, based on a version: a stale base "
               "gets 409 and nothing changes", "admin", tag="config",
-              params=(Param("If-Match", "header", {"type": "string"}, "ETag of the version the change is "
-                            "based on (or base_epoch in the body)"),),
+              params=(Param("If-Match", "header", {"type": "string", "pattern": IF_MATCH_PATTERN},
+                            "ETag of the version the change is based on (instead of base_epoch in the body)"),),
               body=S.CONFIG_PUT, response=S.COMMIT,
               responses={409: "the configuration changed since base_epoch", 422: "invalid configuration",
                          428: "no base version given", 503: "no quorum"}),
         Route("POST", "/v1/commands/{name}", command, "Run any operator command object (the CLI's door); "
               "writes need admin", "read", tag="commands",
-              params=(Param("name", "path", {"type": "string"}, "command name (havm.commands)", True),),
-              body={"type": "object"}, response={},
+              params=(Param("name", "path", {"type": "string", "enum": sorted(REGISTRY)},
+                            "command name (havm.commands)", True),),
+              body={"type": "object", "properties": {"params": {"type": "object"}}}, response={},
               responses={404: "not found", 409: "conflict", 422: "invalid configuration", 503: "no quorum"}),
     ])

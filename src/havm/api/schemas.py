@@ -60,7 +60,7 @@ RESOURCE_DETAIL = obj(["id", "kind", "config", "events"], id=STR, kind={"enum": 
 STORED_CONFIG = obj(["admin_epoch", "epoch", "digest", "text"], admin_epoch=INT, epoch=INT, digest=STR, text=STR,
                     changed_by=STR, changed_at=NUM, comment=STR)
 
-CONFIG_PUT: Schema = {**obj(["text"], text=STR, base_epoch={"type": "array", "items": {"type": "integer",
+CONFIG_PUT: Schema = {**obj(["text", "base_epoch"], text=STR, base_epoch={"type": "array", "items": {"type": "integer",
                                                                                         "minimum": 0},
                                                               "minItems": 2, "maxItems": 2},
                             force=BOOL, comment=STR), "additionalProperties": False}

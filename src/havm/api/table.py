@@ -30,6 +30,7 @@ class Param:
     schema: Mapping[str, Any]
     description: str = ""
     required: bool = False
+    example_of: str | None = None  # "node" | "resource": the spec shows one of this cluster's
 
 
 @dataclass(frozen=True)
