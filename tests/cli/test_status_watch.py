@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from havm.cli.status_cmd import render
-from havm.cli.watch import Change, View, changes, run_plain, screen
+from havm.cli.watch import Change, View, changes, failures, notable, run_plain, screen
 from havm.errors import NotReachable
 from tests.daemon.cluster_proc import loopback_cluster
 
@@ -126,6 +126,61 @@ def test_plain_loop_for_pipes_prints_each_refresh_and_the_changes() -> None:
     assert "\x1b" not in text and slept == [2.5, 2.5]
 
 
+def ev(t: float, node: str, kind: str, text: str, **fields: Any) -> dict[str, Any]:
+    return {"seq": 1, "time": t, "node": node, "kind": kind, "text": text, "fields": fields}
+
+
+HISTORY = [
+    ev(10, "n1", "action", "start vm1 on n2: ok (0.10s)", ok=True),
+    ev(11, "n1", "action", "monitor vm1 on n2: failed rc=7 (0.01s)", ok=False, rc=7),
+    ev(12, "n2", "resource.changed", "vm1 is failed on n2", role="failed"),
+    ev(13, "n2", "resource.changed", "vm1 is started on n2", role="started"),
+    ev(20, "n1", "node.leave", "n3 left or was lost", target="n3"),
+    ev(21, "n2", "node.leave", "n3 left or was lost", target="n3"),  # every survivor logs it
+    ev(25, "n1", "fence", "fencing n3 through power: FAILED: timeout", ok=False),
+    ev(30, "n1", "fence", "fencing n3 through power: confirmed off", ok=True),
+    ev(40, "n1", "quorum.lost", "no quorum: minority"),
+]
+
+
+def test_failures_keep_failed_actions_fencing_and_losses_once() -> None:
+    assert [notable(e) for e in HISTORY] == [False, True, True, False, True, True, True, True, True]
+    got = failures(list(reversed(HISTORY)))  # any order in, oldest first out
+    assert [e["text"] for e in got] == [
+        "monitor vm1 on n2: failed rc=7 (0.01s)", "vm1 is failed on n2", "n3 left or was lost",
+        "fencing n3 through power: FAILED: timeout", "fencing n3 through power: confirmed off",
+        "no quorum: minority"]
+    later = [*HISTORY, ev(90, "n1", "node.leave", "n3 left or was lost")]  # a new loss, later: kept
+    assert [e["time"] for e in failures(later) if e["kind"] == "node.leave"] == [20, 90]
+
+
+def test_screen_shows_the_history_newest_first_with_a_successful_fence_dimmed() -> None:
+    lines = screen(STATUS, None, [], 120, 60, 0, 1, render, history=failures(HISTORY))
+    text = [ln.text for ln in lines]
+    start = text.index("Failures and fencing (cluster history, last 1h):")
+    shown = text[start + 1:start + 7]
+    assert "no quorum: minority" in shown[0] and "monitor vm1 on n2: failed" in shown[-1]
+    styles = {ln.text.split(None, 2)[-1]: ln.style for ln in lines[start + 1:start + 7]}
+    assert styles["fencing n3 through power: confirmed off"] == "dim"
+    assert styles["fencing n3 through power: FAILED: timeout"] == "bad"
+    assert text.index("Recent changes (since this view started):") > start
+    small = screen(STATUS, None, [Change(1.0, "x")], 100, 20, 0, 1, render, history=failures(HISTORY))
+    assert len(small) == 20 and sum(1 for ln in small if "fencing n3" in ln.text or "quorum" in ln.text) >= 1
+    assert "  00:00:01  x" in [ln.text for ln in small]  # each list keeps its lines at the bottom
+
+
+def test_view_takes_poller_results() -> None:
+    v = View()
+    v.take("history", None, "unknown command history", 5.0)
+    assert v.history is not None and "history unavailable: unknown command history" in v.history[0]["text"]
+    v.take("history", failures(HISTORY), None, 6.0)
+    assert v.history is not None and len(v.history) == 6
+    v.take("history", None, "timeout", 7.0)  # a failed refresh keeps what was known
+    assert v.history is not None and len(v.history) == 6
+    v.take("status", STATUS, None, 8.0)
+    assert v.status is STATUS
+
+
 # --- the real thing: a pseudo-terminal, a real daemon --------------------------------
 
 def _read_until(fd: int, want: bytes, deadline: float) -> bytes:
@@ -174,6 +229,8 @@ def test_live_view_in_a_terminal_starts_shows_the_cluster_and_quits(tmp_path: Pa
             screen_bytes = _read_until(master, b"Controller: n1", time.monotonic() + 30)
             assert b"\x1b[?1049h" in screen_bytes  # switched to the alternate screen
             assert b"Cluster " + c.config_text.split()[1].encode() in screen_bytes
+            if b"Failures and fencing" not in screen_bytes:  # once the history has answered
+                screen_bytes += _read_until(master, b"Failures and fencing", time.monotonic() + 30)
             os.write(master, b"q")
             rest = _read_until(master, b"\x1b[?1049l", time.monotonic() + 10)  # and back
             assert proc.wait(timeout=10) == 0, rest

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from havm.cli.target import connect
+from havm.commands.base import Command
 from havm.commands.cluster import GetStatus
 from havm.daemon.client import Client
 from havm.errors import HavmError
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "resources. Works against any node (--lab DIR --node N, --socket, --config).",
         epilog="--json prints the status document described in docs/status.md (schema 1). "
                "--watch on a terminal is a full-screen live view (q quits) that also lists what "
-               "changed since it started (failures, nodes lost, resources moved); on a pipe it "
+               "changed since it started (failures, nodes lost, resources moved) and the last hour's "
+               "failures and fencing from the cluster's history; on a pipe it "
                "prints the status every --interval seconds (--json: one document per line).")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.add_argument("--watch", "-w", action="store_true", help="live view until q / Ctrl-C")
@@ -33,21 +35,33 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_status)
 
 
-def _fetcher(args: argparse.Namespace) -> Callable[[], dict[str, Any]]:
-    """fetch() for the watch loops: reuses the daemon that answered, finds another when it stops."""
-    client: Client | None = None
-    timeout = max(2.0, 2 * args.interval)
+class _Source:
+    """The daemon the watch loops ask: the one that answered, until it stops answering."""
 
-    def fetch() -> dict[str, Any]:
-        nonlocal client
-        if client is None:
-            _, client = connect(args)
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.client: Client | None = None
+        self.timeout = max(2.0, 2 * args.interval)
+
+    def _run(self, command: Command) -> Any:
+        if self.client is None:
+            _, self.client = connect(self.args)
         try:
-            return client.run(GetStatus(), timeout=timeout)  # type: ignore[no-any-return]
+            return self.client.run(command, timeout=self.timeout)
         except HavmError:
-            client = None
+            self.client = None
             raise
-    return fetch
+
+    def status(self) -> dict[str, Any]:
+        return self._run(GetStatus())  # type: ignore[no-any-return]
+
+    def history(self) -> list[dict[str, Any]]:
+        """The last hour's events of the kinds the live view shows (failures, fencing)."""
+        from havm.cli.watch import HISTORY_KINDS, HISTORY_WINDOW
+        from havm.commands.history import GetHistory
+
+        got = self._run(GetHistory(since=time.time() - HISTORY_WINDOW, kinds=list(HISTORY_KINDS), limit=200))
+        return list(got.get("events", []))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -58,16 +72,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = client.run(GetStatus())
         print(json.dumps(st, indent=2) if args.json else render(st))
         return 0
-    fetch = _fetcher(args)
+    source = _Source(args)
     if args.json:
-        return _watch_json(fetch, args.interval, args.count)
+        return _watch_json(source.status, args.interval, args.count)
     if sys.stdout.isatty() and sys.stdin.isatty() and args.count is None:
         from havm.cli.watch import run_curses
 
-        return run_curses(fetch, args.interval, render)
+        return run_curses(source.status, args.interval, render, source.history)
     from havm.cli.watch import run_plain
 
-    return run_plain(fetch, args.interval, render, sys.stdout, count=args.count)
+    return run_plain(source.status, args.interval, render, sys.stdout, count=args.count)
 
 
 def _watch_json(fetch: Callable[[], dict[str, Any]], interval: float, count: int | None) -> int:

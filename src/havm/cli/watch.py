@@ -26,7 +26,14 @@ Status = dict[str, Any]
 #: fetch() -> the status document; raises HavmError when no daemon answers
 Fetch = Callable[[], Status]
 
+#: fetch_history() -> the cluster's recent events (``GetHistory``), newest last
+FetchHistory = Callable[[], list[dict[str, Any]]]
+
 RECENT_MAX = 50  # changes kept in memory; the screen shows what fits
+HISTORY_EVERY = 5  # the history (every member's log) is asked every 5th refresh only
+#: event kinds the view asks the history for; ``notable`` keeps the failures among them
+HISTORY_KINDS = ("fence", "action", "node.leave", "quorum.lost", "resource.changed")
+HISTORY_WINDOW = 3600.0  # seconds of history shown
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,33 @@ def changes(old: Status | None, new: Status, at: float) -> list[Change]:
     return out
 
 
+def notable(ev: dict[str, Any]) -> bool:
+    """A failure or a fencing: what an operator looks for in the history."""
+    kind, fields = ev.get("kind"), ev.get("fields") or {}
+    if kind == "action":
+        return fields.get("ok") is False
+    if kind == "resource.changed":
+        return fields.get("role") in ("failed", "stop-failed")
+    return kind in ("fence", "node.leave", "quorum.lost")
+
+
+def failures(events: Sequence[dict[str, Any]], window: float = 10.0) -> list[dict[str, Any]]:
+    """The notable events, oldest first; the same text recorded by several members within
+    ``window`` seconds (every survivor logs a lost node) is kept once."""
+    out: list[dict[str, Any]] = []
+    last_seen: dict[tuple[str, str], float] = {}
+    for ev in sorted(events, key=lambda e: e.get("time", 0.0)):
+        if not notable(ev):
+            continue
+        key = (str(ev.get("kind")), str(ev.get("text")))
+        t = float(ev.get("time", 0.0))
+        if key in last_seen and t - last_seen[key] <= window:
+            continue
+        last_seen[key] = t
+        out.append(ev)
+    return out
+
+
 _BAD_WORDS = ("OFFLINE", "UNKNOWN", "FAILED", "FAILING", "MULTIPLE", "LATE", "DOWN", "DEGRADED",
               "Quorum: NO", "views not yet agreed", "catching up")
 
@@ -117,15 +151,22 @@ def _style(text: str) -> str:
     return ""
 
 
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
 def screen(st: Status | None, error: str | None, recent: Sequence[Change], width: int, height: int,
-           now: float, interval: float, render: Callable[[Status], str]) -> list[Line]:
+           now: float, interval: float, render: Callable[[Status], str],
+           history: Sequence[dict[str, Any]] | None = None) -> list[Line]:
     """The whole screen, at most ``height`` lines of at most ``width - 1`` characters.
 
     ``render`` is the one-shot text view (``havm status``): the live view is that
-    view, coloured, plus the header, the changes seen since it started, and the
-    last error if the latest refresh failed."""
-    head = Line(f"havm status --watch   {time.strftime('%H:%M:%S', time.localtime(now))}   "
-                f"every {interval:g}s   q: quit", "dim")
+    view, coloured, plus the header, the last error if the latest refresh failed,
+    the failures and fencing of the cluster's history (``history``: notable events,
+    oldest first; None when the daemon could not give it) and the changes seen
+    since the view started. The two lists at the bottom get at least 3 lines each
+    when they have something; the status above gives way first."""
+    head = Line(f"havm status --watch   {_clock(now)}   every {interval:g}s   q: quit", "dim")
     body: list[Line] = []
     if error:
         body.append(Line(f"refresh failed: {error}" + ("  (showing the last status)" if st else ""), "bad"))
@@ -133,16 +174,22 @@ def screen(st: Status | None, error: str | None, recent: Sequence[Change], width
         body += [Line(t, _style(t)) for t in render(st).splitlines()]
     elif not error:
         body.append(Line("waiting for the first status...", "dim"))
-    tail = [Line("")]
-    tail.append(Line("Recent changes (since this view started):", "title"))
-    shown = list(reversed(recent))
-    if not shown:
-        tail.append(Line("  none", "dim"))
-    room = max(0, height - 1 - len(body) - len(tail))
-    # the changes get what the status leaves, but at least 3 lines when there are any
-    want = min(len(shown), max(room, 3))
-    tail += [Line(f"  {time.strftime('%H:%M:%S', time.localtime(c.at))}  {c.text}", "bad" if c.bad else "")
-             for c in shown[:want]]
+    sections: list[tuple[str, list[Line]]] = []
+    if history is not None:
+        sections.append((f"Failures and fencing (cluster history, last {HISTORY_WINDOW / 3600:g}h):",
+                         [Line(f"  {_clock(ev.get('time', 0.0))}  {ev.get('node', '?'):<8} {ev.get('text', '')}",
+                               "dim" if ev.get("kind") == "fence" and (ev.get("fields") or {}).get("ok")
+                               else "bad") for ev in reversed(history)]))
+    sections.append(("Recent changes (since this view started):",
+                     [Line(f"  {_clock(c.at)}  {c.text}", "bad" if c.bad else "") for c in reversed(recent)]))
+    fixed = sum(2 + max(1, min(3, len(items))) for _, items in sections)  # blank + title + 1..3 lines
+    room = max(0, height - 1 - len(body) - fixed)
+    tail: list[Line] = []
+    for title, items in sections:
+        extra = min(max(0, len(items) - 3), room)
+        room -= extra
+        shown = items[:min(len(items), 3) + extra]
+        tail += [Line(""), Line(title, "title"), *(shown or [Line("  none", "dim")])]
     lines = [head, *body]
     budget = height - len(tail)
     if len(lines) > budget:
@@ -153,21 +200,35 @@ def screen(st: Status | None, error: str | None, recent: Sequence[Change], width
 
 
 class Poller:
-    """Fetches in its own thread every ``interval`` seconds and queues each result."""
+    """Fetches in its own thread every ``interval`` seconds and queues each result:
+    ``("status", doc | None, error | None)``, and every ``HISTORY_EVERY`` refreshes
+    ``("history", notable events | None, error | None)``."""
 
-    def __init__(self, fetch: Fetch, interval: float) -> None:
+    def __init__(self, fetch: Fetch, interval: float, fetch_history: FetchHistory | None = None) -> None:
         self.fetch = fetch
+        self.fetch_history = fetch_history
         self.interval = interval
-        self.results: queue.Queue[tuple[Status | None, str | None]] = queue.Queue()
+        self.results: queue.Queue[tuple[str, Any, str | None]] = queue.Queue()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="havm-watch", daemon=True)
 
+    @staticmethod
+    def _why(e: Exception) -> str:
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+
     def _run(self) -> None:
+        rounds = 0
         while not self.stopped.is_set():
             try:
-                self.results.put((self.fetch(), None))
+                self.results.put(("status", self.fetch(), None))
             except Exception as e:  # noqa: BLE001 - shown on screen, retried next interval
-                self.results.put((None, str(e).splitlines()[0] if str(e) else type(e).__name__))
+                self.results.put(("status", None, self._why(e)))
+            if self.fetch_history is not None and rounds % HISTORY_EVERY == 0:
+                try:
+                    self.results.put(("history", failures(self.fetch_history()), None))
+                except Exception as e:  # noqa: BLE001 - the history section says it is unavailable
+                    self.results.put(("history", None, self._why(e)))
+            rounds += 1
             self.stopped.wait(self.interval)
 
     def __enter__(self) -> Poller:
@@ -179,12 +240,14 @@ class Poller:
 
 
 class View:
-    """The state of the live view: the last status, the last error, the changes seen."""
+    """The state of the live view: the last status, the last error, the changes seen,
+    the history's failures (None until known)."""
 
     def __init__(self) -> None:
         self.status: Status | None = None
         self.error: str | None = None
         self.recent: list[Change] = []
+        self.history: list[dict[str, Any]] | None = None
 
     def update(self, st: Status | None, error: str | None, at: float) -> list[Change]:
         """Take a refresh's result; returns what changed since the previous status."""
@@ -196,8 +259,18 @@ class View:
         self.status = st
         return new
 
+    def take(self, kind: str, value: Any, error: str | None, at: float) -> None:
+        """One result of the ``Poller``."""
+        if kind == "status":
+            self.update(value, error, at)
+        elif value is not None:
+            self.history = value
+        elif self.history is None and error:
+            self.history = [{"time": at, "node": "-", "kind": "error", "text": f"history unavailable: {error}"}]
 
-def run_curses(fetch: Fetch, interval: float, render: Callable[[Status], str]) -> int:
+
+def run_curses(fetch: Fetch, interval: float, render: Callable[[Status], str],
+               fetch_history: FetchHistory | None = None) -> int:
     """Full-screen view until ``q`` (or Ctrl-C, which the caller turns into exit 130)."""
     import curses
 
@@ -217,17 +290,16 @@ def run_curses(fetch: Fetch, interval: float, render: Callable[[Status], str]) -
         win.timeout(100)  # getch waits at most 0.1 s: keys answer at once
         view = View()
         dirty = True
-        with Poller(fetch, interval) as poller:
+        with Poller(fetch, interval, fetch_history) as poller:
             while True:
                 while not poller.results.empty():
-                    st, err = poller.results.get_nowait()
-                    view.update(st, err, time.time())
+                    view.take(*poller.results.get_nowait(), time.time())
                     dirty = True
                 if dirty:
                     height, width = win.getmaxyx()
                     win.erase()
                     for y, line in enumerate(screen(view.status, view.error, view.recent, width, height,
-                                                    time.time(), interval, render)):
+                                                    time.time(), interval, render, view.history)):
                         try:
                             win.addstr(y, 0, line.text, styles.get(line.style, curses.A_NORMAL))
                         except curses.error:
