@@ -26,10 +26,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from havm.daemon.client import Client
 from havm.lab import control, daemons, lab
 from havm.lab import watchdog as lab_watchdog
 from havm.lab.plan import LabSpec
-from havm.lab.state import LabState, config_of
+from havm.lab.state import LabState, config_of, socket_of
 from tests.daemon.waiting import wait_until
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -124,6 +125,8 @@ def test_a_partitioned_node_stops_or_is_reset_and_survivors_wait(lab_dir, slow):
         slow_stop(d, 2 * float(wd["timeout"]))
     home = running_home(d, obs)
     others = [n for n in NODES if n != home]
+    st = Client(socket_path=socket_of(d, home), timeout=5).request("GET", "/v1/status")["watchdog"]
+    assert st["enabled"] and st["armed"] and st["decision"] == "feed", st
     t0 = control.partition(d, [[home], others])["at"]
     recovered = wait_until(lambda: obs.first_on(others, t0), 60, f"{RSC} recovered on {others}")
     # the isolated node stopped it (and disarmed, staying up) or was reset by its watchdog

@@ -38,8 +38,13 @@ class NodeWatchdog:
 
     @classmethod
     def for_daemon(cls, daemon: NodeDaemon) -> NodeWatchdog | None:
+        """None without a watchdog; raises WatchdogError (havmd does not start) if the
+        configured watchdog is not there: a node that cannot fence itself must not run."""
         backend = make_backend(daemon.config.watchdog, daemon.node)
-        return None if backend is None else cls(daemon, backend)
+        if backend is None:
+            return None
+        backend.probe()
+        return cls(daemon, backend)
 
     def snapshot(self, armed: bool) -> WatchdogSnapshot:
         d = self.daemon
