@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import yaml
@@ -167,7 +168,7 @@ def wait_recovered(lab_: Lab, since: float, bound: float, grace: float) -> tuple
     """
     gaps: list[str] = ["not checked"]
     while True:
-        if powered := power_on_all(lab_):
+        if powered := _retried(lab_.observer, "power on", lambda: power_on_all(lab_)):
             lab_.observer.note("power-on", nodes=powered)
         gaps = invariants.recovery_gaps(statuses(lab_), lab_.observer.latest, lab_.vms)
         now = time.time()
@@ -188,6 +189,18 @@ def power_on_all(lab_: Lab) -> list[str]:
     return started
 
 
+def _retried(obs: Observer, what: str, fn: Callable[[], Any], attempts: int = 3) -> Any:
+    """``fn()``, tried again on a lab error: the lab's own tools (``ip -n``, iptables) run
+    inside the nodes' namespaces, where a fence of that node kills them too."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except (HavmError, OSError) as e:
+            obs.note("lab-error", what=what, attempt=attempt, error=f"{type(e).__name__}: {e}")
+            time.sleep(0.5)
+    return None
+
+
 def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions,
                   cursor: LogCursor) -> IterationRecord:
     obs = lab_.observer
@@ -201,21 +214,23 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
         for i, spec in enumerate(plan.faults):
             if i:
                 time.sleep(max(0.0, plan.stagger - (time.monotonic() - t0)))
-            inj = catalogue.inject(lab_, spec)
+            try:
+                inj = catalogue.inject(lab_, spec)
+            except (HavmError, OSError) as e:
+                # e.g. a lab tool run inside a node's namespace killed by a fence of that node
+                obs.note("inject-error", index=plan.index, fault=spec.describe(), error=f"{type(e).__name__}: {e}")
+                continue
             injected.append(inj)
             obs.note("fault", index=plan.index, fault=inj.describe(), **inj.info)
         started_at = injected[0].at if injected else started_at
         time.sleep(max(0.0, plan.hold - (time.monotonic() - t0)))
     finally:
         for inj in reversed(injected):
-            try:
-                catalogue.undo(lab_, inj)
-            except HavmError as e:
-                obs.note("undo-error", fault=inj.describe(), error=str(e))
-        control.heal(lab_.dir)
+            _retried(obs, f"undo {inj.describe()}", partial(catalogue.undo, lab_, inj))
+        _retried(obs, "heal", lambda: control.heal(lab_.dir))
         if not opts.unsafe_fake_fencing:
             fencehook.set_override(lab_.dir, None)
-        powered = power_on_all(lab_)
+        powered = _retried(obs, "power on", lambda: power_on_all(lab_)) or []
     stopped_at = time.time()
     obs.note("faults-stopped", index=plan.index, powered_on=powered)
     recovered_at, gaps = wait_recovered(lab_, stopped_at, opts.bound, grace=opts.bound)

@@ -267,8 +267,11 @@ def attempt_change(lab: Lab, node: str, change_id: str) -> ConfigChange:
         change = ConfigChange(change_id, node, at, "committed")
     except (NoQuorum, Conflict) as e:
         change = ConfigChange(change_id, node, at, "refused", str(e))
-    except NotReachable as e:  # nothing was sent: certainly not in
-        change = ConfigChange(change_id, node, at, "unreachable", str(e))
+    except NotReachable as e:
+        # our socket refused (the daemon is down): nothing was sent, certainly not in; the
+        # same error in a daemon's answer (peers unreachable) leaves it open
+        sent = not str(e).startswith("no havmd answers")
+        change = ConfigChange(change_id, node, at, "unknown" if sent else "unreachable", f"{e.code}: {e}")
     except HavmError as e:  # no answer, timeout, lost controller: it may or may not be in
         change = ConfigChange(change_id, node, at, "unknown", f"{e.code}: {e}")
     with lab.lock:
