@@ -117,3 +117,32 @@ def test_schemathesis_finds_no_server_error(cluster: tuple[LoopbackCluster, dict
     assert rc == 0, out[-4000:]
     m = re.search(r"(\d+) generated, (\d+) passed", out)
     assert m and int(m.group(1)) > 100 and m.group(1) == m.group(2), out[-2000:]
+
+
+def test_event_stream_of_a_real_daemon_and_a_prompt_stop(cluster: tuple[LoopbackCluster, dict[str, str]]) -> None:
+    """The stream carries status and live events; a daemon with an open stream still stops at once
+    (aiohttp would otherwise wait up to a minute for the stream to end)."""
+    import signal
+
+    c, tokens = cluster
+    req = urllib.request.Request(f"http://{c.addr['n2']}:7694/v1/events/stream",
+                                 headers={"Authorization": f"Bearer {tokens['read']}"})
+    with urllib.request.urlopen(req, timeout=30) as stream:
+        kinds: list[str] = []
+        while "status" not in kinds:
+            line = stream.readline().decode()
+            if line.startswith("event: "):
+                kinds.append(line[7:].strip())
+        c.client("n1").request("POST", "/v1/commands/resource",
+                               {"command": "resource", "params": {"op": "stop", "resource": "d2"}})
+        texts = []
+        while not any("d2" in t for t in texts):  # n2 records the config change it adopts
+            line = stream.readline().decode()
+            assert line, "stream ended early"
+            if line.startswith("data: ") and kinds and kinds[-1] == "event":
+                texts.append(json.loads(line[6:])["text"])
+            elif line.startswith("event: "):
+                kinds.append(line[7:].strip())
+        c.kill("n2", signal.SIGTERM)  # waits at most 10 s for the process, else fails
+        rest = stream.read().decode()
+    assert "event: dropped" in rest
