@@ -99,3 +99,34 @@ def test_an_arming_failure_is_loud_but_does_not_kill_the_keeper():
     k.step()
     assert n.events == ["watchdog.error"]  # once, not every round
     assert k.last is not None and k.last.action == "feed"
+
+
+class FakeDaemon:
+    """Just what NodeWatchdog reads of NodeDaemon."""
+
+    def __init__(self, in_flight: dict[str, str], quorate: bool = False) -> None:
+        from types import SimpleNamespace
+
+        from havm.config.load import parse_config_text
+
+        self.node = "n1"
+        self.clock = ManualClock()
+        self.config = parse_config_text(
+            "cluster: t\nnodes: [{name: n1, addresses: {ring0: 10.0.0.1}}]\nlinks: [{name: ring0}]\n"
+            "watchdog: {backend: lab, device: /nowhere, timeout: 5}\n", "t.yaml").config
+        self.events = SimpleNamespace(emit=lambda *a, **k: None)
+        self.local = SimpleNamespace(running=lambda: [], stop_failed=lambda: [],
+                                     executor=SimpleNamespace(in_flight=in_flight))
+        self._view = SimpleNamespace(quorate=quorate)
+
+    def view(self) -> Any:
+        return self._view
+
+
+def test_probes_and_monitors_under_way_do_not_arm_an_empty_node_without_quorum():
+    from havm.watchdog.daemon import NodeWatchdog
+
+    for in_flight, action in (({"vm1": "monitor"}, "idle"), ({"vm1": "start"}, "hold")):
+        d = FakeDaemon(in_flight)
+        w = NodeWatchdog(d, FakeBackend())  # type: ignore[arg-type]
+        assert w.keeper.step().action == action, in_flight
