@@ -369,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         return kill_node(args.lab_dir, args.node)
 
     def lab_up() -> bool:
+        """False once the lab is down or its lab.json is gone (written atomically: never half-read)."""
         try:
-            return LabState.load(args.lab_dir).status in ("creating", "up")
+            return LabState.load(args.lab_dir).status != "down"
         except Exception:  # noqa: BLE001 - lab.json gone or unreadable: the lab is gone
             return False
 
