@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from havm.commands.fence import FenceNode
 from havm.commands.history import GetHistory
 from havm.commands.resource import ChangeNode, ChangeResource, CleanupResource
 from tests.api.fake import FakeDaemon, api_client
@@ -50,7 +51,8 @@ def test_actions_map_to_the_command_objects(tmp_path: Path) -> None:
         async with api_client(d) as c:
             for path, data in [("/v1/resources/vm1/move", {"node": "n2"}), ("/v1/resources/vm1/ban", {"node": "n1"}),
                                ("/v1/resources/vm1/clear", None), ("/v1/resources/vm1/cleanup", {}),
-                               ("/v1/nodes/n2/standby", None), ("/v1/nodes/n2/online", {})]:
+                               ("/v1/nodes/n2/standby", None), ("/v1/nodes/n2/online", {}),
+                               ("/v1/nodes/n2/fence", {})]:
                 r = await c.post(path, json=data, headers=h)
                 assert r.status == 200, (path, await r.text())
     run(body())
@@ -58,7 +60,8 @@ def test_actions_map_to_the_command_objects(tmp_path: Path) -> None:
     assert cmds == [ChangeResource("move", "vm1", "n2", by="token:alice"),
                     ChangeResource("ban", "vm1", "n1", by="token:alice"),
                     ChangeResource("clear", "vm1", None, by="token:alice"), CleanupResource("vm1", None),
-                    ChangeNode("standby", "n2", by="token:alice"), ChangeNode("online", "n2", by="token:alice")]
+                    ChangeNode("standby", "n2", by="token:alice"), ChangeNode("online", "n2", by="token:alice"),
+                    FenceNode("n2", by="token:alice")]
     assert "cli-ban-vm1-n1" not in d.replica.current.text and "standby: true" not in d.replica.current.text
 
 

@@ -10,9 +10,7 @@ schemas both this module and the description use.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from havm.api.auth import actor, principal, require
 from havm.api.table import Param, Route, add_routes
 from havm.commands.base import REGISTRY, Command, command_from_json
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+from havm.commands.fence import FenceNode
 from havm.commands.history import MAX_LIMIT, GetHistory, parse_since
 from havm.commands.resource import (
     NODE_OPS,
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
 RECENT_EVENTS = 50  # events shown with one resource
 RESOURCE_ACTIONS = (*RESOURCE_OPS, "cleanup")
-NODE_ACTIONS = NODE_OPS  # + "fence" once a fence command exists (see _node_command)
+NODE_ACTIONS = (*NODE_OPS, "fence")
 IF_MATCH_PATTERN = r'^(\*|(W/)?"?\d+\.\d+([.:][0-9a-fA-F]*)?"?)$'
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)\.(\d+)(?:[.:][0-9a-fA-F]*)?"?$')
 
@@ -175,13 +174,8 @@ def _node_command(action: str, node: str) -> Command:
     if action in NODE_OPS:
         return ChangeNode(action, node)
     if action == "fence":
-        with contextlib.suppress(ImportError):  # the fencing work adds it
-            importlib.import_module("havm.commands.fence")
-        cls = REGISTRY.get("node-fence")
-        if cls is not None:
-            return cls.from_params({"node": node})
-        raise NotFound("fencing from the API is not available in this version")
-    raise NotFound(f"no node action {action!r}; expected one of {', '.join((*NODE_OPS, 'fence'))}")
+        return FenceNode(node)
+    raise NotFound(f"no node action {action!r}; expected one of {', '.join(NODE_ACTIONS)}")
 
 
 def setup(app: web.Application, daemon: NodeDaemon) -> None:
@@ -283,9 +277,9 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
               response={"type": "array", "items": S.NODE}),
         Route("GET", "/v1/nodes/{name}", node, "One node's state", "read", tag="nodes", params=(name_p,),
               response=S.NODE, responses={404: "no such node"}),
-        Route("POST", "/v1/nodes/{name}/{action}", node_action, "Run a node action (a configuration change "
-              "made by the controller; fence once available)", "admin", tag="nodes",
-              params=(name_p, Param("action", "path", {"type": "string", "enum": [*NODE_ACTIONS, "fence"]},
+        Route("POST", "/v1/nodes/{name}/{action}", node_action, "Run a node action: standby, online, "
+              "maintenance, unmaintenance (configuration changes), fence (power it off now)", "admin", tag="nodes",
+              params=(name_p, Param("action", "path", {"type": "string", "enum": list(NODE_ACTIONS)},
                                     "what to do", True)),
               body={"type": "object", "additionalProperties": False},
               response={"anyOf": [S.COMMIT, {"type": "object"}]},
