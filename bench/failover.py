@@ -8,10 +8,11 @@ daemons' logs (all on this machine's clock):
   fencing     when enabled: the 'fencing X' .. 'fenced X: confirmed off' lines
   start       the start action's own duration (executor line on the new node)
   total       kill -> d1's start succeeded on the new node
-Resources: --resources dummy resources (d1..dN), monitor 1s; fencing through the
-lab's power switch when --fencing. Prints medians and maxima and a JSON line.
+Resources: --resources dummy resources (d1..dN), monitor 1s; fencing when --fencing,
+through the lab's power switch or (--fence-device ipmi) fence_ipmilan against each
+node's simulated BMC. Prints medians and maxima and a JSON line.
 
-Example: python bench/failover.py --kills 10 --keepalive 0.2 --deadtime 1 --fencing
+Example: python bench/failover.py --kills 10 --keepalive 0.2 --deadtime 1 --fencing [--fence-device ipmi]
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def main() -> int:
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--keepalive", type=float, default=0.2)
     p.add_argument("--deadtime", type=float, default=1.0)
-    p.add_argument("--fencing", action="store_true", help="fence through the lab's power switch first")
+    p.add_argument("--fencing", action="store_true", help="fence the lost node first")
+    p.add_argument("--fence-device", choices=("lab", "ipmi"), default="lab",
+                   help="with --fencing: the lab's power switch, or fence_ipmilan against ipmi_sim BMCs")
     p.add_argument("--vm", action="store_true",
                    help="also run a real QEMU guest vm1 and kill the node that hosts it (not d1)")
     p.add_argument("--dir", default=None)
@@ -106,7 +109,8 @@ def main() -> int:
     rows = []
     try:
         lab.up(lab_dir, LabSpec(nodes=args.nodes, links=2, keepalive=args.keepalive, deadtime=args.deadtime,
-                                initdead=max(3.0, args.deadtime), vms=1 if args.vm else 0),
+                                initdead=max(3.0, args.deadtime), vms=1 if args.vm else 0,
+                                fencing=args.fence_device),
                wait=True, timeout=120, vm_timeout=240)
         names = nodes_of(lab_dir)
         configure(lab_dir, args.resources, args.fencing)
@@ -158,7 +162,7 @@ def main() -> int:
 
     summary = {"bench": "failover", "nodes": args.nodes, "resources": args.resources, "tracked": track,
                "kills": len(rows),
-               "keepalive": args.keepalive, "deadtime": args.deadtime, "fencing": args.fencing,
+               "keepalive": args.keepalive, "deadtime": args.deadtime, "fence_device": args.fence_device if args.fencing else None,
                **{k: stat(k) for k in ("detection", "decision", "fencing", "start", "total")}}
     print(json.dumps(summary))
     return 0
