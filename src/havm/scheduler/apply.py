@@ -6,8 +6,6 @@ planning again from ``apply(state, plan(spec, state))`` must find nothing to do.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from havm.scheduler.model import NodeState, ResourceState, State, frozen_map
 from havm.scheduler.transition import Transition
 
@@ -19,16 +17,16 @@ def apply(state: State, transition: Transition) -> State:
     def put(rid: str, node: str, role: str | None) -> None:
         per = resources.setdefault(rid, {})
         rec = per.get(node, ResourceState(role=None))
-        per[node] = replace(rec, role=role, failed=False)  # type: ignore[arg-type]
+        per[node] = rec.replace(role=role, failed=False)
 
     for a in transition.actions:
         if a.pseudo or a.node is None:
             continue
         if a.op == "fence":
-            nodes[a.node] = replace(state.node(a.node), status="offline")
+            nodes[a.node] = state.node(a.node).replace(status="offline")
             for per in resources.values():
                 if a.node in per:
-                    per[a.node] = replace(per[a.node], role=None, failed=False)
+                    per[a.node] = per[a.node].replace(role=None, failed=False)
         elif a.resource is None:
             continue
         elif a.op == "stop":
@@ -39,7 +37,7 @@ def apply(state: State, transition: Transition) -> State:
             put(a.resource, a.node, "promoted")
         elif a.op == "demote":
             put(a.resource, a.node, "started")
-    return replace(state, nodes=frozen_map(nodes),
+    return state.replace(nodes=frozen_map(nodes),
                    resources=frozen_map({rid: frozen_map(per) for rid, per in resources.items()}))
 
 

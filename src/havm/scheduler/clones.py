@@ -12,10 +12,9 @@ promoted instance winning ties so a healthy primary is never moved for nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from havm.scheduler.scores import INFINITY, ScoreTable
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from havm.scheduler.placement import Placer, Unit
 

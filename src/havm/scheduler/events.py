@@ -6,21 +6,24 @@ each returns a new State (snapshots are immutable).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from havm.errors import UsageError
 from havm.scheduler.model import INFINITY, ClusterSpec, NodeState, ResourceState, State, frozen_map
+
+
+def _usage(message: str) -> Exception:
+    from havm.errors import UsageError  # imported when needed: havm simulate starts faster
+
+    return UsageError(message)
 
 
 def _check_node(spec: ClusterSpec, node: str) -> None:
     if node not in spec.node_names():
-        raise UsageError(f"unknown node {node!r}; nodes are: {', '.join(spec.node_names())}")
+        raise _usage(f"unknown node {node!r}; nodes are: {', '.join(spec.node_names())}")
 
 
 def _with_node(state: State, node: str, **changes: object) -> State:
     nodes = dict(state.nodes)
-    nodes[node] = replace(state.node(node), **changes)  # type: ignore[arg-type]
-    return replace(state, nodes=frozen_map(nodes))
+    nodes[node] = state.node(node).replace(**changes)
+    return state.replace(nodes=frozen_map(nodes))
 
 
 def node_fail(spec: ClusterSpec, state: State, node: str) -> State:
@@ -34,7 +37,7 @@ def node_up(spec: ClusterSpec, state: State, node: str) -> State:
     _check_node(spec, node)
     resources = {rid: frozen_map({n: r for n, r in per.items() if n != node or not r.running})
                   for rid, per in state.resources.items()}
-    return replace(_with_node(state, node, status="online"), resources=frozen_map(resources))
+    return _with_node(state, node, status="online").replace(resources=frozen_map(resources))
 
 
 def standby(spec: ClusterSpec, state: State, node: str) -> State:
@@ -47,22 +50,22 @@ def op_fail(spec: ClusterSpec, state: State, rsc: str, op: str, node: str) -> St
     _check_node(spec, node)
     base = rsc.split(":")[0] if ":" in rsc and rsc.split(":")[0] in spec.primitives else rsc
     if base not in spec.primitives:
-        raise UsageError(f"unknown resource {rsc!r} (give a primitive id)")
+        raise _usage(f"unknown resource {rsc!r} (give a primitive id)")
     if op not in ("monitor", "start", "stop", "promote", "demote", "migrate_to", "migrate_from"):
-        raise UsageError(f"cannot simulate a failure of {op!r}; use monitor, start, stop, promote or demote")
+        raise _usage(f"cannot simulate a failure of {op!r}; use monitor, start, stop, promote or demote")
     per = dict(state.on(rsc))
     rec = per.get(node, ResourceState(role=None))
     if op == "stop":
         if spec.properties.fencing_enabled:
             return node_fail(spec, state, node)
-        per[node] = replace(rec, role=rec.role or "started", blocked=True)
+        per[node] = rec.replace(role=rec.role or "started", blocked=True)
     else:
         count = INFINITY if op == "start" else min(INFINITY, rec.failcount + 1)
         role = rec.role or "started"
-        per[node] = replace(rec, role=role, failcount=count, last_failure=state.now, failed=True)
+        per[node] = rec.replace(role=role, failcount=count, last_failure=state.now, failed=True)
     resources = dict(state.resources)
     resources[rsc] = frozen_map(per)
-    return replace(state, resources=frozen_map(resources))
+    return state.replace(resources=frozen_map(resources))
 
 
 __all__ = ["NodeState", "node_fail", "node_up", "op_fail", "standby"]

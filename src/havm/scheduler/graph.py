@@ -23,29 +23,32 @@ in flight either.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from havm.scheduler.scores import format_score
 from havm.scheduler.transition import OP_RANK, Action
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from havm.scheduler.placement import Placer
 
 
-@dataclass
 class Inst:
-    id: str
-    prim: str
-    unit: str
-    cur: dict[int, str]  # node -> role now (healthy, managed copies)
-    tgt: dict[int, str]
-    keep: set[int] = field(default_factory=set)
-    stop: set[int] = field(default_factory=set)
-    start: set[int] = field(default_factory=set)
-    implied: set[int] = field(default_factory=set)  # on unclean nodes: stopped by fencing
-    restarted: dict[int, str] = field(default_factory=dict)
-    migrate: tuple[int, int] | None = None
+    """One resource instance: where it runs (``cur``), where it should (``tgt``), and the moves."""
+
+    __slots__ = ("id", "prim", "unit", "cur", "tgt", "keep", "stop", "start", "implied", "restarted", "migrate")
+
+    def __init__(self, id: str, prim: str, unit: str, cur: dict[int, str], tgt: dict[int, str]) -> None:
+        self.id = id
+        self.prim = prim
+        self.unit = unit
+        self.cur = cur  # node -> role now (healthy, managed copies)
+        self.tgt = tgt
+        self.keep: set[int] = set()
+        self.stop: set[int] = set()
+        self.start: set[int] = set()
+        self.implied: set[int] = set()  # on unclean nodes: stopped by fencing
+        self.restarted: dict[int, str] = {}
+        self.migrate: tuple[int, int] | None = None
 
 
 class GraphBuilder:
@@ -63,13 +66,24 @@ class GraphBuilder:
     # -- per instance plan ------------------------------------------------------------
     def prepare(self) -> None:
         sit, out = self.sit, self.pl.out
+        healthy, current, target, failed_all = sit.healthy, sit.current, out.target, sit.failed
+        # restarts propagate along groups and mandatory orders: instances there always take part
+        linked = {p for g in self.spec.groups.values() for p in g.members}
+        for o in self.spec.orders:
+            linked.update(self.pl.units[self.pl.unit_of[o.first]].prims)
+            linked.update(self.pl.units[self.pl.unit_of[o.then]].prims)
         for p, prim in self.spec.primitives.items():
             for inst_id in sit.instances.get(p, (p,)):
                 frozen = sit.frozen.get(inst_id, set())
-                cur_all = sit.current.get(inst_id, {})
+                cur_all = current.get(inst_id, {})
+                tgt_all = target.get(inst_id, {})
+                if not frozen and p not in linked and inst_id not in failed_all and len(cur_all) == len(tgt_all) \
+                        and (len(cur_all) <= 1 or prim.clone is not None) \
+                        and all(healthy[i] and (rec.role or "started") == tgt_all.get(i) for i, rec in cur_all.items()):
+                    continue  # stays exactly as it is (or stays stopped): no action, nothing to order
                 cur: dict[int, str] = {i: rec.role or "started" for i, rec in cur_all.items()
-                                       if sit.healthy[i] and i not in frozen}
-                tgt = {i: r for i, r in out.target.get(inst_id, {}).items() if i not in frozen}
+                                       if healthy[i] and i not in frozen}
+                tgt = {i: r for i, r in tgt_all.items() if i not in frozen}
                 inst = Inst(inst_id, p, self.pl.unit_of[p], cur, tgt)
                 inst.implied = {i for i in cur_all if sit.unclean[i] and i not in frozen}
                 multi = prim.clone is None and len(cur_all) > 1
@@ -195,9 +209,14 @@ class GraphBuilder:
         for inst in self.insts.values():
             monitor = self.spec.primitives[inst.prim].monitor_interval
             r = inst.id
-            ub, ue, dn = self.up_begin.setdefault(r, {}), self.up_end.setdefault(r, {}), self.down.setdefault(r, {})
-            pr, dm = self.promotes.setdefault(r, {}), self.demotes.setdefault(r, {})
-            db = self.down_begin.setdefault(r, {})
+            ub: dict[int, str] = {}
+            ue: dict[int, str] = {}
+            dn: dict[int, str] = {}
+            pr: dict[int, str] = {}
+            dm: dict[int, str] = {}
+            db: dict[int, str] = {}
+            self.up_begin[r], self.up_end[r], self.down[r] = ub, ue, dn
+            self.promotes[r], self.demotes[r], self.down_begin[r] = pr, dm, db
             stops, starts = [], []
             for x in sorted(inst.stop):
                 why = self.why_leave(inst, x)
@@ -385,27 +404,31 @@ class GraphBuilder:
             self._drop_cycle_edges()
             order = self._toposort()
             assert order is not None
-        return [self.actions[a] for a in order], {a: tuple(sorted(self.edges[a])) for a in order}, notes
-
-    def _key(self, aid: str) -> tuple[int, str]:
-        return (OP_RANK.get(self.actions[aid].op, 99), aid)
+        edges = self.edges
+        return [self.actions[a] for a in order], \
+            {a: tuple(sorted(e)) if len(e) > 1 else tuple(e) for a in order for e in (edges[a],)}, notes
 
     def _toposort(self) -> list[str] | None:
         waiting = {a: len(b) for a, b in self.edges.items()}
-        children: dict[str, list[str]] = {a: [] for a in self.edges}
+        children: dict[str, list[str]] = {}
         for a, befores in self.edges.items():
             for b in befores:
-                children[b].append(a)
-        ready = [self._key(a) for a, n in waiting.items() if n == 0]
+                if b in children:
+                    children[b].append(a)
+                else:
+                    children[b] = [a]
+        actions, rank = self.actions, OP_RANK
+        ready = [(rank.get(actions[a].op, 99), a) for a, n in waiting.items() if n == 0]
         heapq.heapify(ready)
         order: list[str] = []
+        pop, push = heapq.heappop, heapq.heappush
         while ready:
-            _, a = heapq.heappop(ready)
+            _, a = pop(ready)
             order.append(a)
-            for c in children[a]:
+            for c in children.get(a, ()):
                 waiting[c] -= 1
                 if waiting[c] == 0:
-                    heapq.heappush(ready, self._key(c))
+                    push(ready, (rank.get(actions[c].op, 99), c))
         return order if len(order) == len(self.edges) else None
 
     def _drop_cycle_edges(self) -> None:

@@ -15,27 +15,22 @@ are ``<primitive>:<n>`` (``fs:0``, ``fs:1``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
 
-from havm.config.resources import (
-    AGENT_ALIASES,
-    INFINITY,
-    Clone,
-    Colocation,
-    Group,
-    Location,
-    Meta,
-    Primitive,
-    parse_expression,
-)
-from havm.config.schema import ClusterConfig
+from havm.scheduler.record import Record, init
 
-NodeStatus = Literal["online", "offline", "unclean"]
-Role = Literal["started", "promoted"]
+TYPE_CHECKING = False  # no typing import at run time: havm simulate starts faster
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from havm.config.schema import ClusterConfig
+
+    NodeStatus = Literal["online", "offline", "unclean"]
+    Role = Literal["started", "promoted"]
+
 AttrValue = str | int | float | bool
 
+INFINITY = 1_000_000  # Pacemaker's; the config's INFINITY is the same number
 DEFAULT_MIGRATION_THRESHOLD = INFINITY  # Pacemaker 2.x: never ban unless configured
 CLONE_DEFAULT_STICKINESS = 1  # as Pacemaker: clone instances stay put unless told otherwise
 
@@ -43,135 +38,254 @@ _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
 def frozen_map(d: Mapping | None = None) -> Mapping:  # type: ignore[type-arg]
-    return MappingProxyType(dict(d or {}))
+    return MappingProxyType(dict(d)) if d else _EMPTY
 
 
-@dataclass(frozen=True, slots=True)
-class NodeSpec:
+class NodeSpec(Record):
+    __slots__ = ("name", "attributes", "capacity", "standby", "maintenance")
     name: str
-    attributes: Mapping[str, AttrValue] = field(default_factory=frozen_map)
-    capacity: Mapping[str, int] = field(default_factory=frozen_map)
-    standby: bool = False
-    maintenance: bool = False
+    attributes: Mapping[str, AttrValue]
+    capacity: Mapping[str, int]
+    standby: bool
+    maintenance: bool
+
+    def __init__(self, name: str, attributes: Mapping[str, AttrValue] = _EMPTY,  # type: ignore[assignment]
+                 capacity: Mapping[str, int] = _EMPTY, standby: bool = False,  # type: ignore[assignment]
+                 maintenance: bool = False) -> None:
+        init(self, "name", name)
+        init(self, "attributes", attributes)
+        init(self, "capacity", capacity)
+        init(self, "standby", standby)
+        init(self, "maintenance", maintenance)
 
 
-@dataclass(frozen=True, slots=True)
-class PrimitiveSpec:
+class PrimitiveSpec(Record):
+    __slots__ = ("id", "agent", "params", "utilization", "stickiness", "migration_threshold", "failure_timeout",
+                 "allow_migrate", "target_role", "priority", "is_managed", "monitor_interval", "group", "clone")
     id: str
     agent: str
-    params: Mapping[str, AttrValue] = field(default_factory=frozen_map)
-    utilization: Mapping[str, int] = field(default_factory=frozen_map)
-    stickiness: int = 0
-    migration_threshold: int = DEFAULT_MIGRATION_THRESHOLD
-    failure_timeout: float = 0.0
-    allow_migrate: bool = False
-    target_role: str = "started"
-    priority: int = 0
-    is_managed: bool = True
-    monitor_interval: float = 0.0
-    group: str | None = None
-    clone: str | None = None
+    params: Mapping[str, AttrValue]
+    utilization: Mapping[str, int]
+    stickiness: int
+    migration_threshold: int
+    failure_timeout: float
+    allow_migrate: bool
+    target_role: str
+    priority: int
+    is_managed: bool
+    monitor_interval: float
+    group: str | None
+    clone: str | None
+
+    def __init__(self, id: str, agent: str, params: Mapping[str, AttrValue] = _EMPTY,  # type: ignore[assignment]
+                 utilization: Mapping[str, int] = _EMPTY, stickiness: int = 0,  # type: ignore[assignment]
+                 migration_threshold: int = DEFAULT_MIGRATION_THRESHOLD, failure_timeout: float = 0.0,
+                 allow_migrate: bool = False, target_role: str = "started", priority: int = 0,
+                 is_managed: bool = True, monitor_interval: float = 0.0, group: str | None = None,
+                 clone: str | None = None) -> None:
+        init(self, "id", id)
+        init(self, "agent", agent)
+        init(self, "params", params)
+        init(self, "utilization", utilization)
+        init(self, "stickiness", stickiness)
+        init(self, "migration_threshold", migration_threshold)
+        init(self, "failure_timeout", failure_timeout)
+        init(self, "allow_migrate", allow_migrate)
+        init(self, "target_role", target_role)
+        init(self, "priority", priority)
+        init(self, "is_managed", is_managed)
+        init(self, "monitor_interval", monitor_interval)
+        init(self, "group", group)
+        init(self, "clone", clone)
 
 
-@dataclass(frozen=True, slots=True)
-class GroupSpec:
+class GroupSpec(Record):
+    __slots__ = ("id", "members", "clone")
     id: str
     members: tuple[str, ...]
-    clone: str | None = None
+    clone: str | None
+
+    def __init__(self, id: str, members: tuple[str, ...], clone: str | None = None) -> None:
+        init(self, "id", id)
+        init(self, "members", members)
+        init(self, "clone", clone)
 
 
-@dataclass(frozen=True, slots=True)
-class CloneSpec:
+class CloneSpec(Record):
+    __slots__ = ("id", "child", "primitives", "clone_max", "clone_node_max", "interleave", "globally_unique",
+                 "promotable", "promoted_max", "promoted_node_max")
     id: str
     child: str  # primitive or group id
     primitives: tuple[str, ...]  # the child's primitives, in start order
-    clone_max: int | None = None  # None: one per node
-    clone_node_max: int = 1
-    interleave: bool = False
-    globally_unique: bool = False
-    promotable: bool = False
-    promoted_max: int = 1
-    promoted_node_max: int = 1
+    clone_max: int | None  # None: one per node
+    clone_node_max: int
+    interleave: bool
+    globally_unique: bool
+    promotable: bool
+    promoted_max: int
+    promoted_node_max: int
+
+    def __init__(self, id: str, child: str, primitives: tuple[str, ...], clone_max: int | None = None,
+                 clone_node_max: int = 1, interleave: bool = False, globally_unique: bool = False,
+                 promotable: bool = False, promoted_max: int = 1, promoted_node_max: int = 1) -> None:
+        init(self, "id", id)
+        init(self, "child", child)
+        init(self, "primitives", primitives)
+        init(self, "clone_max", clone_max)
+        init(self, "clone_node_max", clone_node_max)
+        init(self, "interleave", interleave)
+        init(self, "globally_unique", globally_unique)
+        init(self, "promotable", promotable)
+        init(self, "promoted_max", promoted_max)
+        init(self, "promoted_node_max", promoted_node_max)
 
 
-@dataclass(frozen=True, slots=True)
-class RuleSpec:
+class RuleSpec(Record):
+    """``terms``: ("eq", attr, value), ("defined", attr)...; joined by ``join`` (and/or)."""
+
+    __slots__ = ("score", "join", "terms")
     score: int
-    join: str  # "and" | "or"
+    join: str
     terms: tuple[tuple[str, ...], ...]
 
+    def __init__(self, score: int, join: str, terms: tuple[tuple[str, ...], ...]) -> None:
+        init(self, "score", score)
+        init(self, "join", join)
+        init(self, "terms", terms)
 
-@dataclass(frozen=True, slots=True)
-class LocationSpec:
+
+class LocationSpec(Record):
+    __slots__ = ("rsc", "score", "node", "rule", "role")
     rsc: str
     score: int
-    node: str | None = None
-    rule: RuleSpec | None = None
-    role: str | None = None
+    node: str | None
+    rule: RuleSpec | None
+    role: str | None
+
+    def __init__(self, rsc: str, score: int, node: str | None = None, rule: RuleSpec | None = None,
+                 role: str | None = None) -> None:
+        init(self, "rsc", rsc)
+        init(self, "score", score)
+        init(self, "node", node)
+        init(self, "rule", rule)
+        init(self, "role", role)
 
 
-@dataclass(frozen=True, slots=True)
-class ColocationSpec:
+class ColocationSpec(Record):
+    __slots__ = ("rsc", "with_rsc", "score", "role", "with_role")
     rsc: str
     with_rsc: str
-    score: int = INFINITY
-    role: str | None = None
-    with_role: str | None = None
+    score: int
+    role: str | None
+    with_role: str | None
+
+    def __init__(self, rsc: str, with_rsc: str, score: int = INFINITY, role: str | None = None,
+                 with_role: str | None = None) -> None:
+        init(self, "rsc", rsc)
+        init(self, "with_rsc", with_rsc)
+        init(self, "score", score)
+        init(self, "role", role)
+        init(self, "with_role", with_role)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderSpec:
+class OrderSpec(Record):
+    __slots__ = ("first", "then", "kind", "symmetrical", "first_action", "then_action")
     first: str
     then: str
-    kind: str = "mandatory"
-    symmetrical: bool = True
-    first_action: str = "start"
-    then_action: str = "start"
+    kind: str
+    symmetrical: bool
+    first_action: str
+    then_action: str
+
+    def __init__(self, first: str, then: str, kind: str = "mandatory", symmetrical: bool = True,
+                 first_action: str = "start", then_action: str = "start") -> None:
+        init(self, "first", first)
+        init(self, "then", then)
+        init(self, "kind", kind)
+        init(self, "symmetrical", symmetrical)
+        init(self, "first_action", first_action)
+        init(self, "then_action", then_action)
 
 
-@dataclass(frozen=True, slots=True)
-class PropertiesSpec:
-    no_quorum_policy: str = "stop"
-    fencing_enabled: bool = True
-    symmetric_cluster: bool = True
-    maintenance_mode: bool = False
-    placement_strategy: str = "default"
+class PropertiesSpec(Record):
+    __slots__ = ("no_quorum_policy", "fencing_enabled", "symmetric_cluster", "maintenance_mode",
+                 "placement_strategy")
+    no_quorum_policy: str
+    fencing_enabled: bool
+    symmetric_cluster: bool
+    maintenance_mode: bool
+    placement_strategy: str
+
+    def __init__(self, no_quorum_policy: str = "stop", fencing_enabled: bool = True, symmetric_cluster: bool = True,
+                 maintenance_mode: bool = False, placement_strategy: str = "default") -> None:
+        init(self, "no_quorum_policy", no_quorum_policy)
+        init(self, "fencing_enabled", fencing_enabled)
+        init(self, "symmetric_cluster", symmetric_cluster)
+        init(self, "maintenance_mode", maintenance_mode)
+        init(self, "placement_strategy", placement_strategy)
 
 
-@dataclass(frozen=True)
-class ClusterSpec:
+_DEFAULT_PROPERTIES = PropertiesSpec()
+
+
+class ClusterSpec(Record):
     """The configuration as the planner sees it; ``top`` lists top-level resource ids in order."""
 
+    __slots__ = ("nodes", "primitives", "groups", "clones", "top", "locations", "colocations", "orders",
+                 "properties")
     nodes: tuple[NodeSpec, ...]
     primitives: Mapping[str, PrimitiveSpec]
-    groups: Mapping[str, GroupSpec] = field(default_factory=frozen_map)
-    clones: Mapping[str, CloneSpec] = field(default_factory=frozen_map)
-    top: tuple[str, ...] = ()
-    locations: tuple[LocationSpec, ...] = ()
-    colocations: tuple[ColocationSpec, ...] = ()
-    orders: tuple[OrderSpec, ...] = ()
-    properties: PropertiesSpec = field(default_factory=PropertiesSpec)
+    groups: Mapping[str, GroupSpec]
+    clones: Mapping[str, CloneSpec]
+    top: tuple[str, ...]
+    locations: tuple[LocationSpec, ...]
+    colocations: tuple[ColocationSpec, ...]
+    orders: tuple[OrderSpec, ...]
+    properties: PropertiesSpec
+
+    def __init__(self, nodes: tuple[NodeSpec, ...], primitives: Mapping[str, PrimitiveSpec],
+                 groups: Mapping[str, GroupSpec] = _EMPTY, clones: Mapping[str, CloneSpec] = _EMPTY,  # type: ignore[assignment]
+                 top: tuple[str, ...] = (), locations: tuple[LocationSpec, ...] = (),
+                 colocations: tuple[ColocationSpec, ...] = (), orders: tuple[OrderSpec, ...] = (),
+                 properties: PropertiesSpec = _DEFAULT_PROPERTIES) -> None:
+        init(self, "nodes", nodes)
+        init(self, "primitives", primitives)
+        init(self, "groups", groups)
+        init(self, "clones", clones)
+        init(self, "top", top)
+        init(self, "locations", locations)
+        init(self, "colocations", colocations)
+        init(self, "orders", orders)
+        init(self, "properties", properties)
 
     @classmethod
     def from_config(cls, config: ClusterConfig) -> ClusterSpec:
-        return _spec_from_config(config)
+        from havm.scheduler.from_config import spec_from_config  # pydantic: only for config users
+
+        return spec_from_config(config)
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
 
 
-@dataclass(frozen=True, slots=True)
-class NodeState:
+class NodeState(Record):
     """A node as last seen. ``standby``/``maintenance``/attributes override the config's."""
 
-    status: NodeStatus = "online"
-    standby: bool | None = None
-    maintenance: bool | None = None
-    attributes: Mapping[str, AttrValue] = field(default_factory=frozen_map)
+    __slots__ = ("status", "standby", "maintenance", "attributes")
+    status: NodeStatus
+    standby: bool | None
+    maintenance: bool | None
+    attributes: Mapping[str, AttrValue]
+
+    def __init__(self, status: NodeStatus = "online", standby: bool | None = None, maintenance: bool | None = None,
+                 attributes: Mapping[str, AttrValue] = _EMPTY) -> None:  # type: ignore[assignment]
+        init(self, "status", status)
+        init(self, "standby", standby)
+        init(self, "maintenance", maintenance)
+        init(self, "attributes", attributes)
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceState:
+class ResourceState(Record):
     """One resource (instance) on one node.
 
     ``role`` None means stopped there (the record keeps its fail count). ``failed``: the
@@ -180,26 +294,43 @@ class ResourceState:
     ``promotion_score``: the agent's preference for promoting it here.
     """
 
-    role: Role | None = "started"
-    failcount: int = 0
-    last_failure: float | None = None
-    failed: bool = False
-    blocked: bool = False
-    promotion_score: int | None = None
+    __slots__ = ("role", "failcount", "last_failure", "failed", "blocked", "promotion_score")
+    role: Role | None
+    failcount: int
+    last_failure: float | None
+    failed: bool
+    blocked: bool
+    promotion_score: int | None
+
+    def __init__(self, role: Role | None = "started", failcount: int = 0, last_failure: float | None = None,
+                 failed: bool = False, blocked: bool = False, promotion_score: int | None = None) -> None:
+        init(self, "role", role)
+        init(self, "failcount", failcount)
+        init(self, "last_failure", last_failure)
+        init(self, "failed", failed)
+        init(self, "blocked", blocked)
+        init(self, "promotion_score", promotion_score)
 
     @property
     def running(self) -> bool:
         return self.role is not None
 
 
-@dataclass(frozen=True)
-class State:
+class State(Record):
     """A snapshot: node states, what runs where, and the time it was taken (seconds)."""
 
-    now: float = 0.0
-    quorum: bool = True
-    nodes: Mapping[str, NodeState] = field(default_factory=frozen_map)
-    resources: Mapping[str, Mapping[str, ResourceState]] = field(default_factory=frozen_map)
+    __slots__ = ("now", "quorum", "nodes", "resources")
+    now: float
+    quorum: bool
+    nodes: Mapping[str, NodeState]
+    resources: Mapping[str, Mapping[str, ResourceState]]
+
+    def __init__(self, now: float = 0.0, quorum: bool = True, nodes: Mapping[str, NodeState] = _EMPTY,  # type: ignore[assignment]
+                 resources: Mapping[str, Mapping[str, ResourceState]] = _EMPTY) -> None:  # type: ignore[assignment]
+        init(self, "now", now)
+        init(self, "quorum", quorum)
+        init(self, "nodes", nodes)
+        init(self, "resources", resources)
 
     def node(self, name: str) -> NodeState:
         return self.nodes.get(name) or _ONLINE
@@ -209,101 +340,38 @@ class State:
 
 
 _ONLINE = NodeState()
-_NO_RECORDS: Mapping[str, ResourceState] = MappingProxyType({})
+_NO_RECORDS: Mapping[str, ResourceState] = _EMPTY  # type: ignore[assignment]
 
 
-def full_agent_name(agent_type: str) -> str:
-    return AGENT_ALIASES.get(agent_type, agent_type)
-
-
-def _merge_meta(*metas: Meta) -> dict[str, object]:
-    """First non-None wins, most specific first."""
+def merge_meta(metas: tuple[Mapping[str, object], ...]) -> Mapping[str, object]:
+    """Meta values, the first one set (not None) winning: most specific first."""
+    found = [m for m in metas if m]
+    if len(found) == 1 and None not in found[0].values():
+        return found[0]  # the common case: only the defaults (or only its own) say anything
     out: dict[str, object] = {}
-    for name in Meta.model_fields:
-        for m in metas:
-            value = getattr(m, name)
-            if value is not None:
-                out[name] = value
-                break
+    for m in reversed(found):
+        for k, v in m.items():
+            if v is not None:
+                out[k] = v
     return out
 
 
-def _primitive(p: Primitive, metas: tuple[Meta, ...], default_stickiness: int,
-               group: str | None, clone: str | None) -> PrimitiveSpec:
-    m = _merge_meta(p.meta, *metas)
+def primitive_spec(pid: str, agent: str, params: Mapping[str, AttrValue], utilization: Mapping[str, int],
+                   monitor_interval: float, metas: tuple[Mapping[str, object], ...], default_stickiness: int,
+                   group: str | None, clone: str | None) -> PrimitiveSpec:
+    """A primitive with its meta resolved: ``metas`` most specific first (own, group, clone, defaults).
+
+    Shared by the config path (``from_config``) and the CIB path (``importers.cib_spec``),
+    so both resolve inheritance and defaults the same way.
+    """
+    m = merge_meta(metas)
     stickiness = m.get("stickiness")
     if stickiness is None:
         stickiness = CLONE_DEFAULT_STICKINESS if clone and default_stickiness == 0 else default_stickiness
-    monitor = p.ops.get("monitor")
-    threshold = m.get("migration_threshold", DEFAULT_MIGRATION_THRESHOLD)
     return PrimitiveSpec(
-        id=p.id, agent=full_agent_name(p.type), params=frozen_map(p.params),
-        utilization=frozen_map(p.utilization), stickiness=int(stickiness),  # type: ignore[call-overload]
-        migration_threshold=int(threshold),  # type: ignore[call-overload]
-        failure_timeout=float(m.get("failure_timeout", 0.0)),  # type: ignore[arg-type]
-        allow_migrate=bool(m.get("allow_migrate", False)),
-        target_role=str(m.get("target_role", "started")), priority=int(m.get("priority", 0)),  # type: ignore[call-overload]
-        is_managed=bool(m.get("is_managed", True)),
-        monitor_interval=monitor.interval if monitor else 0.0, group=group, clone=clone)
-
-
-def _spec_from_config(config: ClusterConfig) -> ClusterSpec:
-    props = config.properties
-    defaults = config.resource_defaults
-    default_stickiness = defaults.stickiness if defaults.stickiness is not None else props.stickiness
-    if not props.auto_failback and defaults.stickiness is None and "stickiness" not in props.model_fields_set:
-        default_stickiness = INFINITY  # Heartbeat's auto_failback off: stay where you run
-    prims: dict[str, PrimitiveSpec] = {}
-    groups: dict[str, GroupSpec] = {}
-    clones: dict[str, CloneSpec] = {}
-    top: list[str] = []
-    for r in config.resources:
-        if isinstance(r, Primitive):
-            prims[r.id] = _primitive(r, (defaults,), default_stickiness, None, None)
-            top.append(r.id)
-        elif isinstance(r, Group):
-            for m in r.resources:
-                prims[m.id] = _primitive(m, (r.meta, defaults), default_stickiness, r.group, None)
-            groups[r.group] = GroupSpec(r.group, tuple(m.id for m in r.resources))
-            top.append(r.group)
-        else:
-            assert isinstance(r, Clone)
-            inner = r.resource
-            if isinstance(inner, Group):
-                for m in inner.resources:
-                    prims[m.id] = _primitive(m, (inner.meta, r.meta, defaults), default_stickiness,
-                                             inner.group, r.clone)
-                groups[inner.group] = GroupSpec(inner.group, tuple(m.id for m in inner.resources), r.clone)
-                child, members = inner.group, tuple(m.id for m in inner.resources)
-            else:
-                prims[inner.id] = _primitive(inner, (r.meta, defaults), default_stickiness, None, r.clone)
-                child, members = inner.id, (inner.id,)
-            clones[r.clone] = CloneSpec(
-                r.clone, child, members, r.clone_max, r.clone_node_max, r.interleave, r.globally_unique,
-                r.promotable, r.promoted_max, r.promoted_node_max)
-            top.append(r.clone)
-    locations: list[LocationSpec] = []
-    colocations: list[ColocationSpec] = []
-    orders: list[OrderSpec] = []
-    for c in config.constraints:
-        if isinstance(c, Location):
-            if c.rule is not None:
-                join, terms = parse_expression(c.rule.expression)
-                locations.append(LocationSpec(c.location, c.rule.score, None, RuleSpec(c.rule.score, join, terms),
-                                              c.role))
-            else:
-                assert c.score is not None
-                locations.append(LocationSpec(c.location, c.score, c.node, None, c.role))
-        elif isinstance(c, Colocation):
-            colocations.append(ColocationSpec(c.colocation, c.with_, c.score, c.role, c.with_role))
-        else:
-            symmetrical = c.symmetrical if c.symmetrical is not None else c.kind != "serialize"
-            orders.append(OrderSpec(c.order, c.then, c.kind, symmetrical, c.first_action,
-                                    c.then_action or c.first_action))
-    nodes = tuple(NodeSpec(n.name, frozen_map(n.attributes), frozen_map(n.utilization), n.standby, n.maintenance)
-                  for n in config.nodes)
-    return ClusterSpec(
-        nodes=nodes, primitives=frozen_map(prims), groups=frozen_map(groups), clones=frozen_map(clones),
-        top=tuple(top), locations=tuple(locations), colocations=tuple(colocations), orders=tuple(orders),
-        properties=PropertiesSpec(props.no_quorum_policy, props.fencing_enabled, props.symmetric_cluster,
-                                  props.maintenance_mode, props.placement_strategy))
+        pid, agent, frozen_map(params), frozen_map(utilization), int(stickiness),  # type: ignore[call-overload]
+        int(m.get("migration_threshold", DEFAULT_MIGRATION_THRESHOLD)),  # type: ignore[call-overload]
+        float(m.get("failure_timeout", 0.0)),  # type: ignore[arg-type]
+        bool(m.get("allow_migrate", False)), str(m.get("target_role", "started")),
+        int(m.get("priority", 0)), bool(m.get("is_managed", True)),  # type: ignore[call-overload]
+        monitor_interval, group, clone)

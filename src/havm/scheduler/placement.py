@@ -27,7 +27,6 @@ Where havm differs from Pacemaker, on purpose:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from havm.scheduler.model import ClusterSpec, ColocationSpec, OrderSpec, ResourceState, State
 from havm.scheduler.nodepool import NodePool
@@ -35,24 +34,30 @@ from havm.scheduler.scores import INFINITY, ScoreTable, add, format_score, rule_
 from havm.scheduler.situation import Situation
 
 
-@dataclass
 class Unit:
-    id: str
-    kind: str  # primitive | group | clone
-    index: int
-    prims: tuple[str, ...]
-    priority: int = 0
+    """A top-level resource being placed: primitive, group or clone."""
+
+    __slots__ = ("id", "kind", "index", "prims", "priority")
+
+    def __init__(self, id: str, kind: str, index: int, prims: tuple[str, ...], priority: int = 0) -> None:
+        self.id = id
+        self.kind = kind  # primitive | group | clone
+        self.index = index
+        self.prims = prims
+        self.priority = priority
 
 
-@dataclass
 class Placement:
     """Result: per instance the nodes (index -> role) it should be on, per unit its nodes."""
 
-    target: dict[str, dict[int, str]] = field(default_factory=dict)
-    unit_nodes: dict[str, list[int]] = field(default_factory=dict)
-    promoted: dict[str, list[int]] = field(default_factory=dict)
-    scores: dict[str, ScoreTable] = field(default_factory=dict)
-    why: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("target", "unit_nodes", "promoted", "scores", "why")
+
+    def __init__(self) -> None:
+        self.target: dict[str, dict[int, str]] = {}
+        self.unit_nodes: dict[str, list[int]] = {}
+        self.promoted: dict[str, list[int]] = {}
+        self.scores: dict[str, ScoreTable] = {}
+        self.why: dict[str, str] = {}
 
 
 class Placer:
@@ -382,10 +387,11 @@ class Placer:
                 out.why[unit.id] = "not managed"
             return
         t, members = self.own_table(unit)
-        t = t.copy()
-        self._apply_primaries(unit, t)
-        self._merge_dependents(unit, t)
-        self.sit.restrict_by_policy(unit.prims, t)
+        if unit.id in self.colos_dep or unit.id in self.colos_pri or self.sit.mode != "normal":
+            t = t.copy()  # the cached table stays as it is
+            self._apply_primaries(unit, t)
+            self._merge_dependents(unit, t)
+            self.sit.restrict_by_policy(unit.prims, t)
         out.scores[unit.id] = t
         current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
                    if self.sit.healthy[i] and rec.running}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from havm.config.schema import ClusterConfig
 from havm.scheduler.graph import GraphBuilder
 from havm.scheduler.model import ClusterSpec, State
 from havm.scheduler.placement import Placer
@@ -23,10 +22,14 @@ from havm.scheduler.scores import ScoreTable
 from havm.scheduler.situation import Situation
 from havm.scheduler.transition import ScoreRow, Transition
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from havm.config.schema import ClusterConfig
+
 
 def plan(spec: ClusterSpec | ClusterConfig, state: State | None = None) -> Transition:
-    """Decide what must run where and which actions get there."""
-    if isinstance(spec, ClusterConfig):
+    """Decide what must run where and which actions get there (from a spec, or a validated config)."""
+    if not isinstance(spec, ClusterSpec):
         spec = ClusterSpec.from_config(spec)
     state = state if state is not None else State()
     sit = Situation(spec, state)

@@ -9,10 +9,9 @@ until nothing changes. Every round removes at least one placement, so it ends.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from havm.scheduler.scores import INFINITY
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from havm.scheduler.placement import Placer
 

@@ -14,10 +14,8 @@ O(nodes), per resource.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
-from havm.config.resources import INFINITY
-from havm.scheduler.model import AttrValue, RuleSpec
+from havm.scheduler.model import INFINITY, AttrValue, RuleSpec
 
 __all__ = ["INFINITY", "ScoreTable", "add", "format_score", "rule_matches", "scale"]
 
@@ -53,12 +51,17 @@ def format_score(score: int) -> str:
     return str(score)
 
 
-@dataclass(slots=True)
 class ScoreTable:
     """Scores of one resource on every node: ``over.get(i, base)`` for node index i."""
 
-    base: int
-    over: dict[int, int]
+    __slots__ = ("base", "over")
+
+    def __init__(self, base: int, over: dict[int, int]) -> None:
+        self.base = base
+        self.over = over
+
+    def __repr__(self) -> str:
+        return f"ScoreTable({self.base}, {self.over})"
 
     def get(self, i: int) -> int:
         return self.over.get(i, self.base)

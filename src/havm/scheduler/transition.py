@@ -26,26 +26,40 @@ other node of a migration (migrate_to: where to; migrate_from: where from).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
+from havm.scheduler.record import Record, init
 from havm.scheduler.scores import format_score
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OP_RANK = {"fence": 0, "demote": 1, "stop": 2, "stopped": 3, "load_stopped": 4, "migrate_to": 5,
            "migrate_from": 6, "start": 7, "running": 8, "promote": 9, "monitor": 10}
 JSON_VERSION = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class Action(Record):
+    __slots__ = ("id", "op", "node", "resource", "target", "pseudo", "interval", "reason")
     id: str
     op: str
     node: str | None
-    resource: str | None = None
-    target: str | None = None
-    pseudo: bool = False
-    interval: float = 0.0
-    reason: str = ""
+    resource: str | None
+    target: str | None
+    pseudo: bool
+    interval: float
+    reason: str
+
+    def __init__(self, id: str, op: str, node: str | None, resource: str | None = None, target: str | None = None,
+                 pseudo: bool = False, interval: float = 0.0, reason: str = "") -> None:
+        init(self, "id", id)
+        init(self, "op", op)
+        init(self, "node", node)
+        init(self, "resource", resource)
+        init(self, "target", target)
+        init(self, "pseudo", pseudo)
+        init(self, "interval", interval)
+        init(self, "reason", reason)
 
     def describe(self) -> str:
         if self.op == "fence":
@@ -61,12 +75,16 @@ class Action:
         return f"{self.op} {self.resource} on {self.node}"
 
 
-@dataclass(frozen=True)
-class ScoreRow:
+class ScoreRow(Record):
     """Scores of one resource on every node, kept sparse: ``over`` wins, else ``base``."""
 
+    __slots__ = ("base", "over")
     base: int
     over: tuple[tuple[str, int], ...]
+
+    def __init__(self, base: int, over: tuple[tuple[str, int], ...]) -> None:
+        init(self, "base", base)
+        init(self, "over", over)
 
     def on(self, node: str) -> int:
         for n, s in self.over:
@@ -75,15 +93,27 @@ class ScoreRow:
         return self.base
 
 
-@dataclass(frozen=True)
-class Transition:
+class Transition(Record):
+    __slots__ = ("actions", "after", "placement", "promoted", "scores", "notes", "unplaced")
     actions: tuple[Action, ...]
     after: Mapping[str, tuple[str, ...]]
     placement: Mapping[str, str | None | tuple[str, ...]]
-    promoted: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    scores: Mapping[str, ScoreRow] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    unplaced: Mapping[str, str] = field(default_factory=dict)
+    promoted: Mapping[str, tuple[str, ...]]
+    scores: Mapping[str, ScoreRow]
+    notes: tuple[str, ...]
+    unplaced: Mapping[str, str]
+
+    def __init__(self, actions: tuple[Action, ...], after: Mapping[str, tuple[str, ...]],
+                 placement: Mapping[str, str | None | tuple[str, ...]],
+                 promoted: Mapping[str, tuple[str, ...]] | None = None, scores: Mapping[str, ScoreRow] | None = None,
+                 notes: tuple[str, ...] = (), unplaced: Mapping[str, str] | None = None) -> None:
+        init(self, "actions", actions)
+        init(self, "after", after)
+        init(self, "placement", placement)
+        init(self, "promoted", {} if promoted is None else promoted)
+        init(self, "scores", {} if scores is None else scores)
+        init(self, "notes", notes)
+        init(self, "unplaced", {} if unplaced is None else unplaced)
 
     @property
     def real_actions(self) -> tuple[Action, ...]:
