@@ -13,7 +13,6 @@ marked ``# PLACEHOLDER`` in the YAML and listed in the report as a warning.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -24,12 +23,11 @@ from havm.config.load import parse_config_text
 from havm.config.resources import INFINITY
 from havm.config.schema import ClusterConfig
 from havm.errors import ConfigError, UsageError
+from havm.importers.cibxml import havm_id  # noqa: F401  (re-exported: the importers' id mapping)
 from havm.importers.report import ImportFailed, ImportReport
 
 PLACEHOLDER_NET = ipaddress.IPv4Network("198.18.0.0/15")
 PLACEHOLDER_STRIDE = 8192
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def placeholder_address(link_index: int, node_index: int) -> str:
@@ -68,20 +66,6 @@ def parse_address_options(options: Sequence[str]) -> dict[str, list[str]]:
             raise UsageError(f"--address {opt!r}: node {node!r} is given twice")
         out[node] = ips
     return out
-
-
-def havm_id(raw: str) -> str:
-    """A havm name for a foreign id: invalid characters become '-', at most 63 long.
-
-    Deterministic (no uniqueness suffix), so the state loader maps status ids the
-    same way the config importer maps configuration ids.
-    """
-    if _NAME.match(raw):
-        return raw
-    fixed = _BAD.sub("-", raw)
-    if not fixed or not fixed[0].isalnum():
-        fixed = "r" + fixed
-    return fixed[:63]
 
 
 def format_duration(seconds: float) -> str:
