@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
-from collections.abc import Sequence
 
 from havm import __version__
-from havm.errors import HavmError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Which module defines each command, and its one-line help: the parser imports
 # only the module of the command being run (importing them all costs ~1 s:
@@ -111,7 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except HavmError as e:
+    except Exception as e:
+        # imported here, not at the top: a command that succeeds (havm simulate on a
+        # large CIB) does not pay for the error classes' imports
+        from havm.errors import HavmError
+        if isinstance(e, BrokenPipeError):
+            return 0
+        if not isinstance(e, HavmError):
+            raise
+        import json
         if getattr(args, "json", False):
             print(json.dumps({"error": {"code": e.code, "message": str(e)}}))
         else:
@@ -119,8 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_status
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
