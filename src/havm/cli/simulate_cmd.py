@@ -9,18 +9,26 @@ before planning, in the order given on the command line: fail, up, standby, op-f
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
+import gc
 import os
-from typing import Any
 
-from havm.errors import UsageError
-from havm.scheduler import events
-from havm.scheduler.apply import apply
 from havm.scheduler.model import ClusterSpec, State
 from havm.scheduler.plan import plan
-from havm.scheduler.state_file import load_state, state_to_data
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+# Only what every run needs is imported at the top: on a large CIB the whole run
+# should take a fraction of Pacemaker's, and importing pydantic, yaml or the full
+# importer alone would cost more than planning 500 resources.
+
+
+def _usage(message: str) -> Exception:
+    from havm.errors import UsageError
+
+    return UsageError(message)
 
 
 def register(subparsers: Any) -> None:
@@ -44,19 +52,34 @@ def register(subparsers: Any) -> None:
 
 
 def load_input(path: str) -> tuple[ClusterSpec, State]:
-    """(spec, state) from a cluster YAML or, through the CIB importer, a Pacemaker CIB."""
+    """(spec, state) from a cluster YAML or a Pacemaker CIB.
+
+    A CIB goes through the lean reader (``havm.importers.cib_spec``) when it can
+    read it, else through the full importer (same result, slower).
+    """
     if path.endswith(".xml"):
         try:
-            cib = importlib.import_module("havm.importers.cib")
+            from havm.importers import cib_spec
         except ModuleNotFoundError as e:
-            raise UsageError(f"reading a Pacemaker CIB needs the CIB importer, which is missing ({e})") from None
-        spec, state = cib.load_cib_simulation(path)
-        return spec, state
+            raise _usage(f"reading a Pacemaker CIB needs the CIB importer, which is missing ({e})") from None
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            return cib_spec.load_cib_spec(data)
+        except cib_spec.Unsupported:
+            from havm.importers.cib import load_cib_simulation
+
+            spec, state = load_cib_simulation(path)
+            return spec, state
     from havm.config.load import load_config
     return ClusterSpec.from_config(load_config(path, check_key=False).config), State()
 
 
 def apply_events(spec: ClusterSpec, state: State, args: argparse.Namespace) -> State:
+    if not (args.node_fail or args.node_up or args.standby or args.op_fail):
+        return state
+    from havm.scheduler import events
+
     for node in args.node_fail:
         state = events.node_fail(spec, state, node)
     for node in args.node_up:
@@ -66,26 +89,33 @@ def apply_events(spec: ClusterSpec, state: State, args: argparse.Namespace) -> S
     for item in args.op_fail:
         parts = item.rsplit(":", 2)
         if len(parts) != 3 or not all(parts):
-            raise UsageError(f"--op-fail expects RSC:OP:NODE such as vm1:monitor:n2, got {item!r}")
+            raise _usage(f"--op-fail expects RSC:OP:NODE such as vm1:monitor:n2, got {item!r}")
         state = events.op_fail(spec, state, *parts)
     return state
 
 
 def run(args: argparse.Namespace) -> int:
+    # A short-lived command that builds a few hundred thousand objects and frees them at
+    # exit: the cyclic garbage collector would walk them again and again for nothing.
+    gc.disable()
     path = args.simulate_config or args.config
     if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file")
+        raise _usage(f"{path}: no such file")
     spec, state = load_input(path)
     if args.state:
+        from havm.scheduler.state_file import load_state
+
         state = load_state(args.state)
     state = apply_events(spec, state, args)
     transition = plan(spec, state)
     if args.json:
+        import json
+
         doc = transition.to_json()
         if args.scores:
             doc["scores"] = {rid: {n: row.on(n) for n in spec.node_names()} for rid, row in transition.scores.items()}
         if args.show_state:
-            doc["state_after"] = state_to_data(apply(state, transition))
+            doc["state_after"] = _state_after(state, transition)
         print(json.dumps(doc, indent=2))
     elif args.dot:
         print(transition.to_dot())
@@ -94,5 +124,12 @@ def run(args: argparse.Namespace) -> int:
         if args.show_state:
             import yaml
             print("State after:")
-            print(yaml.safe_dump(state_to_data(apply(state, transition)), sort_keys=False).rstrip())
+            print(yaml.safe_dump(_state_after(state, transition), sort_keys=False).rstrip())
     return 0
+
+
+def _state_after(state: State, transition: Any) -> dict[str, Any]:
+    from havm.scheduler.apply import apply
+    from havm.scheduler.state_file import state_to_data
+
+    return state_to_data(apply(state, transition))

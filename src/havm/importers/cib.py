@@ -27,6 +27,8 @@ from havm.importers.cib_state import load_state
 from havm.importers.cibxml import (
     CONSTRAINT_TAGS,
     CONTAINER_TAGS,
+    PROPERTY_OPTIONS,
+    PROPERTY_VALUES,
     RESOURCE_TAGS,
     CibInput,
     describe,
@@ -43,16 +45,10 @@ __all__ = ["import_cib", "load_cib_simulation", "load_state"]
 
 LINK = "ring0"
 
-#: cluster property -> (our properties field, converter)
+#: cluster property -> (our properties field, converter to the YAML value)
 _PROPS: dict[str, tuple[str, Any]] = {
-    "stonith-enabled": ("fencing_enabled", pcmk_bool),
-    "fencing-enabled": ("fencing_enabled", pcmk_bool),
-    "symmetric-cluster": ("symmetric_cluster", pcmk_bool),
-    "maintenance-mode": ("maintenance_mode", pcmk_bool),
-    "no-quorum-policy": ("no_quorum_policy", str),
-    "placement-strategy": ("placement_strategy", str),
-    "default-resource-stickiness": ("stickiness", lambda v: format_score(pcmk_score(v))),
-}
+    key: (field, (lambda v: format_score(pcmk_score(v))) if field == "stickiness" else conv)
+    for key, (field, conv) in PROPERTY_OPTIONS.items()}
 _TUNING = "tuning of Pacemaker's controller and scheduler; havm's controller has its own timing"
 _FENCING = "a fencing setting: configure it in havm's fencing section"
 #: properties havm cannot carry, with the reason
@@ -79,8 +75,7 @@ _PROP_WHY = {
     "cancel-removed-actions": "havm always cancels operations of removed resources",
     "require-quorum": "Heartbeat 2's switch; use no_quorum_policy",
 }
-_PROP_VALUES = {"no_quorum_policy": ("stop", "freeze", "ignore", "demote"),
-                "placement_strategy": ("default", "utilization", "balanced", "minimal")}
+_PROP_VALUES = PROPERTY_VALUES
 #: bookkeeping properties Pacemaker writes itself: nothing to carry over
 _BOOKKEEPING = {"dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog", "last-lrm-refresh",
                 "cib-bootstrap-options", "expected-quorum-votes", "dc-deadtime"}

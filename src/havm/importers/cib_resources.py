@@ -22,13 +22,14 @@ from pydantic import TypeAdapter, ValidationError
 from havm.config.resources import AgentType
 from havm.importers.cib_ops import convert_ops, safe_bool
 from havm.importers.cibxml import (
+    CLONE_OPTIONS,
+    HB2_META_NAMES,
+    META_OPTIONS,
+    META_WHY_NOT,
     CibInput,
     describe,
     norm,
-    pcmk_bool,
-    pcmk_int,
     pcmk_interval,
-    pcmk_role,
     pcmk_score,
     shown,
 )
@@ -40,66 +41,16 @@ _AGENT = TypeAdapter(AgentType)
 _STRUCTURAL = {"id", "class", "provider", "type", "description", "template"}
 
 
-def _int(v: str) -> int:
-    try:
-        return pcmk_int(v)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {v!r}") from None
-
-
-def _migration_threshold(v: str) -> int:
-    n = pcmk_score(v)
-    if n < 0:
-        raise ValueError(f"expected 0 or more, got {v!r}")
-    return n
-
-
-def _target_role(v: str) -> str:
-    role = pcmk_role(v) or ("stopped" if v.strip().lower() == "stopped" else None)
-    if role is None:
-        raise ValueError(f"expected Started, Stopped, Promoted or Unpromoted, got {v!r}")
-    return role
-
-
-#: meta option -> (our Meta field, converter)
+#: meta option -> (our Meta field, converter to the YAML value)
 META: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "resource-stickiness": ("stickiness", lambda v: format_score(pcmk_score(v))),
-    "migration-threshold": ("migration_threshold", _migration_threshold),
-    "failure-timeout": ("failure_timeout", lambda v: format_duration(pcmk_interval(v))),
-    "allow-migrate": ("allow_migrate", pcmk_bool),
-    "target-role": ("target_role", _target_role),
-    "priority": ("priority", _int),
-    "is-managed": ("is_managed", pcmk_bool),
-}
+    key: (field_name, (lambda v: format_score(pcmk_score(v))) if field_name == "stickiness" else
+          (lambda v: format_duration(pcmk_interval(v))) if field_name == "failure_timeout" else conv)
+    for key, (field_name, conv) in META_OPTIONS.items()}
 #: clone option -> (our Clone field, converter)
-CLONE: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "clone-max": ("clone_max", _int), "clone-node-max": ("clone_node_max", _int),
-    "globally-unique": ("globally_unique", pcmk_bool), "interleave": ("interleave", pcmk_bool),
-    "promotable": ("promotable", pcmk_bool),
-    "promoted-max": ("promoted_max", _int), "master-max": ("promoted_max", _int),
-    "promoted-node-max": ("promoted_node_max", _int), "master-node-max": ("promoted_node_max", _int),
-}
-WHY_NOT = {
-    "notify": "havm sends no clone notifications (pre/post start/stop events to every instance)",
-    "ordered": "havm starts clone instances in parallel",
-    "multiple-active": "havm always recovers a resource found active twice by stopping it everywhere and "
-                       "starting it once",
-    "requires": "havm decides from the fencing configuration what a start requires",
-    "resource-failure-stickiness": "Heartbeat 2's failure stickiness has no exact equivalent; "
-                                   "use meta.migration_threshold",
-    "restart-type": "Heartbeat 2's restart_type has no havm equivalent",
-    "description": "descriptions are not kept",
-    "critical": "havm has no per-resource 'critical' option",
-    "collocated": "havm groups are always colocated",
-    "remote-node": "guest and remote nodes (a resource that is also a node) are not supported",
-    "container": "guest and remote nodes (a resource that is also a node) are not supported",
-    "remote-allow-migrate": "guest and remote nodes (a resource that is also a node) are not supported",
-    "clone-min": "havm has no clone-min (ordering on a minimum number of instances)",
-    "provides": "unfencing is configured in havm's fencing section",
-    "maintenance": "per-resource maintenance: use is_managed: false",
-}
+CLONE = CLONE_OPTIONS
+WHY_NOT = META_WHY_NOT
 #: Heartbeat 2 put these meta options among a resource's instance_attributes
-_HB2_META = set(META) | set(CLONE) | set(WHY_NOT)
+_HB2_META = HB2_META_NAMES
 
 
 @dataclass

@@ -10,18 +10,23 @@ planner knows nothing of them; pass ``report`` to learn what was dropped.
 
 from __future__ import annotations
 
-from typing import Any
-
-from havm.importers.cib import import_parsed
-from havm.importers.cib_state import load_state
-from havm.importers.cibxml import CibInput
-from havm.importers.hacf import read_text
-from havm.importers.output import havm_id
-from havm.importers.report import ImportReport
+from havm.importers.cibxml import havm_id
 from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, frozen_map
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from havm.importers.report import ImportReport
 
 
 def load_cib_simulation(path: str, report: ImportReport | None = None) -> tuple[ClusterSpec, State]:
+    # imported here: the lean reader (cib_spec) uses scheduler_state without the importer
+    from havm.importers.cib import import_parsed
+    from havm.importers.cib_state import load_state
+    from havm.importers.cibxml import CibInput
+    from havm.importers.hacf import read_text
+
     text = read_text(path)
     cib = CibInput()
     cib.add_text(text, path)  # parsed once, for the configuration and the status

@@ -51,12 +51,21 @@ first). A failed stop leaves it active and failed (and blocked without fencing).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from havm.config.resources import INFINITY
-from havm.importers.cibxml import CibInput, norm, pcmk_bool, pcmk_interval, pcmk_score
-from havm.importers.output import havm_id
-from havm.importers.report import ImportReport
+from havm.importers.cibxml import (
+    INFINITY,
+    CibInput,
+    havm_id,
+    norm,
+    pcmk_bool,
+    pcmk_interval,
+    pcmk_score,
+)
+
+TYPE_CHECKING = False  # no typing import at run time (havm simulate's start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 1
 _RC_OK, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 7, 8, 9
@@ -65,8 +74,32 @@ _NOT_ATTRIBUTES = ("fail-count-", "last-failure-", "master-", "promotion-")
 _SPECIAL = {"standby", "maintenance", "shutdown", "terminate", "probe_complete"}
 
 
+class StatusFacts:
+    """What reading the status needs from the configuration (``config_facts`` or the lean CIB reader)."""
+
+    __slots__ = ("props", "old", "names", "config_nodes", "anonymous", "unique", "known", "on_fail")
+
+    def __init__(self, props: dict[str, str], old: bool, names: dict[str, str], config_nodes: dict[str, dict[str, str]],
+                 anonymous: set[str], unique: set[str], known: set[str],
+                 on_fail: dict[str, dict[tuple[str, int], str]]) -> None:
+        self.props = props  # cluster properties, names normalised (first value wins)
+        self.old = old  # Heartbeat 2 XML (no validate-with)
+        self.names = names  # node id -> name
+        self.config_nodes = config_nodes  # name -> normalised instance attributes
+        self.anonymous = anonymous  # CIB ids of primitives in anonymous clones
+        self.unique = unique  # ... in globally unique clones
+        self.known = known  # havm ids of configured primitives
+        self.on_fail = on_fail  # primitive CIB id -> {(operation, interval ms): on-fail}
+
+
+#: ``nvpairs(owner, set_tag)``: name -> value of ``owner``'s sets of that tag
+NvPairs = Callable[[ET.Element, str], dict[str, str]]
+
+
 def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
     """The state held in a CIB's status section (see the module docstring for the format)."""
+    from havm.importers.report import ImportReport
+
     if isinstance(xml, CibInput):
         cib = xml
     else:
@@ -76,14 +109,19 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
         else:
             cib.add_text(xml.decode() if isinstance(xml, bytes) else xml, "<cib>")
     quiet = ImportReport()
+
+    def nvpairs(owner: ET.Element, set_tag: str) -> dict[str, str]:
+        return {k: v for k, (v, _) in cib.nvpairs(owner, set_tag, quiet).items()}
+
+    return read_status(cib.roots[0], cib.iter("node_state"), config_facts(cib, nvpairs), nvpairs)
+
+
+def config_facts(cib: CibInput, nvpairs: NvPairs) -> StatusFacts:
     root = cib.roots[0]
     props: dict[str, str] = {}
     for crm in cib.iter("crm_config"):
-        props.update({norm(k): v for k, (v, _) in cib.nvpairs(crm, "cluster_property_set", quiet).items()
-                      if norm(k) not in props})
+        props.update({norm(k): v for k, v in nvpairs(crm, "cluster_property_set").items() if norm(k) not in props})
     old = root.tag == "cib" and root.get("validate-with") is None
-    fencing = _bool(props.get("stonith-enabled"), not old)
-    startup_fencing = _bool(props.get("startup-fencing"), True)
     names = {}  # node id -> name
     config_nodes: dict[str, dict[str, str]] = {}
     for el in cib.iter("node"):
@@ -92,37 +130,52 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
                 (el.get("type") or "member") in ("member", "normal"):
             name = havm_id(el.get("uname") or el.get("id") or "")
             names[el.get("id") or name] = name
-            config_nodes[name] = {norm(k): v for k, (v, _) in cib.nvpairs(el, "instance_attributes", quiet).items()}
-    anonymous, unique = _clone_members(cib, quiet)
-    known = _resource_ids(cib)
-    on_fail = _on_fail_config(cib)
+            config_nodes[name] = {norm(k): v for k, v in nvpairs(el, "instance_attributes").items()}
+    anonymous, unique = _clone_members(cib, nvpairs)
+    return StatusFacts(props, old, names, config_nodes, anonymous, unique, _resource_ids(cib), _on_fail_config(cib))
 
+
+def read_status(root: ET.Element, node_states: Iterable[ET.Element], facts: StatusFacts,
+                nvpairs: NvPairs) -> dict[str, Any]:
+    """The state dict from ``<node_state>`` elements, with the configuration's ``facts``."""
+    fencing = _bool(facts.props.get("stonith-enabled"), not facts.old)
+    startup_fencing = _bool(facts.props.get("startup-fencing"), True)
+    names, config_nodes, anonymous, unique = facts.names, facts.config_nodes, facts.anonymous, facts.unique
+    on_fail = facts.on_fail
     nodes: dict[str, dict[str, Any]] = {}
     resources: dict[str, dict[str, dict[str, Any]]] = {}
     seen: set[str] = set()
-    for ns in cib.iter("node_state"):
+    for ns in node_states:
         name = havm_id(ns.get("uname") or names.get(ns.get("id") or "", ns.get("id") or ""))
         if _bool(ns.get("remote_node"), False) or (config_nodes and name not in config_nodes):
             continue  # remote and guest nodes are not havm members
         seen.add(name)
         transient: dict[str, str] = {}
         for ta in ns.findall("transient_attributes"):
-            transient.update({k: v for k, (v, _) in cib.nvpairs(ta, "instance_attributes", quiet).items()})
+            transient.update(nvpairs(ta, "instance_attributes"))
         node = _node(ns, fencing, transient, config_nodes.get(name, {}))
         nodes[name] = node
         clean_offline = node["status"] == "offline"
         histories: dict[str, list[ET.Element]] = {}
         for lrm_rsc in ns.iter("lrm_resource"):
             # an anonymous clone may be recorded as fs and fs:0 on one node: one history
-            histories.setdefault(_state_id(lrm_rsc.get("id") or "", anonymous, unique), []).extend(
-                lrm_rsc.findall("lrm_rsc_op"))
+            rid = _state_id(lrm_rsc.get("id") or "", anonymous, unique)
+            ops = lrm_rsc.findall("lrm_rsc_op")
+            if rid in histories:
+                histories[rid].extend(ops)
+            else:
+                histories[rid] = ops
         for rid, ops in histories.items():
             rec = _replay(ops, fencing, on_fail.get(rid.split(":")[0]))
             if rec.pop("fence") and node["status"] != "unclean":
                 node["status"], node["reason"] = "unclean", f"an operation of {rid} failed there (on-fail=fence)"
             if clean_offline:
                 rec["role"] = None  # a node that left cleanly runs nothing
-            resources.setdefault(rid, {})[name] = rec
+            per = resources.get(rid)
+            if per is None:
+                resources[rid] = {name: rec}
+            else:
+                per[name] = rec
         _fail_counts(transient, name, resources, anonymous, unique)
     for name, attrs in config_nodes.items():
         if name not in seen:
@@ -131,6 +184,7 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
                            "maintenance": _bool(attrs.get("maintenance"), False), "shutdown": False,
                            "reason": "never seen by the cluster" + (" (startup-fencing)" if status == "unclean" else ""),
                            "attributes": {}}
+    known = facts.known
     return {
         "format": FORMAT,
         "have_quorum": _bool(root.get("have-quorum", root.get("have_quorum")), False),
@@ -274,7 +328,8 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
     failed = blocked = fence = False
     last: ET.Element | None = None
     for op in ops:
-        status = _int(op.get("op-status"), 0)
+        raw_status = op.get("op-status")
+        status = 0 if raw_status == "0" else _int(raw_status, 0)  # the common case without a call
         name = op.get("operation") or ""
         if status == _STATUS_PENDING:  # in flight: a start or promote may already have taken effect
             if name in ("start", "migrate_to", "migrate_from"):
@@ -284,8 +339,9 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
             continue
         if status == _STATUS_CANCELLED:
             continue  # a cancelled recurring monitor says nothing of the state
-        rc = _int(op.get("rc-code"), 1)
-        interval = _int(op.get("interval"), 0)
+        raw_rc, raw_interval = op.get("rc-code"), op.get("interval")
+        rc = 0 if raw_rc == "0" else _int(raw_rc, 1)
+        interval = 0 if raw_interval == "0" else _int(raw_interval, 0)
         target = _target_rc(op)
         if status == _STATUS_ERROR and target is not None and rc == target:
             status = _STATUS_DONE  # what was expected: Pacemaker remaps it to success
@@ -373,16 +429,15 @@ def _fail_counts(transient: dict[str, str], node: str, resources: dict[str, dict
                     continue
 
 
-def _clone_members(cib: CibInput, quiet: ImportReport) -> tuple[set[str], set[str]]:
+def _clone_members(cib: CibInput, nvpairs: NvPairs) -> tuple[set[str], set[str]]:
     anonymous: set[str] = set()
     unique: set[str] = set()
     for clone in cib.iter("clone", "master", "master_slave"):
         if cib.in_status(clone):
             continue
-        opts = {norm(k): v for k, (v, _) in cib.nvpairs(clone, "meta_attributes", quiet).items()}
+        opts = {norm(k): v for k, v in nvpairs(clone, "meta_attributes").items()}
         opts.update({norm(k): v for k, v in clone.attrib.items()})
-        opts.update({norm(k): v for k, (v, _) in cib.nvpairs(clone, "instance_attributes", quiet).items()
-                     if norm(k) not in opts})
+        opts.update({norm(k): v for k, v in nvpairs(clone, "instance_attributes").items() if norm(k) not in opts})
         target = unique if _bool(opts.get("globally-unique"), False) else anonymous
         target.update(p.get("id", "") for p in clone.iter("primitive"))
     return anonymous, unique

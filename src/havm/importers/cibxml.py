@@ -20,12 +20,16 @@ a ``<snippet>`` root (line numbers are kept).
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from havm.config.resources import INFINITY
-from havm.importers.report import ImportFailed, ImportReport
+TYPE_CHECKING = False  # no typing/dataclasses at run time: havm simulate reads CIBs through this module
+if TYPE_CHECKING:
+    from havm.importers.report import ImportReport
+
+INFINITY = 1_000_000  # Pacemaker's score INFINITY (the config's is the same number)
 
 SET_TAGS = ("instance_attributes", "meta_attributes", "utilization", "cluster_property_set")
 RESOURCE_TAGS = ("primitive", "group", "clone", "master", "master_slave", "bundle", "template")
@@ -42,20 +46,42 @@ def norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-@dataclass
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def is_havm_id(raw: str) -> bool:
+    """Is ``raw`` already a valid havm name (so ``havm_id`` keeps it as it is)?"""
+    return _NAME.match(raw) is not None
+
+
+def havm_id(raw: str) -> str:
+    """A havm name for a foreign id: invalid characters become '-', at most 63 long.
+
+    Deterministic (no uniqueness suffix), so the state loader maps status ids the
+    same way the config importer maps configuration ids.
+    """
+    if _NAME.match(raw):
+        return raw
+    fixed = _BAD.sub("-", raw)
+    if not fixed or not fixed[0].isalnum():
+        fixed = "r" + fixed
+    return fixed[:63]
+
+
 class _Source:
     """One parsed file: where its elements start in ``CibInput.position``, and its text."""
 
-    first: int
-    file: str
-    text: str  # as parsed (a rootless snippet wrapped in <snippet>, lines unchanged)
-    lines: dict[ET.Element, int] = field(default_factory=dict)
-    done_tags: set[str] = field(default_factory=set)
-    masked: str | None = None
-    newlines: list[int] | None = None  # offsets of every newline in ``masked``
+    def __init__(self, first: int, file: str, text: str) -> None:
+        self.first = first
+        self.file = file
+        self.text = text  # as parsed (a rootless snippet wrapped in <snippet>, lines unchanged)
+        self.lines: dict[ET.Element, int] = {}
+        self.done_tags: set[str] = set()
+        self.masked: str | None = None
+        self.newlines: list[int] | None = None  # offsets of every newline in ``masked``
 
 
-@dataclass
 class CibInput:
     """Parsed input files plus, for each element, its file, line, parent and position.
 
@@ -66,12 +92,13 @@ class CibInput:
     k-th element with that tag.
     """
 
-    roots: list[ET.Element] = field(default_factory=list)
-    parent_of: dict[ET.Element, ET.Element] = field(default_factory=dict)
-    by_id: dict[str, ET.Element] = field(default_factory=dict)
-    by_tag: dict[str, list[ET.Element]] = field(default_factory=dict)
-    position: dict[ET.Element, int] = field(default_factory=dict)
-    sources: list[_Source] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.roots: list[ET.Element] = []
+        self.parent_of: dict[ET.Element, ET.Element] = {}
+        self.by_id: dict[str, ET.Element] = {}
+        self.by_tag: dict[str, list[ET.Element]] = {}
+        self.position: dict[ET.Element, int] = {}
+        self.sources: list[_Source] = []
 
     def add_text(self, text: str, file: str) -> ET.Element:
         root, parsed = _parse(text, file)
@@ -202,6 +229,9 @@ def describe(el: ET.Element) -> str:
 
 def _parse(text: str, file: str) -> tuple[ET.Element, str]:
     """The tree, and the text that was parsed (wrapped in <snippet> if it had several roots)."""
+    # imported here, not at the top: havm simulate reads CIBs without the report's classes
+    from havm.importers.report import ImportFailed
+
     try:
         return _parse_once(text), text
     except ET.ParseError as e:
@@ -245,6 +275,7 @@ def pcmk_bool(value: str) -> bool:
     raise ValueError(f"expected a boolean (true/false, yes/no, on/off, 1/0), got {value!r}")
 
 
+@functools.lru_cache(maxsize=4096)  # a large CIB repeats a few values thousands of times
 def pcmk_score(value: str) -> int:
     v = value.strip().lower()
     if v in ("infinity", "+infinity"):
@@ -262,6 +293,7 @@ _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "ms": 0.001, "msec": 0.001
 _ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
+@functools.lru_cache(maxsize=4096)
 def pcmk_interval(value: str) -> float:
     """Seconds from Pacemaker's interval syntax: ``30``, ``30s``, ``10min``, ``1h``, ``500ms``, ``PT1M``."""
     v = value.strip().lower()
@@ -296,3 +328,78 @@ def pcmk_role(value: str) -> str | None:
     """Our role name for Pacemaker's (old and new spellings); None if havm has no equivalent."""
     return {"started": "started", "master": "promoted", "promoted": "promoted", "slave": "unpromoted",
             "unpromoted": "unpromoted"}.get(value.strip().lower())
+
+
+def _int(v: str) -> int:
+    try:
+        return pcmk_int(v)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {v!r}") from None
+
+
+def _migration_threshold(v: str) -> int:
+    n = pcmk_score(v)
+    if n < 0:
+        raise ValueError(f"expected 0 or more, got {v!r}")
+    return n
+
+
+def _target_role(v: str) -> str:
+    role = pcmk_role(v) or ("stopped" if v.strip().lower() == "stopped" else None)
+    if role is None:
+        raise ValueError(f"expected Started, Stopped, Promoted or Unpromoted, got {v!r}")
+    return role
+
+
+#: meta option -> (our Meta field, converter to its value: scores as int, durations in seconds)
+META_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "resource-stickiness": ("stickiness", pcmk_score),
+    "migration-threshold": ("migration_threshold", _migration_threshold),
+    "failure-timeout": ("failure_timeout", pcmk_interval),
+    "allow-migrate": ("allow_migrate", pcmk_bool),
+    "target-role": ("target_role", _target_role),
+    "priority": ("priority", _int),
+    "is-managed": ("is_managed", pcmk_bool),
+}
+#: clone option -> (our Clone field, converter)
+CLONE_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "clone-max": ("clone_max", _int), "clone-node-max": ("clone_node_max", _int),
+    "globally-unique": ("globally_unique", pcmk_bool), "interleave": ("interleave", pcmk_bool),
+    "promotable": ("promotable", pcmk_bool),
+    "promoted-max": ("promoted_max", _int), "master-max": ("promoted_max", _int),
+    "promoted-node-max": ("promoted_node_max", _int), "master-node-max": ("promoted_node_max", _int),
+}
+#: meta options havm does not have, and why
+META_WHY_NOT = {
+    "notify": "havm sends no clone notifications (pre/post start/stop events to every instance)",
+    "ordered": "havm starts clone instances in parallel",
+    "multiple-active": "havm always recovers a resource found active twice by stopping it everywhere and "
+                       "starting it once",
+    "requires": "havm decides from the fencing configuration what a start requires",
+    "resource-failure-stickiness": "Heartbeat 2's failure stickiness has no exact equivalent; "
+                                   "use meta.migration_threshold",
+    "restart-type": "Heartbeat 2's restart_type has no havm equivalent",
+    "description": "descriptions are not kept",
+    "critical": "havm has no per-resource 'critical' option",
+    "collocated": "havm groups are always colocated",
+    "remote-node": "guest and remote nodes (a resource that is also a node) are not supported",
+    "container": "guest and remote nodes (a resource that is also a node) are not supported",
+    "remote-allow-migrate": "guest and remote nodes (a resource that is also a node) are not supported",
+    "clone-min": "havm has no clone-min (ordering on a minimum number of instances)",
+    "provides": "unfencing is configured in havm's fencing section",
+    "maintenance": "per-resource maintenance: use is_managed: false",
+}
+#: Heartbeat 2 put these meta options among a resource's instance_attributes
+HB2_META_NAMES = set(META_OPTIONS) | set(CLONE_OPTIONS) | set(META_WHY_NOT)
+#: cluster property -> (our properties field, converter to its value)
+PROPERTY_OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
+    "stonith-enabled": ("fencing_enabled", pcmk_bool),
+    "fencing-enabled": ("fencing_enabled", pcmk_bool),
+    "symmetric-cluster": ("symmetric_cluster", pcmk_bool),
+    "maintenance-mode": ("maintenance_mode", pcmk_bool),
+    "no-quorum-policy": ("no_quorum_policy", str),
+    "placement-strategy": ("placement_strategy", str),
+    "default-resource-stickiness": ("stickiness", pcmk_score),
+}
+PROPERTY_VALUES = {"no_quorum_policy": ("stop", "freeze", "ignore", "demote"),
+                   "placement_strategy": ("default", "utilization", "balanced", "minimal")}
