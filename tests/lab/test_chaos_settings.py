@@ -63,3 +63,24 @@ def test_fake_fencing_only_with_the_labs_power_switch():
         check_options(CampaignOptions(fencing="ipmi", unsafe_fake_fencing=True))
     with pytest.raises(UsageError, match="unknown fault kind"):
         check_options(CampaignOptions(kinds=("kill", "meteor")))
+
+
+def test_log_cursor_counts_fences_once_and_only_whole_lines(tmp_path):
+    from havm.lab.chaos.campaign import LogCursor
+
+    for n in ("n1", "n2"):
+        (tmp_path / "nodes" / n).mkdir(parents=True)
+    log1 = tmp_path / "nodes" / "n1" / "havmd.log"
+    log1.write_text("2026-11-22 06:40:28,864 n1 havm.controller WARNING: fenced n2: confirmed off\n"
+                    "2026-11-22 06:40:29,000 n1 havm.controller ERROR: FENCING n3 FAILED: retrying\n")
+    cur = LogCursor(str(tmp_path), ["n1", "n2"])
+    done, failed = cur.fences()
+    assert [n for _, n in done] == ["n2"] and failed == 1
+    assert cur.fences() == ([], 0)  # already read
+    with log1.open("a") as f:
+        f.write("2026-11-22 06:41:00,000 n1 havm.controller WARNING: n3 lost for 12.0s >= "
+                "fencing_watchdog_timeout 10s: taken as fenced\n2026-11-22 06:41:01,000 n1 havm.contr")
+    done, _ = cur.fences()
+    assert [n for _, n in done] == ["n3"]  # the half-written line waits for its end
+    cur.skip()
+    assert cur.fences() == ([], 0)

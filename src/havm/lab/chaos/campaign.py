@@ -38,7 +38,8 @@ from havm.lab.plan import LabSpec
 from havm.lab.state import LabState
 
 FENCING_MODES = ("lab", "ipmi", "watchdog")
-FENCED = re.compile(STAMP + r".*fenced (\S+): confirmed off")
+# a fence confirmed by a device, or a lost node taken as fenced once its watchdog has certainly fired
+FENCED = re.compile(STAMP + r".*(?:fenced (\S+): confirmed off|WARNING: (\S+) lost for \S+ >= fencing_watchdog_timeout)")
 FENCE_FAILED = re.compile(STAMP + r".*FENCING (\S+) FAILED")
 POLL = 0.5  # seconds between recovery checks
 TWO_NODE_FENCE_DELAY = 3.0  # seconds: fencing n1 waits this long, so in a race n1 shoots first
@@ -148,7 +149,7 @@ class LogCursor:
             self.offsets[n] += end
             for line in data[:end].decode(errors="replace").splitlines():
                 if m := FENCED.match(line):
-                    done.append((parse_stamp(m.group(1)), m.group(3)))
+                    done.append((parse_stamp(m.group(1)), m.group(3) or m.group(4)))
                 elif FENCE_FAILED.match(line):
                     failed += 1
         return sorted(done), failed
