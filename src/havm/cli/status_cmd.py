@@ -166,7 +166,23 @@ def render(st: dict[str, Any]) -> str:
             lines.append(f"  {r['id']:<16} {r.get('state', '?').upper():<9} {where:<12} {r.get('agent', '')}"
                          f"{'  [' + '; '.join(extra) + ']' if extra else ''}")
     lines += _fencing_lines(st.get("fencing") or {})
+    lines += _watchdog_lines(st.get("watchdog") or {})
     return "\n".join(lines)
+
+
+def _watchdog_lines(w: dict[str, Any]) -> list[str]:
+    """Fences that wait for a watchdog or cannot happen (loudly), then this node's watchdog."""
+    lines = []
+    for node, f in (w.get("fence_waits") or {}).items():
+        if f["state"] == "impossible":
+            lines.append(f"CANNOT FENCE {node}: {f['reason']}")
+        else:
+            lines.append(f"FENCING {node} BY ITS WATCHDOG: {f['reason']}")
+    if w.get("enabled"):
+        state = "armed" if w.get("armed") else "disarmed"
+        lines.append(f"Watchdog: {state} ({w.get('backend')}, timeout {w.get('timeout') or '-'}s): "
+                     f"{w.get('decision') or '-'}, {w.get('reason') or 'not checked yet'}")
+    return [""] + lines if lines else []
 
 
 def _fencing_lines(f: dict[str, Any], shown: int = 5) -> list[str]:
