@@ -17,10 +17,10 @@ import yaml
 from havm.daemon.client import Client
 from havm.errors import HavmError
 from havm.lab import control, lab
-from havm.lab.logs import first
 from havm.lab.plan import LabSpec
 from havm.lab.state import config_of, socket_of
 from tests.daemon.waiting import wait_until
+from tests.fencing.lablog import fenced_before_starts
 
 pytestmark = [pytest.mark.lab]
 
@@ -83,10 +83,4 @@ def test_recovery_waits_for_the_fence(lab_dir, victim):
     survivors = [n for n in names if n != victim]
     wait_until(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
          60, f"{lost} recovered")
-    fenced = first(d, rf"havm\.controller \w+: fenced {victim}: confirmed off", after=t_kill)
-    assert fenced, "the dead node was never fenced"
-    for rsc in lost:
-        start = first(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s", after=t_kill)
-        assert start, f"{rsc} never started again"
-        began = start.at - float(start.match.group(3))  # the line is logged when the start ends
-        assert began >= fenced.at - 0.002, (rsc, began, fenced.at)
+    fenced_before_starts(d, victim, lost, after=t_kill)

@@ -27,6 +27,7 @@ from havm.lab.logs import first
 from havm.lab.plan import LabSpec
 from havm.lab.state import LabState, config_of, socket_of
 from tests.daemon.waiting import wait_until
+from tests.fencing.lablog import fenced_before_starts
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -125,12 +126,7 @@ def test_a_killed_node_is_fenced_through_its_bmc_before_recovery(lab_dir):
     assert bmc_says_on(d, victim) is False  # the BMC sees the truth: nothing of the node runs
     wait_until(lambda: (p := placement(d, survivors)) and all(len(p[r]) == 1 and p[r][0] != victim for r in lost),
                90, f"{lost} recovered")
-    fenced = first(d, rf"havm\.controller \w+: fenced {victim}: confirmed off", after=t_kill)
-    assert fenced, "the dead node was never fenced"
-    for rsc in lost:
-        start = first(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s", after=t_kill)
-        assert start, f"{rsc} never started again"
-        assert start.at - float(start.match.group(3)) >= fenced.at - 0.002, (rsc, start, fenced)
+    fenced_before_starts(d, victim, lost, after=t_kill)
     st = status(d, survivors)
     ok = [a for a in st["fencing"]["history"] if a["node"] == victim and a["ok"] and a["started"] >= t_kill - 1]
     assert ok and ok[0]["device"] == f"bmc-{victim}" and ok[0]["agent"] == "fence_ipmilan", st["fencing"]
@@ -200,9 +196,5 @@ def test_a_failing_device_blocks_recovery_and_is_retried_until_fixed(lab_dir):
     apply(d, doc)
     wait_until(lambda: (q := placement(d, survivors)) and all(len(q[r]) == 1 for r in lost), 120,
                f"{lost} recovered once {victim} is fenced")
-    fenced = first(d, rf"havm\.controller \w+: fenced {victim}: confirmed off", after=t_kill)
-    assert fenced
-    for rsc in lost:
-        start = first(d, rf"havm\.executor \w+: start {rsc}: rc=0 \(success\) in ([\d.]+)s", after=t_kill)
-        assert start and start.at - float(start.match.group(3)) >= fenced.at - 0.002
+    fenced_before_starts(d, victim, lost, after=t_kill)
     power_on(d, victim)
