@@ -64,7 +64,7 @@ def test_twenty_random_iterations_violate_no_invariant(lab_dir):
 def test_fake_fencing_lets_a_vm_run_twice_and_the_observer_sees_it(lab_dir):
     # vm1's node has its havmd frozen: its guest keeps running. The survivors "fence" the
     # node through the lying switch and start vm1 elsewhere: two copies run the guest.
-    plan = [IterationPlan(1, (FaultSpec("freeze-daemon", "vm-host:vm1"),), hold=10.0)]
+    plan = [IterationPlan(1, (FaultSpec("freeze-daemon", "vm-host:vm1"),), hold=20.0)]
     opts = campaign.CampaignOptions(nodes=3, vms=1, iterations=1, bound=45, unsafe_fake_fencing=True,
                                     lab_dir=str(Path(lab_dir) / "lab"))
     rep = campaign.run(opts, plans=plan)
