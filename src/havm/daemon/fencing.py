@@ -44,9 +44,11 @@ async def handle(d: NodeDaemon, cmd: FenceNode | GetFenceHistory, forwarded: boo
     if cmd.node == d.node:
         raise UsageError(f"{d.node} will not fence itself: its answer could never reach you. "
                          f"Ask another node (havm --node OTHER node fence {cmd.node})")
-    if forwarded:
-        return await _run_here(d, cmd, sender)
     view = d.view()
+    if forwarded:
+        if not view.quorate:  # lost quorum since the sender forwarded it
+            raise NoQuorum(f"node {d.node} is not in a quorate partition any more: fencing refused")
+        return await _run_here(d, cmd, sender)
     if not view.quorate or view.controller is None:
         raise NoQuorum(f"node {d.node} is not in a quorate partition: fencing by hand is refused "
                        "(a node cut off from the majority must not shoot the majority's nodes)")
