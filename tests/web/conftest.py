@@ -31,8 +31,9 @@ def browser() -> Iterator[Any]:
     why = browser_missing()
     if why:
         pytest.skip(why)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=30_000)  # ms for each expect(): as the page's steps below
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
@@ -48,7 +49,7 @@ def page(browser: Any) -> Iterator[Any]:
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_default_timeout(15000)
+    pg.set_default_timeout(30_000)  # ms, per step: generous for a loaded CI box; a step that is done goes on at once
     try:
         yield pg
     finally:

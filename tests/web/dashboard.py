@@ -6,7 +6,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-LIVE_TIMEOUT = 20_000  # ms: the page is loaded and its event stream connected
+LIVE_TIMEOUT = 40_000  # ms: the page is loaded and its event stream connected (a loaded CI box)
 
 
 def log_in(page: Any, base: str, token: str) -> None:

@@ -27,7 +27,7 @@ from playwright.sync_api import expect
 from havm.api.tokens import create_token
 from havm.config.cluster import DEFAULT_API_PORT
 from havm.daemon.client import Client
-from havm.lab import control, lab, vms
+from havm.lab import control, daemons, lab, vms
 from havm.lab.plan import LabSpec
 from havm.lab.state import LabState, socket_of
 from tests.daemon.waiting import wait_until
@@ -126,8 +126,8 @@ def test_power_cut_the_vm_node_and_see_it_come_back_elsewhere_without_reload(pag
     control.kill_node(vm_lab.dir, victim)  # havm lab kill: the node's power is cut
 
     expect(ui.node_row(page, victim).locator("td.state")).to_contain_text("offline", timeout=CHANGE_TIMEOUT)
-    expect(page.locator(f'#fencing li[data-node="{victim}"]').first).to_contain_text(
-        "off", timeout=CHANGE_TIMEOUT)
+    expect(page.locator(f'#fencing li[data-node="{victim}"][data-ok="true"]').first).to_contain_text(
+        "confirmed off", timeout=CHANGE_TIMEOUT)
     vm_row = ui.resource_row(page, "vm1")
     expect(vm_row.locator("td.node")).not_to_have_text(victim, timeout=CHANGE_TIMEOUT)
     expect(vm_row.locator("td.node")).not_to_have_text("—", timeout=CHANGE_TIMEOUT)
@@ -140,3 +140,26 @@ def test_power_cut_the_vm_node_and_see_it_come_back_elsewhere_without_reload(pag
     assert guest.boot_id  # the guest really runs again (a new boot: its node was powered off)
     assert not off_the_browser_loop(vms.observe, vm_lab.dir, guests=False)["twice"]
     screenshot(page, "overview")
+
+
+def test_fence_a_node_with_a_click(page: Any, vm_lab: Lab) -> None:
+    for name, rec in vm_lab.state.nodes.items():  # the node powered off by the previous test comes back
+        if not daemons.daemon_alive(rec):
+            control.start_node(vm_lab.dir, name)
+    wait_until(lambda: len(vm_lab.status("n1")["members"]) == 3, 60, "three members again")
+    viewer = wait_until(lambda: vm_lab.vm_node("n1"), 120, "vm1 running")
+    target = next(n for n in ("n1", "n2", "n3") if n != viewer)  # holds no VM: nothing to recover
+    base = vm_lab.browser_url(viewer)
+    ui.log_in(page, base, vm_lab.admin)
+    ui.mark_page(page)
+    row = ui.node_row(page, target)
+    expect(row.locator("td.state")).to_contain_text("online")
+    row.get_by_role("button", name=f"Fence {target}").click()
+    expect(page.get_by_role("dialog")).to_contain_text(f"FENCE (power off) node {target}?")
+    ui.confirm(page)
+    expect(row.locator("td.state")).to_contain_text("offline", timeout=CHANGE_TIMEOUT)
+    expect(page.locator(f'#fencing li[data-node="{target}"][data-ok="true"]').first).to_contain_text(
+        "confirmed off", timeout=CHANGE_TIMEOUT)
+    ui.assert_not_reloaded(page)
+    assert not daemons.daemon_alive(LabState.load(vm_lab.dir).nodes[target])  # really powered off
+    expect(ui.resource_row(page, "vm1").locator("td.node")).to_have_text(viewer)  # the VM was left alone

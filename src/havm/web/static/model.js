@@ -48,13 +48,35 @@ export class ClusterModel {
         out.push({ rsc: r.id, node: n, text: `${r.id}: ${c >= 1000000 ? "INFINITY" : c} failure${c === 1 ? "" : "s"} on ${n}` });
       }
     }
+    for (const f of this.fencingFailing()) {
+      out.push({ node: f.node, text: `fencing ${f.node} is failing (${f.failed_attempts} attempt${f.failed_attempts === 1 ? "" : "s"}` +
+        `${f.last_device ? ", last via " + f.last_device : ""}): ${f.last_error || "no confirmation"} — its resources are not recovered`, time: f.last_at });
+    }
     const failedActions = this.sortedEvents().filter((e) => e.kind === "action" && e.fields && e.fields.ok === false);
     for (const e of failedActions.slice(-10).reverse()) out.push({ rsc: e.fields.rsc, node: e.fields.target || e.node, text: e.text, time: e.time });
     return out;
   }
 
+  // Fencing attempts, newest first: the status' fencing history (every member's,
+  // persisted) when the daemon has it, else the fence events seen.
   fencing() {
-    return this.sortedEvents().filter((e) => e.kind === "fence" || e.kind.startsWith("fence.")).reverse();
+    const hist = this.status && this.status.fencing && this.status.fencing.history;
+    if (Array.isArray(hist)) {
+      return hist.map((a) => ({
+        key: `${a.executor}:${a.started}:${a.node}:${a.attempt}`, node: a.node, time: a.started, ok: a.ok,
+        text: `${a.node} via ${a.device}${a.requested_by ? ` (${a.requested_by})` : ""}: ` +
+          (a.ok ? `confirmed off in ${(a.duration || 0).toFixed(1)} s` : `FAILED: ${a.error || "rc " + a.rc}`),
+      }));
+    }
+    return this.sortedEvents().filter((e) => e.kind === "fence" || e.kind.startsWith("fence."))
+      .map((e) => ({ key: `${e.node}:${e.seq}`, node: e.fields.target, time: e.time, ok: e.fields.ok, text: e.text }))
+      .reverse();
+  }
+
+  // Nodes whose newest fencing attempt failed: their resources wait.
+  fencingFailing() {
+    const f = this.status && this.status.fencing;
+    return (f && Array.isArray(f.failing)) ? f.failing : [];
   }
 
   resourceEvents(rsc) {

@@ -78,9 +78,9 @@ function render(model, me) {
     ? fails.map((f) => h("li", {}, f.time ? h("span", { class: "muted" }, `${clock(f.time)} `) : null, f.text))
     : [empty("no failures")]);
   const fences = model.fencing();
-  drawIfChanged(document.getElementById("fencing"), fences.map((e) => [e.node, e.seq]), () => fences.length
-    ? fences.map((e) => h("li", { dataset: { node: e.fields.target || "" } }, h("span", { class: "muted" }, `${clock(e.time)} `),
-      badge(e.fields.ok ? "off" : "FAILED", e.fields.ok ? "ok" : "bad"), ` ${e.text}`))
+  drawIfChanged(document.getElementById("fencing"), fences.map((f) => [f.key, f.ok]), () => fences.length
+    ? fences.map((f) => h("li", { dataset: { node: f.node || "", ok: String(Boolean(f.ok)) } },
+      h("span", { class: "muted" }, `${clock(f.time)} `), badge(f.ok ? "off" : "FAILED", f.ok ? "ok" : "bad"), ` ${f.text}`))
     : [empty("no fencing so far")]);
   const recent = model.sortedEvents().slice(-RECENT).reverse();
   drawIfChanged(document.querySelector("#events tbody"), recent.map((e) => [e.node, e.seq]), () => recent.map(eventRow));
