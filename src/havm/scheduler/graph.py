@@ -72,11 +72,25 @@ class GraphBuilder:
         for o in self.spec.orders:
             linked.update(self.pl.units[self.pl.unit_of[o.first]].prims)
             linked.update(self.pl.units[self.pl.unit_of[o.then]].prims)
+        unit_of, instances, frozen_all, insts, by_prim = self.pl.unit_of, sit.instances, sit.frozen, self.insts, \
+            self.by_prim
+        no_set: set[int] = set()
         for p, prim in self.spec.primitives.items():
-            for inst_id in sit.instances.get(p, (p,)):
-                frozen = sit.frozen.get(inst_id, set())
+            for inst_id in instances.get(p, (p,)):
+                frozen = frozen_all.get(inst_id, no_set)
                 cur_all = current.get(inst_id, {})
                 tgt_all = target.get(inst_id, {})
+                if not cur_all and not frozen:  # not running anywhere (the common case of a fresh start)
+                    if not tgt_all:
+                        continue
+                    inst = Inst(inst_id, p, unit_of[p], {}, dict(tgt_all))
+                    inst.start = set(tgt_all)
+                    insts[inst_id] = inst
+                    if p in by_prim:
+                        by_prim[p].append(inst)
+                    else:
+                        by_prim[p] = [inst]
+                    continue
                 if not frozen and p not in linked and inst_id not in failed_all and len(cur_all) == len(tgt_all) \
                         and (len(cur_all) <= 1 or prim.clone is not None) \
                         and all(healthy[i] and (rec.role or "started") == tgt_all.get(i) for i, rec in cur_all.items()):
@@ -182,9 +196,10 @@ class GraphBuilder:
         name = self.names[node] if node is not None else None
         if aid is None:
             aid = f"fence_{name}" if op == "fence" else f"{rsc}_{op}_{name}"
-        if aid not in self.actions:
-            self.actions[aid] = Action(aid, op, name, rsc, self.names[target] if target is not None else None,
-                                       pseudo, interval, reason)
+        actions = self.actions
+        if aid not in actions:
+            actions[aid] = Action(aid, op, name, rsc, None if target is None else self.names[target], pseudo,
+                                  interval, reason)
             self.edges[aid] = set()
         return aid
 
@@ -194,6 +209,26 @@ class GraphBuilder:
         self.edges[after].add(before)
         if weak:
             self.weak.add((before, after))
+
+    def _start_only(self, inst: Inst, monitor: float) -> None:
+        """``emit`` for an instance that only starts (nothing runs, nothing to stop or promote)."""
+        r = inst.id
+        ub: dict[int, str] = {}
+        for y in sorted(inst.start):
+            st = self.add("start", r, y, self.why_start(inst, y))
+            ub[y] = st
+            if y in self.arrivals:
+                self.arrivals[y].append(st)
+            else:
+                self.arrivals[y] = [st]
+            last = st
+            if inst.tgt.get(y) == "promoted":
+                last = self.add("promote", r, y, "chosen as primary")
+                self.promotes[r] = {y: last}
+                self.edge(st, last)
+            if monitor > 0:
+                self.edges[self.add("monitor", r, y, interval=monitor)].add(last)
+        self.up_begin[r] = self.up_end[r] = ub
 
     def emit(self) -> None:
         sit = self.sit
@@ -206,8 +241,12 @@ class GraphBuilder:
         self.plain_stops: dict[int, list[str]] = {}
         self.arrivals: dict[int, list[str]] = {}
         fences = {i: self.add("fence", None, i, "node is unclean") for i in sit.to_fence}
+        prims = self.spec.primitives
         for inst in self.insts.values():
-            monitor = self.spec.primitives[inst.prim].monitor_interval
+            monitor = prims[inst.prim].monitor_interval
+            if not inst.cur and not inst.implied and len(inst.start) == 1:
+                self._start_only(inst, monitor)
+                continue
             r = inst.id
             ub: dict[int, str] = {}
             ue: dict[int, str] = {}
@@ -409,27 +448,29 @@ class GraphBuilder:
             {a: tuple(sorted(e)) if len(e) > 1 else tuple(e) for a in order for e in (edges[a],)}, notes
 
     def _toposort(self) -> list[str] | None:
-        waiting = {a: len(b) for a, b in self.edges.items()}
-        children: dict[str, list[str]] = {}
-        for a, befores in self.edges.items():
-            for b in befores:
-                if b in children:
-                    children[b].append(a)
-                else:
-                    children[b] = [a]
+        """Kahn's algorithm; among ready actions the lowest (operation rank, id) first."""
         actions, rank = self.actions, OP_RANK
-        ready = [(rank.get(actions[a].op, 99), a) for a, n in waiting.items() if n == 0]
-        heapq.heapify(ready)
+        # actions numbered in (rank, id) order once, so the heap compares small integers
+        ids = sorted(self.edges, key=lambda a: (rank.get(actions[a].op, 99), a))
+        num = {a: k for k, a in enumerate(ids)}
+        waiting = [0] * len(ids)
+        children: list[list[int]] = [[] for _ in ids]
+        for a, befores in self.edges.items():
+            k = num[a]
+            waiting[k] = len(befores)
+            for b in befores:
+                children[num[b]].append(k)
+        ready = [k for k in range(len(ids)) if waiting[k] == 0]  # already a heap: sorted
         order: list[str] = []
         pop, push = heapq.heappop, heapq.heappush
         while ready:
-            _, a = pop(ready)
-            order.append(a)
-            for c in children.get(a, ()):
+            k = pop(ready)
+            order.append(ids[k])
+            for c in children[k]:
                 waiting[c] -= 1
                 if waiting[c] == 0:
-                    push(ready, (rank.get(actions[c].op, 99), c))
-        return order if len(order) == len(self.edges) else None
+                    push(ready, c)
+        return order if len(order) == len(ids) else None
 
     def _drop_cycle_edges(self) -> None:
         intrinsic_ops = {"demote", "stop", "start", "promote", "monitor", "migrate_to", "migrate_from"}
