@@ -209,6 +209,7 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
     cursor.skip()
     changes_before = len(lab_.changes)
     injected: list[Injected] = []
+    skipped: list[str] = []
     started_at = time.time()
     t0 = time.monotonic()
     try:
@@ -220,6 +221,7 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
             except (HavmError, OSError) as e:
                 # e.g. a lab tool run inside a node's namespace killed by a fence of that node
                 obs.note("inject-error", index=plan.index, fault=spec.describe(), error=f"{type(e).__name__}: {e}")
+                skipped.append(f"{spec.describe()} (not injected: {type(e).__name__})")
                 continue
             injected.append(inj)
             obs.note("fault", index=plan.index, fault=inj.describe(), **inj.info)
@@ -244,7 +246,7 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
     versions = {n: ((st or {}).get("config") or {}).get("version") for n, st in sts.items()}
     obs.note("recovered" if recovered_at else "not-recovered", index=plan.index, gaps=gaps)
     return IterationRecord(
-        index=plan.index, faults=tuple(i.describe() for i in injected), kinds=tuple(f.kind for f in plan.faults),
+        index=plan.index, faults=tuple(i.describe() for i in injected) + tuple(skipped), kinds=tuple(f.kind for f in plan.faults),
         started_at=started_at, stopped_at=stopped_at, recovered_at=recovered_at, fences=per_node,
         fence_failures=failed, config_changes=tuple(lab_.changes[changes_before:]), gaps=tuple(gaps),
         config_versions=versions)
