@@ -26,7 +26,9 @@ def browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs, its asyncio loop counts as
+# running on the main thread, and a later test's asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     why = browser_missing()
     if why:

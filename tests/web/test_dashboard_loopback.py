@@ -49,7 +49,7 @@ class Cluster:
 
     def restart(self, node: str) -> None:
         self.c.start(node)
-        self.c.wait(lambda: self.c.converged(), timeout=30, what=f"{node} back in the cluster")
+        self.c.wait(lambda: self.c.converged(), timeout=60, what=f"{node} back in the cluster")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with loopback_cluster(root / "c", extra=RESOURCES) as c:
         c.start_all()
         cl = Cluster(c)
-        c.wait(cl.settled, timeout=40, what="the cluster up with every resource placed")
+        c.wait(cl.settled, timeout=60, what="the cluster up with every resource placed")
         yield cl
 
 
