@@ -61,9 +61,19 @@ def test_a_double_seen_once_then_gone_on_the_relook_is_a_migration_switchover():
 
 def test_copies_that_do_not_run_the_guest_are_not_doubles():
     timeline = [sample(13.0, ("vm1", "n1", 200, "inmigrate"), ("vm1", "n2", 100, "running")),
-                sample(13.1, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "frozen")),
-                sample(13.2, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "frozen"))]
+                sample(13.1, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "postmigrate")),
+                sample(13.2, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "unknown")),
+                sample(13.3, ("vm1", "n2", 100, "frozen")),
+                sample(13.4, ("vm1", "n2", 100, "frozen"))]
     assert check(timeline, [it()], SAME, LIMITS) == []
+
+
+def test_a_vm_started_elsewhere_while_a_frozen_copy_survives_is_a_double():
+    # the frozen node was not fenced: on SIGCONT its copy runs again, next to the new one
+    timeline = [sample(13.1, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "frozen")),
+                sample(13.2, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "frozen"))]
+    found = check(timeline, [it()], SAME, LIMITS)
+    assert kinds(found) == ["double-active"] and "the copy on n2 is frozen, not fenced" in found[0].message
 
 
 def test_a_double_in_the_last_sample_counts_and_two_vms_count_apart():

@@ -3,7 +3,8 @@
 
 Safety:
 - ``double-active``: no VM's guest runs on two nodes at once, ever (a double
-  run in a sample confirmed by the observer's immediate second look);
+  run in a sample confirmed by the observer's immediate second look), nor runs
+  on one node while another holds a frozen (SIGSTOPped, not fenced) copy;
 - ``lost-config-change``: a change acknowledged as committed (also one made
   during a partition) is in the final configuration of every node;
 - ``config-diverged``: every node ends each iteration, and the campaign, with
@@ -109,10 +110,11 @@ def iteration_at(iterations: Sequence[IterationRecord], t: float) -> int | None:
 
 
 def double_active(timeline: Sequence[Entry], iterations: Sequence[IterationRecord] = ()) -> list[Violation]:
-    """VMs seen running on two nodes in a sample and again in the next one.
+    """VMs seen running on two nodes (or running on one while another node holds a
+    frozen copy) in a sample and again in the next one.
 
     One violation per episode and VM (from the first confirmed sample until a
-    sample shows it on one node or none). A double in the very last sample
+    sample shows it held by one node or none). A double in the very last sample
     counts: nothing contradicts it.
     """
     samples = [e for e in timeline if isinstance(e, Sample)]
@@ -120,14 +122,17 @@ def double_active(timeline: Sequence[Entry], iterations: Sequence[IterationRecor
     ongoing: set[str] = set()
     for i, s in enumerate(samples):
         nxt = samples[i + 1] if i + 1 < len(samples) else None
-        confirmed = {vm for vm in s.doubles() if nxt is None or vm in nxt.doubles()}
+        confirmed = {vm for vm in s.held_twice() if nxt is None or vm in nxt.held_twice()}
         for vm in sorted(confirmed - ongoing):
-            nodes = s.running_nodes(vm)
+            copies = [c for c in s.copies if c.vm == vm and c.status in ("running", "frozen")]
+            nodes = sorted({c.node for c in copies})
+            frozen = [c.node for c in copies if c.status == "frozen"]
             out.append(Violation(
                 "double-active", f"{vm} runs on {len(nodes)} nodes at once: {', '.join(nodes)} "
-                f"(pids {', '.join(str(c.pid) for c in s.copies if c.vm == vm and c.status == 'running')})",
+                f"(pids {', '.join(str(c.pid) for c in copies)})"
+                + (f"; the copy on {', '.join(frozen)} is frozen, not fenced" if frozen else ""),
                 s.t, iteration_at(iterations, s.t), excerpt(timeline, s.t)))
-        ongoing = {vm for vm in ongoing | confirmed if vm in s.doubles()}
+        ongoing = {vm for vm in ongoing | confirmed if vm in s.held_twice()}
     return out
 
 

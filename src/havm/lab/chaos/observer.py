@@ -56,6 +56,16 @@ class Sample:
         """VMs whose guest runs on two nodes or more in this sample."""
         return sorted({c.vm for c in self.copies if len(self.running_nodes(c.vm)) > 1})
 
+    def held_twice(self) -> list[str]:
+        """VMs running on one node while another node holds a copy that runs or is frozen
+        (SIGSTOPped: it runs again on SIGCONT, so only a fence may let the VM start elsewhere)."""
+        out = []
+        for vm in sorted({c.vm for c in self.copies if c.status == "running"}):
+            holders = {c.node for c in self.copies if c.vm == vm and c.status in ("running", "frozen")}
+            if len(holders) > 1:
+                out.append(vm)
+        return out
+
     def key(self) -> tuple[tuple[str, str, int, str], ...]:
         return tuple((c.vm, c.node, c.pid, c.status) for c in self.copies)
 
