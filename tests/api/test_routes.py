@@ -91,6 +91,7 @@ def test_bad_requests_name_the_problem(tmp_path: Path) -> None:
             assert "no resource 'zz'" in await err(await c.post("/v1/resources/zz/stop", headers=h), 404)
             assert "limit" in await err(await c.get("/v1/history?limit=x", headers=h), 400)
             assert "since" in await err(await c.get("/v1/history?since=yesterday", headers=h), 400)
+            assert "since" in await err(await c.get("/v1/history?since=", headers=h), 400)
             r = await c.get("/v1/nothing", headers=h)
             assert r.status == 404 and (await r.json())["error"]["code"] == "not-found"
             r = await c.delete("/v1/status", headers=h)

@@ -163,7 +163,7 @@ def history_query(request: web.Request, now: float, resource: str | None = None)
     if limit is not None and not limit.strip().isdigit():
         raise UsageError(f"limit {limit!r}: expected a whole number from 1 to {MAX_LIMIT}")
     kinds = [k for v in request.query.getall("kind", []) for k in v.split(",") if k.strip()]
-    q = GetHistory(since=parse_since(since, now) if since else None,
+    q = GetHistory(since=parse_since(since, now) if since is not None else None,
                    resource=resource if resource is not None else _query(request, "resource"),
                    kinds=[k.strip() for k in kinds] or None, node=_query(request, "node"),
                    limit=int(limit) if limit is not None else 1000)
