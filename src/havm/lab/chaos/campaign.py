@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,7 @@ class CampaignOptions:
     keepalive: float = 0.2
     deadtime: float = 1.0
     initdead: float = 3.0
+    changes_during_faults: bool = True  # a config change through some node in every iteration
     disk_locking: str = "off"  # QEMU image locking of the lab VMs (off: havm alone keeps them single)
     unsafe_fake_fencing: bool = False  # TEST ONLY: fencing confirms without powering off
     lab_dir: str | None = None
@@ -210,6 +212,7 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
     changes_before = len(lab_.changes)
     injected: list[Injected] = []
     skipped: list[str] = []
+    change: threading.Thread | None = None
     started_at = time.time()
     t0 = time.monotonic()
     try:
@@ -226,6 +229,12 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
             injected.append(inj)
             obs.note("fault", index=plan.index, fault=inj.describe(), **inj.info)
         started_at = injected[0].at if injected else started_at
+        if opts.changes_during_faults:
+            # one more configuration change while the faults hold, through a node chosen by the
+            # iteration's index, in the background (a frozen daemon would hold us for a timeout)
+            via = lab_.nodes[plan.index % len(lab_.nodes)]
+            change = threading.Thread(target=catalogue.attempt_changes, args=(lab_, [via]), daemon=True)
+            change.start()
         time.sleep(max(0.0, plan.hold - (time.monotonic() - t0)))
     finally:
         for inj in reversed(injected):
@@ -237,6 +246,8 @@ def run_iteration(lab_: Lab, plan: schedule.IterationPlan, opts: CampaignOptions
     stopped_at = time.time()
     obs.note("faults-stopped", index=plan.index, powered_on=powered)
     recovered_at, gaps = wait_recovered(lab_, stopped_at, opts.bound, grace=opts.bound)
+    if change is not None:
+        change.join(timeout=4 * catalogue.CLIENT_TIMEOUT)
     fences, failed = cursor.fences()
     per_node: dict[str, int] = {}
     for at, node in fences:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from havm.lab.chaos.invariants import ConfigChange, FinalState, IterationRecord, Violation
+from havm.lab.chaos.observer import Event, Sample
 
 if TYPE_CHECKING:
     from havm.lab.chaos.campaign import CampaignOptions
@@ -75,8 +76,10 @@ def build(opts: CampaignOptions, records: Sequence[IterationRecord], violations:
                            "changes": [c.to_json() for c in changes]},
         "final_config_versions": dict(final.config_versions),
         "observer": {"interval_s": observer.interval, "samples": observer.samples_taken,
-                     "stored": sum(1 for e in observer.timeline() if e.__class__.__name__ == "Sample"),
-                     "errors": observer.errors},
+                     "stored": sum(1 for e in observer.timeline() if isinstance(e, Sample)),
+                     "errors": observer.errors,
+                     "first_errors": [e.detail.get("error") for e in observer.timeline()
+                                      if isinstance(e, Event) and e.type == "observer-error"][:5]},
         "per_iteration": [{"index": r.index, "faults": list(r.faults), "recovery_s": r.recovery,
                            "fences": dict(r.fences), "fence_failures": r.fence_failures,
                            **({"gaps": list(r.gaps)} if r.recovery is None else {})} for r in records],
