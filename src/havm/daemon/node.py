@@ -177,7 +177,7 @@ class NodeDaemon(ClusterIO):
     def _local_changed(self, st: LocalState) -> None:
         """A resource here changed (e.g. a monitor failed): tell the controller now."""
         self.events.emit("resource.changed", f"{st.rsc} is {st.role} on {self.node}", rsc=st.rsc,
-                         role=st.role)
+                         role=st.role, op=st.last_action, rc=st.last_rc, failcount=st.failcount)
         view = self.view()
         if view.controller == self.node:
             self.controller.poke(f"{st.rsc} is {st.role} here")
