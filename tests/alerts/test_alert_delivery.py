@@ -266,3 +266,17 @@ async def test_events_from_another_thread_are_handed_to_the_loop(tmp_path: Path)
         await asyncio.sleep(0)
     await d.close()
     assert out.read_text() == "from a thread\n"
+
+
+def test_a_failed_monitor_is_a_pacemaker_resource_alert() -> None:
+    from havm.alerts.payload import pacemaker_variables
+
+    a = Alert(id="a", kind="webhook", url="http://x/")
+    v = pacemaker_variables(a, Event(3, 1000.5, "n2", "resource.changed", "d1 is failed on n2",
+                                     {"rsc": "d1", "role": "failed", "op": "monitor", "rc": 7, "failcount": 1}),
+                            {"n1": 1, "n2": 2})
+    assert (v["kind"], v["node"], v["rsc"], v["task"], v["rc"], v["desc"], v["status"], v["target_rc"]) == (
+        "resource", "n2", "d1", "monitor", "7", "not running", "0", "0")
+    cleaned = pacemaker_variables(a, Event(4, 1001.0, "n2", "resource.changed", "d1 is stopped on n2",
+                                           {"rsc": "d1", "role": "stopped", "op": None, "rc": None}), {})
+    assert (cleaned["task"], cleaned["desc"], "rc" in cleaned) == ("monitor", "stopped", False)
