@@ -266,7 +266,10 @@ def attempt_change(lab: Lab, node: str, change_id: str) -> ConfigChange:
                             by="chaos", comment=f"chaos change {change_id}"), timeout=CLIENT_TIMEOUT)
         change = ConfigChange(change_id, node, at, "committed")
     except (NoQuorum, Conflict) as e:
-        change = ConfigChange(change_id, node, at, "refused", str(e))
+        # "stored on n2 only (...): not committed on a majority; it will spread": kept by a
+        # minority, it may yet take effect, so it is not a refusal
+        kept = " is stored on " in str(e)
+        change = ConfigChange(change_id, node, at, "unknown" if kept else "refused", f"{e.code}: {e}")
     except NotReachable as e:
         # our socket refused (the daemon is down): nothing was sent, certainly not in; the
         # same error in a daemon's answer (peers unreachable) leaves it open

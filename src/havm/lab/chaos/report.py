@@ -73,7 +73,10 @@ def build(opts: CampaignOptions, records: Sequence[IterationRecord], violations:
         "fences": {"total": sum(by_node.values()), "by_node": by_node,
                    "failed_attempts": sum(r.fence_failures for r in records)},
         "config_changes": {"attempted": len(changes), **outcomes,
-                           "changes": [c.to_json() for c in changes]},
+                           # present: in the final configuration of every node (committed ones must be)
+                           "present_at_end": sum(1 for c in changes if _everywhere(final, c.id)),
+                           "changes": [{**c.to_json(), "present_at_end": _everywhere(final, c.id)}
+                                       for c in changes]},
         "final_config_versions": dict(final.config_versions),
         "observer": {"interval_s": observer.interval, "samples": observer.samples_taken,
                      "stored": sum(1 for e in observer.timeline() if isinstance(e, Sample)),
@@ -86,6 +89,10 @@ def build(opts: CampaignOptions, records: Sequence[IterationRecord], violations:
         "lab_dir": lab_dir,
         "duration_s": round(ended - began, 1),
     }
+
+
+def _everywhere(final: FinalState, change_id: str) -> bool:
+    return bool(final.markers) and all(change_id in ids for ids in final.markers.values())
 
 
 def iteration_line(rec: IterationRecord, total: int, bound: float) -> str:
@@ -118,7 +125,7 @@ def summary(rep: dict[str, Any]) -> str:
     cc = rep["config_changes"]
     lines.append(f"  config changes: {cc['attempted']} attempted, {cc.get('committed', 0)} committed, "
                  f"{cc.get('refused', 0)} refused, {cc.get('unreachable', 0)} unreachable, "
-                 f"{cc.get('unknown', 0)} unknown")
+                 f"{cc.get('unknown', 0)} unknown; {cc['present_at_end']} present on every node at the end")
     ob = rep["observer"]
     lines.append(f"  observer: {ob['samples']} samples every {ob['interval_s']}s ({ob['stored']} changes kept, "
                  f"{ob['errors']} errors)")
