@@ -270,12 +270,24 @@ def test_fence_devices_from_stonith_primitives() -> None:
     result = import_cib([(xml, "f.xml")])
     c = parse_config_text(result.text, "x.yaml").config
     assert c.resources == [] and c.constraints == []
-    f1, f2 = c.fencing.devices
-    assert (f1.agent, f1.params, f1.nodes, f1.delay, f1.timeout) == ("fence_ipmilan", {"ipaddr": "10.9.0.1"},
-                                                                      ["n1"], 5, 90)
-    assert (f2.id, f2.agent, f2.nodes) == ("f2", "external/ssh", None)
+    [f1] = c.fencing.devices
+    assert (f1.agent, f1.params, f1.host_map, f1.delay, f1.timeout) == ("fence_ipmilan", {"ipaddr": "10.9.0.1"},
+                                                                         {"n1": "1"}, 5, 90)
     dropped = "\n".join(str(i) for i in result.report.of_level("dropped"))
-    assert "pcmk_host_map" in dropped and "n9" in dropped and "fence device" in dropped  # the location
+    assert "n9" in dropped and "fence device" in dropped  # the location
+    assert "external/ssh" in dropped and "fence_*" in dropped  # a cluster-glue plugin is not carried over
+
+
+def test_fence_host_map_is_carried_over() -> None:
+    xml = """<cib validate-with="pacemaker-3.9"><configuration><crm_config/>
+      <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+      <resources><primitive id="f" class="stonith" type="fence_virsh"><instance_attributes id="f-ia">
+            <nvpair id="f-m" name="pcmk_host_map" value="n1:vm-a;n2:vm-b n7:x"/>
+      </instance_attributes></primitive></resources></configuration></cib>"""
+    result = import_cib([(xml, "f.xml")])
+    [f] = parse_config_text(result.text, "x.yaml").config.fencing.devices
+    assert f.host_map == {"n1": "vm-a", "n2": "vm-b"}
+    assert any("n7" in str(i) for i in result.report.of_level("dropped"))
 
 
 def test_anonymous_clone_node_max_above_one_is_reported() -> None:

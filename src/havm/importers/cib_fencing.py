@@ -21,11 +21,26 @@ from havm.importers.cibxml import describe, pcmk_interval, shown
 from havm.importers.output import format_duration, havm_id
 
 _PCMK_WHY = {
-    "pcmk_host_map": "a port map per node: give the agent's own parameter for each node instead",
     "pcmk_host_check": "havm asks the device for the nodes listed in 'nodes' (all nodes if none)",
     "pcmk_delay_max": "a random delay: set a fixed 'delay' on one device to decide fence races",
     "pcmk_host_argument": "havm passes the node to the agent as fence-agents expect (port/plug)",
 }
+
+
+_FENCE_AGENT = re.compile(r"^fence_[A-Za-z0-9_]{1,60}$")
+
+
+def _host_map(value: str) -> dict[str, str]:
+    """Pacemaker's ``pcmk_host_map``: ``node:plug`` pairs separated by ``;``, ``,`` or spaces."""
+    out: dict[str, str] = {}
+    for item in re.split(r"[\s,;]+", value.strip()):
+        if not item:
+            continue
+        node, sep, plug = item.partition(":")
+        if not sep or not node or not plug:
+            raise ValueError(f"pcmk_host_map entry {item!r}: expected node:plug")
+        out[havm_id(node)] = plug
+    return out
 
 
 def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
@@ -34,6 +49,12 @@ def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
     """Append the device for stonith primitive ``el`` to ``ctx.devices`` (or report why not)."""
     raw_id = el.get("id", "")
     dev_id = havm_id(raw_id)
+    if not _FENCE_AGENT.match(rtype):
+        ctx.drop(el, f"fence agent {rtype!r} is not one of fence-agents' (fence_*): havm runs those through "
+                     "their stdin protocol (cluster-glue's Heartbeat-era plugins such as external/ssh are not "
+                     "supported); configure the equivalent fence_* agent (e.g. fence_ipmilan, fence_virsh)")
+        ctx.dropped[raw_id] = "a fence device with an unsupported agent"
+        return
     if any(d["id"] == dev_id for d in ctx.devices):
         ctx.drop(el, f"fence device id {dev_id!r} is already used")
         ctx.dropped[raw_id] = "duplicate fence device"
@@ -52,6 +73,12 @@ def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
                     ctx.report.drop(*ctx.where(pel), what, f"node(s) {', '.join(unknown)} are not imported nodes; "
                                     "the device fences the others")
                 device["nodes"] = [n for n in listed if n in nodes]
+            elif key == "pcmk_host_map":
+                host_map = _host_map(value)
+                unknown = [n for n in host_map if n not in nodes]
+                if unknown:
+                    ctx.report.drop(*ctx.where(pel), what, f"node(s) {', '.join(unknown)} are not imported nodes")
+                device["host_map"] = {n: p for n, p in host_map.items() if n in nodes}
             elif key == "pcmk_delay_base":
                 device["delay"] = format_duration(pcmk_interval(value))
             elif key in ("pcmk_reboot_timeout", "pcmk_off_timeout"):
@@ -69,7 +96,12 @@ def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
         device["params"] = params
     if timeout is not None:
         device["timeout"] = format_duration(timeout)
-    if device.get("nodes") == []:
+    if "host_map" in device and "nodes" in device:
+        listed = device.pop("nodes")
+        device["host_map"] = {n: p for n, p in device["host_map"].items() if n in listed}
+        ctx.report.info(*ctx.where(el), describe(el), "pcmk_host_list and pcmk_host_map both given: the nodes of "
+                        "the map that the list names are kept")
+    if device.get("nodes") == [] or device.get("host_map") == {}:
         ctx.drop(el, "it can fence none of the imported nodes")
         ctx.dropped[raw_id] = "a fence device for no imported node"
         return
