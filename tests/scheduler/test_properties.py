@@ -161,6 +161,19 @@ def _unit_of(spec: ClusterSpec, rid: str) -> str:
     return rid
 
 
+def _prims(spec: ClusterSpec, unit: str) -> tuple[str, ...]:
+    if unit in spec.clones:
+        return spec.clones[unit].primitives
+    if unit in spec.groups:
+        return spec.groups[unit].members
+    return (unit,)
+
+
+def _active(spec: ClusterSpec, state: State, unit: str) -> bool:
+    return any(rec.running and state.node(n).status != "offline" for p in _prims(spec, unit)
+               for key, per in state.resources.items() if key.split(":")[0] == p for n, rec in per.items())
+
+
 def check_invariants(spec: ClusterSpec, state: State, t: Transition) -> None:
     # a topological order with no cycle
     seen: set[str] = set()
@@ -215,8 +228,12 @@ def check_invariants(spec: ClusterSpec, state: State, t: Transition) -> None:
             assert not (dn & pn), f"{c} violated: {dn} vs {pn}"
     for o in spec.orders:
         f, th = _unit_of(spec, o.first), _unit_of(spec, o.then)
-        if o.kind == "mandatory" and f != th and set(_nodes(t.placement[th])) - frozen_nodes:
-            assert _nodes(t.placement[f]), f"{o}: then runs without first"
+        then_nodes = set(_nodes(t.placement[th])) - frozen_nodes
+        if o.kind == "mandatory" and f != th and then_nodes and not _nodes(t.placement[f]):
+            # allowed only as Pacemaker does: 'then' already ran there and nothing of 'first' was active
+            assert th not in spec.clones and not _active(spec, state, f), f"{o}: then runs without first"
+            assert all(state.on(p).get(n) is not None and state.on(p)[n].running
+                       for n in then_nodes for p in _prims(spec, th)[:1]), f"{o}: then starts without first"
     # fencing comes before recovering what ran on the fenced node
     fenced = {a.node for a in t.actions if a.op == "fence"}
     for a in t.actions:

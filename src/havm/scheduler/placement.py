@@ -102,11 +102,13 @@ class Placer:
         # mandatory orders by their 'then' unit, unless 'first' is colocated with 'then'
         # (then 'then' must be placed first and the repair pass decides)
         self.firsts: dict[str, list[OrderSpec]] = {}
+        self.thens: dict[str, list[str]] = {}  # the reverse: first unit -> its mandatory 'then' units
         for o in spec.orders:
             f, t = self.unit_of[o.first], self.unit_of[o.then]
             if o.kind == "mandatory" and f != t and not any(self.unit_of[c.with_rsc] == t
                                                             for c in self.colos_dep.get(f, ())):
                 self.firsts.setdefault(t, []).append(o)
+                self.thens.setdefault(f, []).append(t)
         self.pool = NodePool(sit.usable, [n.capacity for n in spec.nodes], spec.properties.placement_strategy)
         self.out = Placement()
         self.done: set[str] = set()
@@ -114,6 +116,7 @@ class Placer:
         self._needs: dict[tuple[str, ...], dict[str, int]] = {}
         self._own: dict[str, tuple[ScoreTable, list[ScoreTable]]] = {}
         self.busy: set[str] = set()
+        self.stay: dict[str, set[int]] = {}  # units that may stay where they run, not start elsewhere
         self.n = len(spec.nodes)
 
     # -- scores ---------------------------------------------------------------------
@@ -346,19 +349,50 @@ class Placer:
                     continue
                 have = self.out.promoted.get(fid) if o.first_action == "promote" else self.out.unit_nodes.get(fid)
                 if not have and self.frozen_node(unit) is False:
+                    stay = self.may_stay(self.units[fid], unit)
+                    if stay:
+                        self.stay[unit.id] = stay
+                        continue
                     self.out.unit_nodes[unit.id] = []
                     self.out.why[unit.id] = f"{o.first} must {o.first_action} first and cannot"
                     return
+            # Room held for a running 'then' of this unit is this unit's to use: the 'then'
+            # cannot run without it (else each would wait for the other, and the next
+            # plan, with neither running, would decide differently).
+            lent = [(t, self.holds.pop(t)) for t in self.thens.get(unit.id, ()) if self.holds.get(t)]
+            for t, held in lent:
+                for i, need in held:
+                    self.pool.reserve(i, self.units[t].priority, need, -1)
             if unit.kind == "clone":
                 from havm.scheduler.clones import allocate_clone
                 allocate_clone(self, unit)
             else:
                 self._allocate_single(unit)
+            if self.out.unit_nodes.get(unit.id):  # else the 'then' units cannot run: nothing to hold
+                for t, held in lent:
+                    if t not in self.done:
+                        self.holds[t] = held
+                        for i, need in held:
+                            self.pool.reserve(i, self.units[t].priority, need)
         finally:
             self.release_holds(unit)
             self.pool.priority = outer_priority
             self.busy.discard(unit.id)
             self.done.add(unit.id)
+
+    def may_stay(self, first: Unit, then: Unit) -> set[int]:
+        """Where ``then`` may keep running although its mandatory ``first`` will not run.
+
+        As Pacemaker: the order keeps ``then`` from starting, but when ``first`` is not
+        active anywhere (so nothing of it stops now), an already running ``then`` stays.
+        Empty for clones (their instances are decided per node) or when ``first`` is active.
+        """
+        sit = self.sit
+        if then.kind == "clone" or any(sit.current.get(inst) for p in first.prims
+                                       for inst in sit.instances.get(p, (p,))):
+            return set()
+        return {i for p in then.prims for i, rec in sit.current.get(p, {}).items()
+                if sit.usable[i] and rec.running and i not in sit.failed.get(p, ())}
 
     def release_holds(self, unit: Unit) -> None:
         """The unit is being placed now: the room it held is its own to take (or leave)."""
@@ -387,11 +421,14 @@ class Placer:
                 out.why[unit.id] = "not managed"
             return
         t, members = self.own_table(unit)
-        if unit.id in self.colos_dep or unit.id in self.colos_pri or self.sit.mode != "normal":
+        stay = self.stay.get(unit.id)
+        if unit.id in self.colos_dep or unit.id in self.colos_pri or self.sit.mode != "normal" or stay:
             t = t.copy()  # the cached table stays as it is
             self._apply_primaries(unit, t)
             self._merge_dependents(unit, t)
             self.sit.restrict_by_policy(unit.prims, t)
+            if stay:
+                t.restrict(stay)
         out.scores[unit.id] = t
         current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
                    if self.sit.healthy[i] and rec.running}
@@ -408,7 +445,11 @@ class Placer:
             # that is full or gone, it may not: it would only displace the other in turn.
             wish = self.choose(t, current, {})
             self.pool.respect_equal = wish is None or wish in current or not current
-        best = self.choose(t, current, need)
+        best = None
+        for chain in self._chain_needs(unit, need):  # room for the whole chain, else for fewer
+            best = self.choose(t, current, chain)
+            if best is not None:
+                break
         self.pool.respect_equal = True
         if best is None:
             out.unit_nodes[unit.id] = []
@@ -489,6 +530,36 @@ class Placer:
                 if best is None or k < best:
                     best = k
         return None if best is None else best[2][-1]
+
+    def _chain_needs(self, unit: Unit, need: Mapping[str, int]) -> list[Mapping[str, int]]:
+        """The room to look for: ``need`` plus that of the resources that must run with this one
+        and are not placed yet (the whole chain first, then without its last ones, then alone).
+
+        As Pacemaker (with a utilization strategy): a node is chosen with room for the
+        colocated chain, so the partners are not left stopped for lack of room.
+        """
+        if not self.pool.use_capacity:
+            return [need]
+        needs = [need]
+        total = dict(need)
+        seen = {unit.id}
+        work = [unit.id]
+        while work:  # the chain: whatever must run with it, directly or through others
+            for c in self.colos_pri.get(work.pop(0), ()):
+                did = self.unit_of[c.rsc]
+                dep = self.units[did]
+                if c.score < INFINITY or c.with_role not in (None, "started") or dep.kind == "clone" \
+                        or did in seen or did in self.done:
+                    continue  # (one being placed, which asked for this one first, counts too)
+                seen.add(did)
+                work.append(did)
+                runnable = [p for p in dep.prims if self.spec.primitives[p].target_role != "stopped"]
+                extra = self._need(tuple(runnable))
+                if any(extra.values()):
+                    total = {d: total.get(d, 0) + extra.get(d, 0) for d in total.keys() | extra.keys()}
+                    needs.append(total)
+        needs.reverse()
+        return needs
 
     def _why_nowhere(self, t: ScoreTable, need: Mapping[str, int]) -> str:
         if not any(self.sit.usable):
