@@ -267,6 +267,11 @@ def _order(ctx: Ctx, el: ET.Element) -> list[dict[str, Any]]:
         kind = "optional" if _score(el, INFINITY) == 0 else "mandatory"
     sym_raw = _attr(el, "symmetrical")
     symmetrical = None if sym_raw is None else pcmk_bool(sym_raw)
+    if el.find("resource_set") is None and el.get("require-all") is not None and \
+            not pcmk_bool(el.get("require-all", "true")) and kind == "mandatory":
+        kind = "optional"
+        ctx.report.info(*ctx.where(el), describe(el), "require-all=false (then may start once any instance of "
+                        "first runs): imported as an optional order, which never keeps then from starting")
     if el.find("resource_set") is not None:
         pairs = _order_pairs(ctx, el)
     elif el.get("first") is not None or el.get("then") is not None:

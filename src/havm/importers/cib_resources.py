@@ -227,6 +227,10 @@ def _agent(ctx: Ctx, el: ET.Element, cls: str, provider: str | None, rtype: str,
             ctx.report.info(*ctx.where(el), describe(el), "no provider given; Heartbeat 2 meant 'heartbeat'")
         agent = f"ocf:{provider}:{rtype}"
     elif c in ("lsb", "systemd", "service"):
+        if c == "lsb" and "/" in rtype:  # an init script named by its path (Pacemaker's test suite does)
+            ctx.report.info(*ctx.where(el), describe(el), f"lsb script {rtype!r} named by path: imported as "
+                                                          f"lsb:{rtype.rsplit('/', 1)[1]} (havm looks in /etc/init.d)")
+            rtype = rtype.rsplit("/", 1)[1]
         agent = f"{c}:{rtype}"
     else:
         ctx.drop(el, f"resource class {cls!r} is not supported (havm runs ocf, lsb, systemd, service, stonith)")

@@ -423,6 +423,8 @@ class _Reader:
             kind = "optional" if raw is not None and _score(raw) == 0 else "mandatory"
         elif kind not in ("mandatory", "optional", "serialize"):
             raise Unsupported(f"order kind {kind!r}")
+        if kind == "mandatory" and el.get("require-all") is not None and not pcmk_bool(el.get("require-all", "")):
+            kind = "optional"  # as the importer: "any instance of first" is no hard order in havm
         sym = el.get("symmetrical")
         first_action = _action(el.get("first-action") or "start")
         then_action = _action(el.get("then-action") or first_action)

@@ -46,6 +46,12 @@ interval 0: rc 7 stopped, 0 started, 8 promoted) set the role; a recurring
 monitor that finds the resource stopped (rc 7) or failed marks it failed and
 leaves it active there (Pacemaker shows it as "FAILED node": recovery stops it
 first). A failed stop leaves it active and failed (and blocked without fencing).
+An operation that returns 5 (not installed; or op-status 7) is a hard error, as in
+Pacemaker: the resource may never run on that node again (``failcount`` INFINITY,
+which never expires), and a probe returning it also says it is stopped there. A
+failure of an operation configured with ``on-fail=ignore`` changes nothing, and its
+fail counts are not added. A node asked to shut down (transient attribute
+``shutdown``) is in standby: Pacemaker moves everything off it.
 """
 
 from __future__ import annotations
@@ -68,8 +74,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 FORMAT = 1
-_RC_OK, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 7, 8, 9
-_STATUS_PENDING, _STATUS_DONE, _STATUS_CANCELLED, _STATUS_ERROR = -1, 0, 1, 4
+_RC_OK, _RC_NOT_INSTALLED, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 5, 7, 8, 9
+_STATUS_PENDING, _STATUS_DONE, _STATUS_CANCELLED, _STATUS_ERROR, _STATUS_NOT_INSTALLED = -1, 0, 1, 4, 7
 _NOT_ATTRIBUTES = ("fail-count-", "last-failure-", "master-", "promotion-")
 _SPECIAL = {"standby", "maintenance", "shutdown", "terminate", "probe_complete"}
 
@@ -176,7 +182,7 @@ def read_status(root: ET.Element, node_states: Iterable[ET.Element], facts: Stat
                 resources[rid] = {name: rec}
             else:
                 per[name] = rec
-        _fail_counts(transient, name, resources, anonymous, unique)
+        _fail_counts(transient, name, resources, anonymous, unique, on_fail)
     for name, attrs in config_nodes.items():
         if name not in seen:
             status = "unclean" if fencing and startup_fencing else "offline"
@@ -289,7 +295,8 @@ def _node(ns: ET.Element, fencing: bool, transient: dict[str, str], config: dict
     maintenance = transient.get("maintenance", config.get("maintenance"))
     attributes = {k: v for k, v in transient.items()
                   if k not in _SPECIAL and not k.startswith(_NOT_ATTRIBUTES) and not k.startswith("#")}
-    return {"status": status, "pending": pending, "standby": _bool(standby, False) or pending,
+    # a node shutting down is drained like one in standby (Pacemaker moves everything off it)
+    return {"status": status, "pending": pending, "standby": _bool(standby, False) or pending or shutdown,
             "maintenance": _bool(maintenance, False), "shutdown": shutdown, "reason": reason,
             "attributes": attributes}
 
@@ -325,8 +332,9 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
     if len(ops) > 1:
         ops = sorted(ops, key=_call_order)
     role: str | None = None
-    failed = blocked = fence = False
+    failed = blocked = fence = not_installed = False
     last: ET.Element | None = None
+    policies = on_fail or {}
     for op in ops:
         raw_status = op.get("op-status")
         status = 0 if raw_status == "0" else _int(raw_status, 0)  # the common case without a call
@@ -346,6 +354,12 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
         if status == _STATUS_ERROR and target is not None and rc == target:
             status = _STATUS_DONE  # what was expected: Pacemaker remaps it to success
         ok = status == _STATUS_DONE
+        if rc == _RC_NOT_INSTALLED or status == _STATUS_NOT_INSTALLED:
+            # a hard error: the resource can never run here (Pacemaker bans the node)
+            not_installed = True
+            if interval == 0 and name == "monitor":  # a probe: and it does not run here
+                role, failed, last = None, False, op
+                continue
         if name == "start":
             role, failed = "started", not (ok and rc == _RC_OK)
         elif name == "stop":
@@ -356,7 +370,7 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
             failed = True
             role = role or "started"
         elif name == "monitor" and interval == 0:  # a probe: what is running here?
-            if ok and rc in (_RC_NOT_RUNNING, 5):  # 5: not installed here, so not running
+            if ok and rc == _RC_NOT_RUNNING:
                 role, failed = None, False
             elif ok and rc == _RC_OK:
                 role, failed = "started", False
@@ -380,7 +394,7 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
         elif name == "demote":
             if ok and rc == _RC_OK:
                 role, failed = "started", False
-            elif (on_fail or {}).get((name, interval)) == "block":
+            elif policies.get((name, interval)) == "block":
                 role, failed = "promoted", True
             else:  # as Pacemaker: unpromoted (recovery stops it), or stopped if it said so
                 role, failed = (None if ok and rc == _RC_NOT_RUNNING else "started"), True
@@ -389,12 +403,16 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
         else:
             continue  # notify, reload, meta-data...: no change of state
         last = op
+        if failed and policies.get((name, interval)) == "ignore":
+            failed = False  # on-fail=ignore: as if it had not failed
+            continue
         if failed:
-            policy = (on_fail or {}).get((name, interval)) or (
+            policy = policies.get((name, interval)) or (
                 ("fence" if fencing else "block") if name == "stop" else "restart")
             fence = fence or (policy == "fence" and fencing)
             blocked = blocked or policy == "block"
-    return {"role": role, "failed": failed, "blocked": blocked, "failcount": 0, "last_failure": None,
+    return {"role": role, "failed": failed, "blocked": blocked, "failcount": INFINITY if not_installed else 0,
+            "last_failure": None,
             "promotion_score": None, "fence": fence, "last_op": None if last is None else {
                 "operation": last.get("operation"), "interval": _int(last.get("interval"), 0) / 1000.0,
                 "rc_code": _int(last.get("rc-code"), 1), "op_status": _int(last.get("op-status"), 0),
@@ -411,11 +429,17 @@ def _state_id(raw: str, anonymous: set[str], unique: set[str]) -> str:
 
 
 def _fail_counts(transient: dict[str, str], node: str, resources: dict[str, dict[str, dict[str, Any]]],
-                 anonymous: set[str], unique: set[str]) -> None:
+                 anonymous: set[str], unique: set[str],
+                 on_fail: dict[str, dict[tuple[str, int], str]] | None = None) -> None:
     for key, value in transient.items():
         for prefix in _NOT_ATTRIBUTES:
             if key.startswith(prefix):
-                rid = _state_id(key[len(prefix):].split("#")[0], anonymous, unique)
+                raw, _, op_key = key[len(prefix):].partition("#")
+                rid = _state_id(raw, anonymous, unique)
+                if op_key and on_fail and prefix in ("fail-count-", "last-failure-"):
+                    op_name, _, ms = op_key.rpartition("_")
+                    if on_fail.get(rid.split(":")[0], {}).get((op_name, _int(ms, -1))) == "ignore":
+                        continue  # failures of an operation with on-fail=ignore do not count
                 rec = resources.setdefault(rid, {}).setdefault(node, _replay([], True))
                 rec.pop("fence", None)
                 try:
