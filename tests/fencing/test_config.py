@@ -69,6 +69,7 @@ def test_bad_levels_are_located(write_config, bad, expect):
     ("{id: x, agent: fence_apc, host_map: {n8: '1'}}", "fencing.devices[0].host_map: unknown node 'n8'"),
     ("{id: x, agent: fence_apc, delay: {n9: 2}}", "fencing.devices[0].delay: unknown node 'n9'"),
     ("{id: x, agent: /usr/sbin/fence_ipmilan}", "expected 'lab' or a fence agent's name"),
+    ("{id: x, agent: ../fence_x}", "expected 'lab' or a fence agent's name"),
     ("{id: x, agent: fence_x, params: {action: reboot}}", "params cannot set action"),
     ("{id: x, agent: fence_x, params: {password: \"a\\nb\"}}", "cannot contain a line break"),
     ("{id: x, agent: fence_x, params: {ip: [1, 2]}}", "expected a scalar"),
@@ -113,3 +114,12 @@ def test_config_validate_prints_located_warnings(write_config):
     text = subprocess.run([sys.executable, "-m", "havm.cli.main", "config", "validate", path],
                           capture_output=True, text=True, timeout=60)
     assert text.returncode == 0 and f"warning: {path}:21: fencing.devices[0].agent:" in text.stderr
+
+
+def test_foreign_plugin_names_are_valid_but_never_run(write_config):
+    from havm.config.fencing import find_agent
+
+    c = load_config(write_config(VALID + "fencing:\n  devices:\n    - {id: x, agent: external/ssh}\n")).config
+    assert c.fencing.devices[0].agent == "external/ssh"
+    assert find_agent("external/ssh") is None and find_agent("./fence_x") is None
+    assert "not installed on this host" in agent_warnings(c.fencing, c.node_names)[0][1]

@@ -171,3 +171,15 @@ def test_history_keeps_the_last_n_and_tolerates_a_damaged_file(tmp_path):
     assert len(FenceHistory(str(path), size=3).attempts()) == 3
     path.write_text("{not json")
     assert FenceHistory(str(path)).attempts() == []
+
+
+def test_the_forwarding_budget_covers_delay_levels_and_retries():
+    from havm.daemon.fencing import fence_budget
+
+    f = section({**TWO_LEVELS, "devices": [
+        {"id": "bmc", "agent": "fence_ipmilan", "nodes": ["n1"], "retries": 1, "timeout": 10, "delay": 3},
+        {"id": "pdu-a", "agent": "fence_apc", "host_map": {"n1": "3"}, "timeout": 5},
+        {"id": "pdu-b", "agent": "fence_apc", "host_map": {"n1": "7"}, "timeout": 5}]})
+    # delay 3 + bmc 2 x 10 + 1 pause + pdu-a 5 + pdu-b 5
+    assert fence_budget(f, "n1") == 34.0
+    assert fence_budget(f, "n3") == 0.0

@@ -43,11 +43,13 @@ from havm.config.types import Duration, Name, parse_duration
 LAB_AGENT = "lab"
 #: where fence-agents live on Debian and RHEL, searched after PATH (not always on a daemon's PATH)
 AGENT_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
-_AGENT = re.compile(r"^(lab|fence_[A-Za-z0-9_]{1,60})$")
+# an agent's name; imported CIBs may carry other fencing plugins' names (external/ssh), valid
+# but never run: only a plain name found in the agent dirs is ever executed (find_agent)
+_AGENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*(/[A-Za-z0-9][A-Za-z0-9_.+-]*)?$")
 
 
 def _check_agent(value: object) -> object:
-    if isinstance(value, str) and not _AGENT.match(value):
+    if isinstance(value, str) and (not _AGENT.match(value) or len(value) > 100):
         raise ValueError(f"expected 'lab' or a fence agent's name such as fence_ipmilan (a name, not a path), "
                          f"got {value!r}")
     return value
@@ -184,7 +186,10 @@ def check_fencing(fencing: Fencing, node_names: list[str]) -> list[tuple[tuple[s
 
 
 def find_agent(agent: str, path: str | None = None) -> str | None:
-    """The executable of fence agent ``agent``: on PATH, else in the usual sbin dirs."""
+    """The executable of fence agent ``agent``: on PATH, else in the usual sbin dirs.
+    Only plain names are looked up: a name with a '/' is never run."""
+    if "/" in agent or agent.startswith("."):
+        return None
     found = shutil.which(agent, path=path)
     if found:
         return found
