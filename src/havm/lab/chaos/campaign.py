@@ -43,6 +43,10 @@ FENCING_MODES = ("lab", "ipmi", "watchdog")
 FENCED = re.compile(STAMP + r".*(?:fenced (\S+): confirmed off|WARNING: (\S+) lost for \S+ >= fencing_watchdog_timeout)")
 FENCE_FAILED = re.compile(STAMP + r".*FENCING (\S+) FAILED")
 POLL = 0.5  # seconds between recovery checks
+# fence_ipmilan confirms "off" by polling the BMC's power status, which is on while any process
+# of the node runs: a node powered on again during that poll makes the fence fail. With BMCs,
+# a node is powered on only once it has been off this long (a fence round is over by then).
+IPMI_POWER_ON_DELAY = 15.0
 TWO_NODE_FENCE_DELAY = 3.0  # seconds: fencing n1 waits this long, so in a race n1 shoots first
 Progress = Callable[[str], None]
 
@@ -183,11 +187,17 @@ def wait_recovered(lab_: Lab, since: float, bound: float, grace: float) -> tuple
 
 
 def power_on_all(lab_: Lab) -> list[str]:
+    """Start the nodes that are off (and, with BMCs, have been off for IPMI_POWER_ON_DELAY)."""
     started = []
     state = lab_.state()
+    now = time.monotonic()
+    wait = IPMI_POWER_ON_DELAY if lab_.fencing == "ipmi" else 0.0
     for n in lab_.nodes:
-        if not daemons.daemon_alive(state.node(n)):
+        if daemons.daemon_alive(state.node(n)):
+            lab_.off_since.pop(n, None)
+        elif now - lab_.off_since.setdefault(n, now) >= wait:
             control.start_node(lab_.dir, n, wait=False)
+            lab_.off_since.pop(n, None)
             started.append(n)
     return started
 

@@ -53,6 +53,7 @@ class Lab:
     changes: list[ConfigChange] = field(default_factory=list)
     change_seq: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    off_since: dict[str, float] = field(default_factory=dict)  # node -> monotonic time first seen off
 
     def next_change_id(self, node: str) -> str:
         self.change_seq += 1
@@ -108,6 +109,8 @@ def resolve(lab: Lab, target: str) -> str | None:
 # --------------------------------------------------------------- node faults
 
 def _power_on(lab: Lab, node: str) -> None:
+    if lab.fencing == "ipmi":
+        return  # the campaign powers it on once off for a while (campaign.IPMI_POWER_ON_DELAY)
     rec = lab.state().node(node)
     if not daemons.daemon_alive(rec):
         control.start_node(lab.dir, node, wait=False)
