@@ -161,6 +161,15 @@ def test_fence_by_hand_is_idempotent_and_recorded(lab_dir):
     unconfirmed = havm(d, "node", "fence", "n3")
     assert unconfirmed.returncode != 0 and "--yes" in unconfirmed.stderr
     power_on(d, target)
+    # fencing the controller itself: another member runs the fence
+    controller = wait_until(lambda: (st := status(d, NAMES)) and st["controller"], 30, "a controller")
+    asked = next(n for n in NAMES if n != controller)
+    out = havm(d, "--node", asked, "node", "fence", controller, "--yes", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["ok"] and res["executor"] == min(n for n in NAMES if n != controller)
+    assert bmc_says_on(d, controller) is False
+    power_on(d, controller)
 
 
 def test_a_failing_device_blocks_recovery_and_is_retried_until_fixed(lab_dir):
