@@ -47,6 +47,7 @@ HISTORY = "watchdog.jsonl"
 DEFAULT_TIMEOUT = 60.0  # until the client sets one (Linux drivers have a default too)
 START_TIMEOUT = 10.0
 LAB_CHECK = 1.0  # seconds between checks that the lab still exists
+REALTIME_PRIORITY = 20  # SCHED_RR, above havmd's heartbeat thread (10)
 
 
 def socket_path(rec: NodeRecord) -> str:
@@ -354,6 +355,15 @@ def history(lab_dir: str, node: str) -> list[dict[str, Any]]:
     return out
 
 
+def _realtime() -> None:
+    """Hardware is not slowed down by a busy CPU: a watchdog that fires late would let the
+    survivors start a resource before the node is reset. SCHED_RR, as havmd's heartbeats."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+    except (OSError, AttributeError) as e:
+        log.warning("cannot run at real-time priority (%s): resets may come late on a busy machine", e)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m havm.lab.watchdog", description=__doc__.split("\n\n")[0])
     p.add_argument("--lab-dir", required=True)
@@ -362,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s watchdog {args.node}: %(message)s")
     state = LabState.load(args.lab_dir)
     rec = state.node(args.node)
+    _realtime()
 
     def reset() -> dict[str, Any]:
         from havm.lab.control import kill_node
