@@ -10,7 +10,6 @@ message and exits with its ``exit_status``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -19,7 +18,9 @@ from havm import __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 # Which module defines each command, and its one-line help: the parser imports
 # only the module of the command being run (importing them all costs ~1 s:
@@ -61,6 +62,8 @@ EXIT_STATUS_HELP = """exit status:
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``command`` only that command's module is imported (the
     others appear in --help by name and one line)."""
+    import argparse  # here: havm simulate's fast path does without it
+
     parser = argparse.ArgumentParser(
         prog="havm",
         description="Operate a havm high-availability cluster.",
@@ -105,13 +108,22 @@ def _command_word(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulate"]:  # fast path: `havm simulate FILE [--json...]` needs no argparse
+        from havm.cli.simulate_cmd import quick_args, run
+        quick = quick_args(argv[1:])
+        if quick is not None:
+            return _run(run, quick)
     parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return _run(args.func, args)
+
+
+def _run(func: Callable[[Any], int | None], args: Any) -> int:
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except Exception as e:
         # imported here, not at the top: a command that succeeds (havm simulate on a
         # large CIB) does not pay for the error classes' imports
