@@ -51,6 +51,39 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+_FLAGS = {"--scores", "--dot", "--json", "--show-state"}
+
+
+class QuickArgs:
+    """The parsed arguments of ``havm simulate FILE [--json] [--scores] [--dot] [--show-state]``."""
+
+    def __init__(self, path: str, flags: set[str]) -> None:
+        self.simulate_config = path
+        self.config = path
+        self.state = None
+        self.node_fail: list[str] = []
+        self.node_up: list[str] = []
+        self.standby: list[str] = []
+        self.op_fail: list[str] = []
+        self.scores = "--scores" in flags
+        self.dot = "--dot" in flags
+        self.json = "--json" in flags
+        self.show_state = "--show-state" in flags
+
+
+def quick_args(argv: list[str]) -> QuickArgs | None:
+    """``argv`` (after the command word) if it is only an existing file and plain flags, else None.
+
+    The common invocation then needs no argparse (which imports gettext, locale and
+    shutil, and builds every parser: a sizeable part of a run on 500 resources);
+    anything else (help, events, --state, global options, errors) goes through argparse.
+    """
+    if not argv or argv[0].startswith("-") or not os.path.isfile(argv[0]) or \
+            any(a not in _FLAGS for a in argv[1:]) or len(set(argv[1:])) != len(argv) - 1:
+        return None
+    return QuickArgs(argv[0], set(argv[1:]))
+
+
 def load_input(path: str) -> tuple[ClusterSpec, State]:
     """(spec, state) from a cluster YAML or a Pacemaker CIB.
 
@@ -75,7 +108,7 @@ def load_input(path: str) -> tuple[ClusterSpec, State]:
     return ClusterSpec.from_config(load_config(path, check_key=False).config), State()
 
 
-def apply_events(spec: ClusterSpec, state: State, args: argparse.Namespace) -> State:
+def apply_events(spec: ClusterSpec, state: State, args: argparse.Namespace | QuickArgs) -> State:
     if not (args.node_fail or args.node_up or args.standby or args.op_fail):
         return state
     from havm.scheduler import events
@@ -94,7 +127,7 @@ def apply_events(spec: ClusterSpec, state: State, args: argparse.Namespace) -> S
     return state
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace | QuickArgs) -> int:
     # A short-lived command that builds a few hundred thousand objects and frees them at
     # exit: the cyclic garbage collector would walk them again and again for nothing.
     gc.disable()
