@@ -85,6 +85,8 @@ def build(opts: CampaignOptions, records: Sequence[IterationRecord], violations:
                                       if isinstance(e, Event) and e.type == "observer-error"][:5]},
         "per_iteration": [{"index": r.index, "faults": list(r.faults), "recovery_s": r.recovery,
                            "fences": dict(r.fences), "fence_failures": r.fence_failures,
+                           # nodes that no longer answered just after the recovery (e.g. fenced late)
+                           "silent_after_recovery": sorted(n for n, v in r.config_versions.items() if v is None),
                            **({"gaps": list(r.gaps)} if r.recovery is None else {})} for r in records],
         "lab_dir": lab_dir,
         "duration_s": round(ended - began, 1),
