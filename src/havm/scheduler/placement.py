@@ -349,7 +349,7 @@ class Placer:
                     continue
                 have = self.out.promoted.get(fid) if o.first_action == "promote" else self.out.unit_nodes.get(fid)
                 if not have and self.frozen_node(unit) is False:
-                    stay = self.may_stay(self.units[fid], unit)
+                    stay = self.may_stay(self.units[fid], unit, o.symmetrical)
                     if stay:
                         self.stay[unit.id] = stay
                         continue
@@ -380,19 +380,29 @@ class Placer:
             self.busy.discard(unit.id)
             self.done.add(unit.id)
 
-    def may_stay(self, first: Unit, then: Unit) -> set[int]:
+    def may_stay(self, first: Unit, then: Unit, symmetrical: bool) -> set[int]:
         """Where ``then`` may keep running although its mandatory ``first`` will not run.
 
-        As Pacemaker: the order keeps ``then`` from starting, but when ``first`` is not
-        active anywhere (so nothing of it stops now), an already running ``then`` stays.
-        Empty for clones (their instances are decided per node) or when ``first`` is active.
+        As Pacemaker: ``first`` stopped on purpose (target_role stopped) schedules no start
+        at all, so the order does not touch an already running ``then`` (if the order is
+        symmetrical, only while nothing of ``first`` is active: a stop of ``first`` would
+        stop ``then`` before it). A ``first`` that cannot start
+        (failed, banned, no room) is another matter: ``then`` stops. Empty for clones (their
+        instances are decided per node).
         """
         sit = self.sit
-        if then.kind == "clone" or any(sit.current.get(inst) for p in first.prims
-                                       for inst in sit.instances.get(p, (p,))):
+        if then.kind == "clone" or self.spec.primitives[first.prims[0]].target_role != "stopped" or \
+                (symmetrical and any(sit.current.get(inst) for p in first.prims
+                                     for inst in sit.instances.get(p, (p,)))):
             return set()
-        return {i for p in then.prims for i, rec in sit.current.get(p, {}).items()
-                if sit.usable[i] and rec.running and i not in sit.failed.get(p, ())}
+        nodes: set[int] | None = None
+        for p in then.prims:  # where all of it runs already (so staying starts nothing)
+            if self.spec.primitives[p].target_role == "stopped":
+                continue
+            here = {i for i, rec in sit.current.get(p, {}).items()
+                    if sit.usable[i] and rec.running and i not in sit.failed.get(p, ())}
+            nodes = here if nodes is None else nodes & here
+        return nodes or set()
 
     def release_holds(self, unit: Unit) -> None:
         """The unit is being placed now: the room it held is its own to take (or leave)."""

@@ -66,7 +66,7 @@ def repair(pl: Placer) -> None:
             per_node = (pl.units[f].kind == "clone" and pl.units[t].kind == "clone"
                         and spec.clones[t].interleave)
             bad = [i for i in have if i not in first_nodes] if per_node else (list(have) if not first_nodes else [])
-            if bad and not first_nodes and set(have) <= pl.may_stay(pl.units[f], pl.units[t]):
+            if bad and not first_nodes and set(have) <= pl.may_stay(pl.units[f], pl.units[t], o.symmetrical):
                 continue  # running already, and nothing of its first stops: it stays (as Pacemaker)
             if not bad:
                 continue
