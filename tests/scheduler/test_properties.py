@@ -25,9 +25,10 @@ from havm.config.schema import ClusterConfig
 from havm.scheduler import ClusterSpec, ResourceState, State, Transition, apply, plan
 from havm.scheduler.model import NodeState
 
-# derandomize: CI sees the same 200 cases every run (a longer random search still finds rare
-# unstable cases with utilization + clones: see docs/config-resources.md, "Known limits")
-SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
+# randomized: every CI run draws new cases (150 per property, a few seconds). The rare
+# instability a long search used to find (a running 'then' holding the room its mandatory
+# 'first' needed) is fixed; test_regressions.py keeps that case.
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=False,
                     suppress_health_check=[HealthCheck.too_slow])
 SCORES = [-INFINITY, -50, 0, 20, 100, INFINITY]
 
@@ -230,10 +231,13 @@ def check_invariants(spec: ClusterSpec, state: State, t: Transition) -> None:
         f, th = _unit_of(spec, o.first), _unit_of(spec, o.then)
         then_nodes = set(_nodes(t.placement[th])) - frozen_nodes
         if o.kind == "mandatory" and f != th and then_nodes and not _nodes(t.placement[f]):
-            # allowed only as Pacemaker does: 'then' already ran there and nothing of 'first' was active
-            assert th not in spec.clones and not _active(spec, state, f), f"{o}: then runs without first"
-            assert all(state.on(p).get(n) is not None and state.on(p)[n].running
-                       for n in then_nodes for p in _prims(spec, th)[:1]), f"{o}: then starts without first"
+            # allowed only as Pacemaker does: 'first' stopped on purpose and inactive, 'then' ran there
+            assert th not in spec.clones and not (o.symmetrical and _active(spec, state, f)), \
+                f"{o}: then runs without first"
+            assert spec.primitives[_prims(spec, f)[0]].target_role == "stopped", f"{o}: then runs without first"
+            assert all(state.on(p).get(n) is not None and state.on(p)[n].running for n in then_nodes
+                       for p in _prims(spec, th) if spec.primitives[p].target_role != "stopped"), \
+                f"{o}: then starts without first"
     # fencing comes before recovering what ran on the fenced node
     fenced = {a.node for a in t.actions if a.op == "fence"}
     for a in t.actions:
