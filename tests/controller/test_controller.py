@@ -103,3 +103,40 @@ def test_no_action_without_quorum_or_before_settling():
         io = FakeCluster(view)
         asyncio.run(Controller("n2", io, ManualClock()).cycle())
         assert io.fenced == [] and io.actions == []
+
+
+def test_a_failing_fence_is_retried_with_backoff_never_skipped():
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    attempts: list[float] = []
+    clock = ManualClock()
+
+    config = parse_config_text(CONFIG, "t.yaml").config
+
+    class Refusing(FakeCluster):
+        def cluster_config(self) -> Any:
+            return config  # one configuration: a new one would reset the backoff
+
+        async def fence(self, node: str) -> bool:
+            attempts.append(clock.monotonic())
+            return False
+
+    io = Refusing(view)
+    ctl = Controller("n2", io, clock)
+
+    async def go() -> None:
+        start = clock.monotonic()
+        assert await ctl.cycle() is True  # a real failure: re-plan
+        assert await ctl.cycle() is False  # at once: backing off, not another attempt
+        clock.advance(1.0)
+        await ctl.cycle()  # 1 s later: the second attempt
+        clock.advance(1.0)
+        assert await ctl.cycle() is False  # now 2 s between attempts
+        clock.advance(1.0)
+        await ctl.cycle()
+        assert [round(t - start, 3) for t in attempts] == [0.0, 1.0, 3.0]
+        # never recovered meanwhile: n1's resources were not started anywhere
+        assert not [a for a in io.actions if a[2] == "start"]
+        ctl.node_seen("n1")  # the node came back: the next loss starts over at once
+        assert ctl._fence_retry == {}
+
+    asyncio.run(go())

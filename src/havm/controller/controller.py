@@ -51,6 +51,8 @@ from havm.scheduler.transition import Action, Transition
 log = logging.getLogger("havm.controller")
 
 TICK = 5.0  # re-check even without events (failure timeouts expire, fences retried)
+FENCE_RETRY_FIRST = 1.0  # after a failed fence, wait this long before the next attempt on that node,
+FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never hammered, never skipped
 REPORT_TIMEOUT = 5.0
 
 
@@ -100,6 +102,8 @@ class Controller:
         self.losses = LossClock()  # when this node saw each node lost (watchdog fencing)
         self._fence_waits: dict[str, FenceVerdict] = {}  # node -> why its fence cannot be done yet
         self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
+        self._fence_retry: dict[str, tuple[int, float]] = {}  # node -> (failed fences in a row, not before)
+        self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
         self.reports: dict[str, Mapping[str, Any]] = {}
         self.fenced: set[str] = set()
@@ -132,6 +136,7 @@ class Controller:
         """A node (re)joined: it is no longer 'fenced' (it runs again, reports anew)."""
         self.fenced.discard(node)
         self._fence_waits.pop(node, None)
+        self._fence_retry.pop(node, None)
 
     def fence_waits(self) -> dict[str, dict[str, Any]]:
         """Fences that cannot be done yet (watchdog waits, impossible fences), for status."""
@@ -184,6 +189,9 @@ class Controller:
         if not await self._refresh(view):
             return False
         config = self.io.cluster_config()
+        if config is not self._fence_retry_config:  # a new configuration (a fixed device?): fence at once
+            self._fence_retry.clear()
+            self._fence_retry_config = config
         spec = ClusterSpec.from_config(config)
         if not spec.primitives:
             return False
@@ -323,14 +331,22 @@ class Controller:
             v = self._fence_verdict(self.io.cluster_config(), a.node, self.clock.monotonic())
             if v.state != "device":
                 return self._cannot_fence_yet(v)
+            failures, not_before = self._fence_retry.get(a.node, (0, 0.0))
+            if self.clock.monotonic() < not_before:
+                self._deferred.add(a.id)  # backing off after failures; poked when the wait is over
+                return False
             log.warning("fencing %s", a.node)
             ok = await self.io.fence(a.node)
             if ok:
+                self._fence_retry.pop(a.node, None)
                 self.node_fenced(a.node)
                 log.warning("fenced %s: confirmed off", a.node)
             else:
-                log.error("FENCING %s FAILED: its resources stay stopped until it is confirmed off; retrying",
-                          a.node)
+                wait = min(FENCE_RETRY_MAX, FENCE_RETRY_FIRST * 2 ** failures)
+                self._fence_retry[a.node] = (failures + 1, self.clock.monotonic() + wait)
+                asyncio.get_running_loop().call_later(wait + 0.05, self.poke, f"retry fencing {a.node}")
+                log.error("FENCING %s FAILED (%d in a row): its resources stay stopped until it is confirmed "
+                          "off; retrying in %gs", a.node, failures + 1, wait)
             return ok
         assert a.node is not None and a.resource is not None
         run = self._run(a.resource)
