@@ -34,6 +34,9 @@ case "$1" in
          sleep 300 </dev/null >/dev/null 2>&1 &
          echo $! > "$PIDFILE"; echo "started $!"; exit 0 ;;
   stop)  if running; then kill "$(cat "$PIDFILE")"; fi
+         n=0  # as start-stop-daemon --retry: return once it is gone (bounded)
+         while running && [ $n -lt 100 ]; do sleep 0.05; n=$((n + 1)); done
+         running && exit 1
          rm -f "$PIDFILE"; exit 0 ;;
   status) running && { echo running; exit 0; }
           [ -f "$PIDFILE" ] && { echo "dead but pid file exists"; exit 1; }
