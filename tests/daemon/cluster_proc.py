@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from havm.config.load import write_key
 from havm.daemon.client import Client
 from havm.errors import HavmError
+from tests.daemon.waiting import wait_until
 
 
 @dataclass
@@ -84,17 +84,7 @@ class LoopbackCluster:
 
     def wait(self, cond: Any, timeout: float = 20.0, what: str = "condition") -> Any:
         """Poll ``cond()`` until truthy (bounded). Errors from unreachable daemons count as not yet."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                last = cond()
-                if last:
-                    return last
-            except (HavmError, KeyError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; last={last!r}\n" + self.logs())
+        return wait_until(cond, timeout, what, transient=(HavmError, KeyError), detail=self.logs)
 
     def logs(self) -> str:
         out = []

@@ -14,8 +14,11 @@ T = TypeVar("T")
 TRANSIENT = (HavmError, OSError, ValueError, KeyError)
 
 
-def wait_until(cond: Callable[[], T], timeout: float, what: str, every: float = 0.1) -> T:
-    """Poll ``cond()`` until it returns something truthy (returned); at most ``timeout`` seconds."""
+def wait_until(cond: Callable[[], T], timeout: float, what: str, every: float = 0.1,
+               transient: tuple[type[BaseException], ...] = TRANSIENT,
+               detail: Callable[[], str] | None = None) -> T:
+    """Poll ``cond()`` until it returns something truthy (returned); at most ``timeout`` seconds.
+    ``transient`` errors count as "not yet"; ``detail()`` is added to the timeout's message."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -23,7 +26,8 @@ def wait_until(cond: Callable[[], T], timeout: float, what: str, every: float = 
             last = cond()
             if last:
                 return last
-        except TRANSIENT as e:
+        except transient as e:
             last = e
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}"
+                         + (f"\n{detail()}" if detail else ""))
