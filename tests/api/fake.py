@@ -21,6 +21,7 @@ from havm.clock import ManualClock
 from havm.commands.base import Command
 from havm.config.load import load_config, write_key
 from havm.daemon.handlers import CommandHandlers
+from havm.daemon.term import ControllerTerm
 from havm.events import EventLog
 from havm.store import ConfigFileStore, ConfigReplica
 
@@ -79,12 +80,14 @@ class FakeDaemon:
         self.node = "n1"
         self.config_file = str(self.config_path)
         self.clock = ManualClock()
-        self.replica = ConfigReplica(ConfigFileStore(str(root / "state")), loaded, "n1")
+        self.state_dir = str(root / "state")
+        self.replica = ConfigReplica(ConfigFileStore(self.state_dir), loaded, "n1")
         self.config = self.replica.loaded.config
         self.events = EventLog("n1", str(root / "events.jsonl"), self.clock)
         self.controller = _Controller()
         self.local = _Local()
         self.handlers = CommandHandlers(self)  # type: ignore[arg-type]
+        self.term = ControllerTerm(self)  # type: ignore[arg-type]  # a one-member view: claims alone
         self.executed: list[tuple[Command, str]] = []
         self.tokens_path = str(root / "tokens")
 
@@ -97,6 +100,9 @@ class FakeDaemon:
 
     def adopted(self) -> None:
         self.config = self.replica.loaded.config
+
+    def refresh_app_info(self) -> None:
+        return None
 
     async def push(self, stored: Any) -> tuple[list[str], list[str]]:
         return ["n1", "n2"], []
@@ -115,7 +121,7 @@ class FakeDaemon:
             return {"node": getattr(cmd, "node", None), "ok": True}
         return await self.handlers.execute(cmd, forwarded, sender)
 
-    def offer_config(self, data: Any, sender: str) -> dict[str, Any]:
+    def offer_config(self, data: Any, sender: str, push: bool = False) -> dict[str, Any]:
         return {"adopted": False}
 
     def token(self, name: str, role: str) -> str:

@@ -1,7 +1,8 @@
 """Routes between cluster members (signed with the cluster key; role ``peer``).
 
   GET  /internal/config           the stored configuration
-  POST /internal/config           offer a newer stored configuration
+  POST /internal/config           offer a newer stored configuration (the controller's push)
+  POST /internal/term             a controller claims a term (havm.daemon.term)
   POST /internal/commands/{name}  a command forwarded to the controller
   GET  /internal/resources        this node's resource report (for the controller)
   POST /internal/execute          run one agent action here (from the controller)
@@ -37,7 +38,15 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
 
     async def offer(request: web.Request) -> web.Response:
         data = await read_json(request)
-        return web.json_response(daemon.offer_config(data, sender=_sender(request)))
+        return web.json_response(daemon.offer_config(data, sender=_sender(request), push=True))
+
+    async def term(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        try:
+            return web.json_response(daemon.term.answer_claim(data.get("term") if isinstance(data, dict) else None,
+                                                              _sender(request)))
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     async def command(request: web.Request) -> web.Response:
         return await run_command(request, daemon, forwarded=True)
@@ -70,6 +79,7 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
     r = app.router
     r.add_get("/internal/config", config)
     r.add_post("/internal/config", offer)
+    r.add_post("/internal/term", term)
     r.add_post("/internal/commands/{name}", command)
     r.add_get("/internal/resources", resources)
     r.add_post("/internal/execute", execute)

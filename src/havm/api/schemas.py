@@ -57,7 +57,8 @@ RESOURCE_DETAIL = obj(["id", "kind", "config", "events"], id=STR, kind={"enum": 
                       config={"type": "object"}, status=nullable(RESOURCE),
                       members={"type": "array", "items": RESOURCE}, events={"type": "array", "items": EVENT})
 
-STORED_CONFIG = obj(["admin_epoch", "epoch", "digest", "text"], admin_epoch=INT, epoch=INT, digest=STR, text=STR,
+STORED_CONFIG = obj(["admin_epoch", "epoch", "digest", "text"], admin_epoch=INT, epoch=INT, digest=STR, term=INT,
+                    text=STR,
                     changed_by=STR, changed_at=NUM, comment=STR)
 
 CONFIG_PUT: Schema = {**obj(["text", "base_epoch"], text=STR, base_epoch={"type": "array", "items": {"type": "integer",

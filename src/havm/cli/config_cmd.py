@@ -149,7 +149,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    a, e, d = result["version"]
+    a, e, d = result["version"][:3]
     if not result["changed"]:
         print(f"no change: the cluster already runs this configuration ({a}.{e}:{d[:8]})")
     else:

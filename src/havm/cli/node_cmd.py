@@ -58,7 +58,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     node = args.node_arg
     result = client.run(ChangeNode(args.op, node, by=_who()), timeout=60)
     if not args.json:
-        a, e, d = result["version"]
+        a, e, d = result["version"][:3]
         print(f"node {args.op} {node}: "
               f"{'committed as configuration ' + f'{a}.{e}:{d[:8]}' if result['changed'] else 'already so'}")
     if args.no_wait or args.op in ("maintenance", "unmaintenance"):

@@ -74,7 +74,7 @@ def cmd_resource(args: argparse.Namespace) -> int:
         if args.op == "cleanup":
             print(f"cleaned up {args.resource} on {', '.join(result['nodes']) or 'no node'}")
         else:
-            a, e, d = result["version"]
+            a, e, d = result["version"][:3]
             print(f"{args.op} {args.resource}{' ' + node if node else ''}: "
                   f"{'committed as configuration ' + f'{a}.{e}:{d[:8]}' if result['changed'] else 'already so'}")
     if args.no_wait or args.op == "unmanage":

@@ -92,13 +92,17 @@ class CommandHandlers:
                       comment: str = "") -> dict[str, Any]:
         """Controller side: the next configuration version, stored on a majority."""
         d = self.d
-        # A new controller may not hold the newest configuration yet: catch up
-        # first, so a change is never based on (and never overwrites) a stale one.
+        # A change is made in a controller term a majority promised (claimed at the
+        # first change in office; the claim catches up with the newest version the
+        # promising members hold). Catch up with what members advertise too, so a
+        # change is never based on (and never overwrites) a stale one.
+        term = await d.term.ensure()
         await d.sync_config()
         old_text = d.replica.current.text
         text = make_text(old_text)
         before = d.replica.version
-        stored = d.replica.propose(text, by=by, now=d.clock.wall(), base=base, force=force, comment=comment)
+        stored = d.replica.propose(text, by=by, now=d.clock.wall(), base=base, force=force, comment=comment,
+                                   term=term)
         changed = stored.version != before
         if changed:
             d.adopted()

@@ -37,6 +37,7 @@ from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
 from havm.daemon.status import build_status, resources_view
+from havm.daemon.term import ControllerTerm
 from havm.errors import HavmError, UsageError
 from havm.events import EventLog
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
@@ -73,8 +74,9 @@ class NodeDaemon(ClusterIO):
         self.events = EventLog(node, os.path.join(state_dir, "events.jsonl"), self.clock)
         self.metrics = MetricsRecorder.for_daemon(self)  # what GET /metrics counts from events
         self.alerts = AlertDispatcher(self.events, self.clock)  # the alerts: section, off the loop
+        self.term = ControllerTerm(self)  # the controller term a config change is made in
         self._app_info: dict[str, Any] = {}
-        self._refresh_app_info()
+        self.refresh_app_info()
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         self.thread = MembershipThread.for_node(
             self.config, node, key, app_info=self.app_info, clock=self.clock,
@@ -104,8 +106,9 @@ class NodeDaemon(ClusterIO):
     def app_info(self) -> dict[str, Any]:
         return self._app_info
 
-    def _refresh_app_info(self) -> None:
-        self._app_info = {"cfg": self.replica.version.to_wire(), "api": self.config.daemon.api.port}
+    def refresh_app_info(self) -> None:
+        self._app_info = {"cfg": self.replica.version.to_wire(), "api": self.config.daemon.api.port,
+                          "term": self.term.promised}
 
     # -- lifecycle --
     async def run(self) -> None:
@@ -151,6 +154,8 @@ class NodeDaemon(ClusterIO):
         if old is not None and old.quorate and not view.quorate:
             log.warning("quorum lost (%s)", view.quorum_reason)
         self._record_view(old, view)
+        if view.controller != self.node:
+            self.term.resign("no longer the controller")
         self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
@@ -294,15 +299,33 @@ class NodeDaemon(ClusterIO):
                                             "GET", "/internal/config")
             self.offer_config(data, sender=source)
 
-    def offer_config(self, data: Any, sender: str) -> dict[str, Any]:
+    def offer_config(self, data: Any, sender: str, push: bool = False) -> dict[str, Any]:
+        """Adopt a configuration fetched from ``sender`` or (``push``) pushed by its controller.
+
+        A push is refused from a node outside our view (e.g. the late packets of a
+        node the cluster fenced) and from a controller whose term is below the one
+        this node promised: it was deposed, and what it pushes was never committed.
+        """
         try:
             candidate = StoredConfig.from_json(data)
         except ValueError as e:
             raise UsageError(f"bad configuration offer from {sender}: {e}") from None
+        refused = None
+        if push and sender not in self.view().members:
+            refused = f"{sender} is not a member of {self.node}'s view"
+        elif push and candidate.version.term < self.term.promised:
+            refused = (f"{sender} pushed {candidate.version.long()} in term {candidate.version.term}, "
+                       f"below term {self.term.promised} promised here: a deposed controller's change")
+        if refused is not None:
+            log.warning("refusing configuration %s: %s", candidate.version.short(), refused)
+            return {"adopted": False, "reason": refused, "version": self.replica.version.to_wire(),
+                    "term": self.term.promised}
         result = self.replica.offer(candidate)
         if result.adopted:
+            self.term.learn(candidate.version.term)
             self.adopted()
-        return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire()}
+        return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire(),
+                "term": self.term.promised}
 
     def adopted(self) -> None:
         old = self.config
@@ -312,7 +335,7 @@ class NodeDaemon(ClusterIO):
         if self.watchdog is not None:
             self.watchdog.configure(self.config)
         self.controller.poke("configuration changed", abort=True)
-        self._refresh_app_info()
+        self.refresh_app_info()
         try:
             self.membership.update_config(self.config)
         except ValueError as e:
@@ -334,6 +357,8 @@ class NodeDaemon(ClusterIO):
             try:
                 r = await self.peers.request(self.peer_addresses(n), self.config.daemon.api.port, "POST",
                                              "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
+                if isinstance(r.get("term"), int) and r["term"] > stored.version.term:
+                    self.term.learn(r["term"])  # deposed: the next change claims a new term
                 return ConfigVersion.from_wire(r.get("version")) >= stored.version
             except (HavmError, ValueError) as e:
                 log.warning("pushing config %s to %s failed: %s", stored.version.short(), n, e)

@@ -71,7 +71,7 @@ def build_status(config: ClusterConfig, node: str, view: MembershipView, stored:
         "view_agreed": view.agreed,
         "members": list(view.members),
         "config": {"version": version.short(), "admin_epoch": version.admin_epoch, "epoch": version.epoch,
-                   "digest": version.digest, "changed_by": stored.changed_by, "changed_at": stored.changed_at,
+                   "term": version.term, "digest": version.digest, "changed_by": stored.changed_by, "changed_at": stored.changed_at,
                    "in_sync": in_sync},
         "nodes": nodes,
         "links": links,

@@ -33,6 +33,7 @@ KINDS = {
     "quorum.gained": "this node's partition became quorate",
     "quorum.lost": "this node's partition lost quorum",
     "controller.changed": "another node became the controller",
+    "controller.term": "the controller claimed a term from a majority before its first change (term, granted)",
     "action": "an agent action finished (rsc, op, node, rc, ok, duration)",
     "resource.changed": "a resource's state on this node changed outside an action (monitor)",
     "fence": "a fencing attempt finished (node, device, ok)",

@@ -59,10 +59,9 @@ class ConfigReplica:
         if candidate.version == self.current.version:
             return Offered(False, "already have it")
         if candidate.version < self.current.version:
-            if (candidate.version.admin_epoch, candidate.version.epoch) == (
-                    self.current.version.admin_epoch, self.current.version.epoch):
+            if candidate.version.same_epoch(self.current.version):
                 log.warning("diverged configuration at epoch %s: keeping %s, rejecting %s",
-                            self.current.version.epoch, self.current.version.short(), candidate.version.short())
+                            self.current.version.epoch, self.current.version.long(), candidate.version.long())
                 self.store.keep_rejected(candidate)
             return Offered(False, f"older than ours ({self.current.version.short()})")
         try:
@@ -70,10 +69,12 @@ class ConfigReplica:
         except HavmError as e:
             log.error("refusing configuration %s: it does not validate here: %s", candidate.version.short(), e)
             return Offered(False, f"does not validate: {e}")
-        if (candidate.version.admin_epoch, candidate.version.epoch) == (
-                self.current.version.admin_epoch, self.current.version.epoch):
+        cur = self.current.version
+        if candidate.version.admin_epoch == cur.admin_epoch and candidate.version.epoch <= cur.epoch:
+            # ours is not an ancestor of the winner: a change only this side held (e.g. made
+            # by a controller cut off in a minority, whose term the winner's superseded)
             log.warning("diverged configuration at epoch %s: adopting %s, rejecting %s",
-                        candidate.version.epoch, candidate.version.short(), self.current.version.short())
+                        cur.epoch, candidate.version.long(), cur.long())
             self.store.keep_rejected(self.current)
         self.store.save(candidate)
         self.current = candidate
@@ -82,12 +83,13 @@ class ConfigReplica:
         return Offered(True, "adopted")
 
     def propose(self, text: str, by: str, now: float, base: ConfigVersion | None = None,
-                force: bool = False, comment: str = "") -> StoredConfig:
+                force: bool = False, comment: str = "", term: int | None = None) -> StoredConfig:
         """Controller side: validate ``text``, persist it as the next version.
 
         ``base`` is the version the caller's edit started from; if the cluster
         moved on since, raise Conflict and change nothing (optimistic
         concurrency). Raises ConfigError (with every issue) if ``text`` is invalid.
+        ``term`` is the controller term the change is made in (default: the current one's).
         """
         if base is not None and (base.admin_epoch, base.epoch) != (self.version.admin_epoch, self.version.epoch):
             raise Conflict(f"the configuration changed since your edit: you based it on "
@@ -96,7 +98,10 @@ class ConfigReplica:
         digest = config_digest(text)
         if digest == self.version.digest and not force:
             return self.current  # idempotent: applying the same text twice changes nothing
-        stored = StoredConfig(self.version.next(digest, force), text, changed_by=by, changed_at=now,
+        if term is not None and term < self.version.term:
+            raise Conflict(f"controller term {term} is below the term of configuration {self.version.long()}: "
+                           f"a newer controller exists; try again")
+        stored = StoredConfig(self.version.next(digest, force, term), text, changed_by=by, changed_at=now,
                               comment=comment)
         self.store.save(stored)
         self.current = stored
