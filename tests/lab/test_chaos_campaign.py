@@ -56,7 +56,7 @@ def test_twenty_random_iterations_violate_no_invariant(lab_dir):
     assert rep["fences"]["total"] >= 1  # and some of them needed fencing
     r = rep["recovery"]
     assert r["count"] == 20 and r["not_recovered"] == 0 and 0 <= r["median"] <= r["max"] <= 60
-    assert rep["observer"]["samples"] > 100 and rep["observer"]["errors"] == 0
+    assert rep["observer"]["samples"] > 100 and rep["observer"]["errors"] == 0, rep["observer"]
     assert set(rep["final_config_versions"]) == {"n1", "n2", "n3"}
     assert len(set(rep["final_config_versions"].values())) == 1
 

@@ -166,12 +166,20 @@ class Observer:
         owner = vms._owner_of(state)  # pid -> lab node, by network namespace
         while not self._stop.is_set():
             started = time.monotonic()
-            try:
-                sample = Sample(time.time(), scan(state, owner))
-                self._record(sample)
-                if sample.doubles():
-                    self._record(Sample(time.time(), scan(state, owner), relook=True))
-            except Exception as e:  # the observer must outlive any one bad scan
-                self.errors += 1
-                self.note("observer-error", error=f"{type(e).__name__}: {e}")
+            for attempt in (1, 2):
+                try:
+                    sample = Sample(time.time(), scan(state, owner))
+                    self._record(sample)
+                    if sample.doubles():
+                        self._record(Sample(time.time(), scan(state, owner), relook=True))
+                    break
+                except Exception as e:  # the observer must outlive any one bad scan
+                    # a scan races processes that come and go: scan again at once; only
+                    # a scan that fails twice in a row is an error (both are noted)
+                    what = f"{type(e).__name__}: {e}"
+                    if attempt == 1:
+                        self.note("observer-retry", error=what)
+                    else:
+                        self.errors += 1
+                        self.note("observer-error", error=what)
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))

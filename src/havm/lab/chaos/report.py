@@ -82,7 +82,9 @@ def build(opts: CampaignOptions, records: Sequence[IterationRecord], violations:
                      "stored": sum(1 for e in observer.timeline() if isinstance(e, Sample)),
                      "errors": observer.errors,
                      "first_errors": [e.detail.get("error") for e in observer.timeline()
-                                      if isinstance(e, Event) and e.type == "observer-error"][:5]},
+                                      if isinstance(e, Event) and e.type == "observer-error"][:5],
+                     "first_retries": [e.detail.get("error") for e in observer.timeline()
+                                       if isinstance(e, Event) and e.type == "observer-retry"][:5]},
         "per_iteration": [{"index": r.index, "faults": list(r.faults), "recovery_s": r.recovery,
                            "fences": dict(r.fences), "fence_failures": r.fence_failures,
                            # nodes that no longer answered just after the recovery (e.g. fenced late)
