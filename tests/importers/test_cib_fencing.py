@@ -133,6 +133,9 @@ def test_an_action_parameter_is_read_as_pacemakers_fencer_does() -> None:
         assert lines(result, level_, f"action={value}"), value
     result, _ = device(nv("action", "on"))
     assert "'on' action instead of off" in lines(result, "dropped", "action=on")[0]
+    result, d = device(nv("pcmk_reboot_action", "off") + nv("pcmk_off_action", "poweroff"))
+    assert d.params == {} and lines(result, "info", "pcmk_reboot_action=off")
+    assert "'poweroff' action" in lines(result, "dropped", "pcmk_off_action=poweroff")[0]
 
 
 def test_off_timeout_and_retries_win_over_reboot_ones() -> None:

@@ -145,6 +145,12 @@ def convert_fence_device(ctx: Ctx, el: ET.Element, rtype: str,
                 per_action[key] = (value, pel)
             elif key == "action":
                 _action_param(ctx, pel, what, value)
+            elif key in ("pcmk_off_action", "pcmk_reboot_action"):
+                # the agent action Pacemaker runs for its off / reboot: havm runs the agent's off
+                _as_havm_does(ctx, pel, what, value.strip() == "off",
+                              "havm always runs the agent's off action, as this asks",
+                              f"Pacemaker runs the agent's {value.strip()!r} action for this; havm always runs "
+                              "off, then status")
             elif key.startswith("pcmk_"):
                 ctx.report.drop(*ctx.where(pel), what, _PCMK_WHY.get(key, "a Pacemaker fencing option havm does "
                                                                           "not have"))
