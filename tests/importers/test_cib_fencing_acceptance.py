@@ -30,7 +30,7 @@ def havm(*args: str) -> subprocess.CompletedProcess[str]:
 
 def import_and_validate(name: str, tmp_path: Path) -> tuple[list[dict[str, object]], Path]:
     out = tmp_path / "cluster.yaml"
-    done = havm("import", "cib", str(DATA / name), "-o", str(out), "--json")
+    done = havm("import", "cib", str(DATA / name), "-o", str(out), "--json")  # DATA / an absolute path: itself
     assert done.returncode == 0, done.stdout + done.stderr
     checked = havm("config", "validate", "--no-key-check", str(out))
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -68,3 +68,24 @@ def test_topology_of_devices_not_imported(tmp_path: Path) -> None:
     why = [str(r["why"]) for r in report if r["level"] == "dropped" and "fencing-level" in str(r["what"])]
     assert len(why) == 4  # per node: its level (device not imported), then "none of its levels"
     assert sum("external/ssh" in w or "was not imported" in w for w in why) == 2
+
+
+def test_watchdog_and_pattern_topology_through_the_command_line(tmp_path: Path) -> None:
+    cib = tmp_path / "cib.xml"
+    cib.write_text("""<cib validate-with="pacemaker-3.9"><configuration><crm_config>
+      <cluster_property_set id="o"><nvpair id="o1" name="stonith-watchdog-timeout" value="30s"/>
+        <nvpair id="o2" name="no-quorum-policy" value="stop"/></cluster_property_set></crm_config>
+      <nodes><node id="1" uname="hv1"/><node id="2" uname="hv2"/><node id="3" uname="db1"/></nodes>
+      <resources><primitive id="bmc" class="stonith" type="fence_ipmilan">
+        <instance_attributes id="b"><nvpair id="b1" name="pcmk_host_list" value="hv1 hv2"/></instance_attributes>
+      </primitive><primitive id="pdu" class="stonith" type="fence_apc_snmp">
+        <instance_attributes id="p"><nvpair id="p1" name="pcmk_host_map" value="hv1:1;hv2:2"/></instance_attributes>
+      </primitive></resources>
+      <fencing-topology><fencing-level id="l1" target-pattern="^hv" index="1" devices="bmc"/>
+        <fencing-level id="l2" target-pattern="^hv" index="2" devices="pdu"/></fencing-topology>
+      </configuration></cib>""")
+    _, out = import_and_validate(str(cib), tmp_path)
+    config = load_config(str(out), check_key=False).config
+    assert config.fencing.levels == {"hv1": [["bmc"], ["pdu"]], "hv2": [["bmc"], ["pdu"]]}
+    assert config.watchdog.backend == "dev" and config.properties.fencing_watchdog_timeout == 30
+    assert config.fencing.levels_for("db1") == []  # no device can fence it: its watchdog does
