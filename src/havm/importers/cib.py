@@ -22,8 +22,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from havm.importers.cib_constraints import convert_constraint
+from havm.importers.cib_fencing import FENCING_PROPERTIES, fencing_properties
 from havm.importers.cib_resources import Ctx, convert_meta, convert_resource
 from havm.importers.cib_state import load_state
+from havm.importers.cib_topology import convert_topology
 from havm.importers.cibxml import (
     CONSTRAINT_TAGS,
     CONTAINER_TAGS,
@@ -59,9 +61,7 @@ _PROP_WHY = {
                             "join-integration-timeout", "join-finalization-timeout", "transition-delay",
                             "node-action-limit", "migration-limit", "cluster-recheck-interval", "network-delay",
                             "node-pending-timeout", "cluster-ipc-limit", "load-threshold")},
-    **{k: _FENCING for k in ("stonith-action", "fencing-action",
-                             "concurrent-fencing", "priority-fencing-delay", "startup-fencing",
-                             "stonith-watchdog-timeout", "stonith-max-attempts", "fence-reaction")},
+    **{k: _FENCING for k in ("startup-fencing", "fence-reaction")},
     "start-failure-is-fatal": "havm counts a failed start as one failure towards migration_threshold; "
                               "set meta.migration_threshold: 1 for Pacemaker's default behaviour",
     "stop-all-resources": "no such switch; set resource_defaults.target_role: stopped",
@@ -105,7 +105,9 @@ def import_parsed(cib: CibInput, files: Sequence[str], addresses: Mapping[str, S
     old = _is_heartbeat2(cib)
     first_file = files[0]
 
-    props, names, fence_timeout = _properties(ctx, old, first_file)
+    fencing_raw: dict[str, tuple[str, ET.Element]] = {}
+    props, names, fence_timeout = _properties(ctx, old, first_file, fencing_raw)
+    watchdog = fencing_properties(ctx, fencing_raw, props)
     defaults = _rsc_defaults(ctx)
     ctx.op_timeout = _op_defaults(ctx)
     nodes = _nodes(ctx)
@@ -131,6 +133,7 @@ def import_parsed(cib: CibInput, files: Sequence[str], addresses: Mapping[str, S
     constraints = []
     for el in cib.iter(*CONSTRAINT_TAGS):
         constraints.extend(convert_constraint(ctx, el, node_names))
+    levels = convert_topology(ctx, cib.iter("fencing-topology"))
     _report_leftovers(ctx)
 
     name = cluster or names or havm_id(os.path.splitext(os.path.basename(first_file))[0] or "imported")
@@ -156,6 +159,10 @@ def import_parsed(cib: CibInput, files: Sequence[str], addresses: Mapping[str, S
         doc["constraints"] = constraints
     if ctx.devices:
         doc["fencing"] = {"devices": ctx.devices}
+        if levels:
+            doc["fencing"]["levels"] = levels
+    if watchdog:
+        doc["watchdog"] = watchdog
     header = [f"Imported by 'havm import cib' from {', '.join(files)}.",
               "Read the import report: what it lists as dropped is not in this file."]
     if placeholders:
@@ -173,7 +180,10 @@ def _is_heartbeat2(cib: CibInput) -> bool:
         el.get("from") is not None for el in cib.iter("rsc_order", "rsc_colocation"))
 
 
-def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], str | None, float | None]:
+def _properties(ctx: Ctx, old: bool, first_file: str, fencing_raw: dict[str, tuple[str, ET.Element]]
+                ) -> tuple[dict[str, Any], str | None, float | None]:
+    """The cluster properties havm has; the fencing ones ``fencing_properties`` reads go
+    to ``fencing_raw`` (the first value of a name wins, as for every property)."""
     props: dict[str, Any] = {}
     cluster_name = None
     fence_timeout = None
@@ -190,6 +200,9 @@ def _properties(ctx: Ctx, old: bool, first_file: str) -> tuple[dict[str, Any], s
                     ctx.report.info(*ctx.where(el), what, "written as the timeout of every fence device")
                 except ValueError as e:
                     ctx.report.drop(*ctx.where(el), what, str(e))
+                continue
+            if key in FENCING_PROPERTIES:
+                fencing_raw.setdefault(key, (value, el))
                 continue
             if key in _BOOKKEEPING:
                 ctx.report.info(*ctx.where(el), what, "bookkeeping written by Pacemaker itself; not configuration")
@@ -283,11 +296,12 @@ def _nodes(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 _HANDLED = {"cib", "configuration", "crm_config", "nodes", "resources", "constraints", "rsc_defaults",
-            "op_defaults", "status", "snippet", "node", "cluster_property_set", *RESOURCE_TAGS, *CONSTRAINT_TAGS}
+            "op_defaults", "status", "snippet", "node", "cluster_property_set", "fencing-topology",
+            *RESOURCE_TAGS, *CONSTRAINT_TAGS}
 
 
 def _report_leftovers(ctx: Ctx) -> None:
-    """Top-level configuration sections nobody converted (acls, tags, alerts, fencing-topology...)."""
+    """Top-level configuration sections nobody converted (acls, tags, alerts...)."""
     for root in ctx.cib.roots:
         if root.tag == "cib":
             containers = [root] + [c for c in root if c.tag == "configuration"]
@@ -307,7 +321,6 @@ def _report_leftovers(ctx: Ctx) -> None:
 
 
 _LEFTOVER_WHY = {
-    "fencing-topology": "fencing levels are configured in havm's fencing section",
     "acls": "access control is havm's API roles, not part of the cluster config",
     "tags": "tags (named lists of resources) have no havm equivalent",
     "alerts": "alerts are configured as havm alert hooks, not in cluster.yaml",

@@ -63,6 +63,7 @@ class Ctx:
     nodes: set[str] = field(default_factory=set)  # imported node names
     fence_timeout: float | None = None  # stonith-timeout / fencing-timeout property
     devices: list[dict[str, Any]] = field(default_factory=list)  # fencing.devices
+    fence_ids: dict[str, str] = field(default_factory=dict)  # CIB id -> havm id, every imported fence device
     ids: dict[str, str] = field(default_factory=dict)  # CIB id -> havm id, every imported resource
     kinds: dict[str, str] = field(default_factory=dict)  # havm id -> primitive/group/clone/promotable
     dropped: dict[str, str] = field(default_factory=dict)  # CIB id -> why it was not imported
