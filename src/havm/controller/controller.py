@@ -33,6 +33,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from havm.clock import Clock
@@ -56,6 +57,14 @@ FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never 
 REPORT_TIMEOUT = 5.0
 
 
+class FenceResult(StrEnum):
+    OFF = "off"  # confirmed off
+    FAILED = "failed"  # not confirmed: retried with backoff, never skipped
+    # given up before an attempt because ``still_due`` said so (the node rejoined, or we are
+    # no longer in charge): NOT fenced, so nothing of the node is recovered elsewhere
+    ABANDONED = "abandoned"
+
+
 class ClusterIO(ABC):
     """What the controller needs from its daemon. Every method may raise HavmError."""
 
@@ -74,8 +83,9 @@ class ClusterIO(ABC):
         """Run one action on ``node`` and return its record."""
 
     @abstractmethod
-    async def fence(self, node: str) -> bool:
-        """Power ``node`` off; True only if it is confirmed off."""
+    async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
+        """Power ``node`` off; OFF only if it is confirmed off. ``still_due`` is asked after
+        the fence delay and before every attempt; a reason it returns abandons the fence."""
 
 
 @dataclass
@@ -115,6 +125,7 @@ class Controller:
         self._migrations: dict[str, dict[str, Any]] = {}  # rsc -> last migration's figures
         self._migrated_from: set[tuple[str, str]] = set()  # (rsc, source) migrated in this transition
         self._outside_since: dict[str, float] = {}  # peer heard but not a member -> since when
+        self._planned_on: MembershipView | None = None
 
     # -- events --
     def poke(self, reason: str = "", abort: bool = False) -> None:
@@ -188,6 +199,8 @@ class Controller:
             self.reports.clear()
         if not await self._refresh(view):
             return False
+        if self.io.view().members != view.members:
+            return False  # the view moved on while we fetched: its poke starts a cycle on the new one
         config = self.io.cluster_config()
         if config is not self._fence_retry_config:  # a new configuration (a fixed device?): fence at once
             self._fence_retry.clear()
@@ -206,6 +219,7 @@ class Controller:
         summary = "; ".join(tr.notes) if tr.notes else f"{len(real)} action(s)"
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)
+        self._planned_on = view  # the view this transition's fences were decided on
         self._migrated_from = set()
         self._deferred = set()
         result = await run_graph(tr, self._do, self._abort)
@@ -274,7 +288,28 @@ class Controller:
                 log.warning("no resource report from %s yet: %s", n, e)
                 return n, None
 
-        got = dict(await asyncio.gather(*(one(n) for n in members)))
+        fetch = asyncio.ensure_future(asyncio.gather(*(one(n) for n in members)))
+        changed = asyncio.ensure_future(self._abort.wait())
+        try:
+            await asyncio.wait({fetch, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+        if not fetch.done():
+            # The membership changed (or a new configuration came) while we waited for
+            # reports: do not sit out REPORT_TIMEOUT for a node that is gone. In a
+            # two-node fence race the incumbent would otherwise act seconds late and
+            # the peer's fence delay, meant to let the incumbent shoot first, would
+            # protect the wrong node (chaos finding 2). The poke that set abort makes
+            # the run loop start a cycle over at once, on the new view.
+            fetch.cancel()
+            try:
+                await fetch
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # we are cancelled ourselves, not only the fetch
+            log.info("membership or configuration changed while fetching reports: starting over")
+            return False
+        got = dict(fetch.result())
         for n, rep in got.items():
             if rep is not None:
                 self.reports[n] = rep.get("states", {})
@@ -336,7 +371,13 @@ class Controller:
                 self._deferred.add(a.id)  # backing off after failures; poked when the wait is over
                 return False
             log.warning("fencing %s", a.node)
-            ok = await self.io.fence(a.node)
+            result = await self.io.fence(a.node, self._still_due(a.node, self._planned_on))
+            if result == FenceResult.ABANDONED:
+                # not fenced, not a failure to retry: the next cycle plans from the new view
+                # (the node back as a member, or another controller); never recovery meanwhile
+                self._deferred.add(a.id)
+                return False
+            ok = result == FenceResult.OFF
             if ok:
                 self._fence_retry.pop(a.node, None)
                 self.node_fenced(a.node)
@@ -360,6 +401,24 @@ class Controller:
             return (a.resource, a.node if a.op == "stop" else a.target) in self._migrated_from
         rec = await self._exec(a.node, run.request(a.op))
         return rec.ok
+
+    def _still_due(self, node: str, decided: MembershipView | None) -> Callable[[], str | None]:
+        """Asked by the fencer once the fence delay is over and before each attempt: a
+        node that rejoined since the fence was decided, or this node out of office, ends
+        the fence (chaos finding 3: a node resuming from a freeze decided to fence its
+        healthy peer from a stale view, and the fence, in its delay, outlived the heal).
+        A fence of a member (a failed stop escalated) is kept while it stays a member."""
+        was_member = decided is not None and node in decided.members
+
+        def check() -> str | None:
+            view = self.io.view()
+            if not self._in_charge(view):
+                return f"{self.node} is no longer the controller (controller: {view.controller or 'none'})"
+            if not was_member and node in view.members:
+                return f"{node} is a member again"
+            return None
+
+        return check
 
     async def _migrate(self, run: PrimitiveRun, source: str, target: str) -> bool:
         """A live migration, all phases in one go (Ganeti's order): prepare on the
