@@ -204,6 +204,7 @@ def test_a_fence_is_abandoned_when_its_target_rejoins_and_nothing_of_it_is_recov
     async def go() -> None:
         assert await ctl.cycle() is False  # nothing to re-plan at once: the rejoin pokes
         assert reasons == [None, "n1 is a member again"]
+        assert ctl.verdicts[-1].failed == ["fence_n1"] and ctl._abandoned == {"fence_n1"}
         assert "n1" not in ctl.fenced and ctl._fence_retry == {}
         assert not [a for a in io.actions if a[2] == "start"]  # n1's a and b not started elsewhere
         ctl.node_seen("n1")
@@ -225,3 +226,6 @@ def test_a_fence_is_abandoned_out_of_office_but_a_members_fence_is_kept():
     io.v = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")),
                     controller="n3")
     assert lost() == escalated() == "n2 is no longer the controller (controller: n3)"
+    io.v = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")),
+                    controller="n1")
+    assert lost() == "n1 is a member again"  # both hold: the target's return is the news

@@ -18,7 +18,13 @@ Safety:
   only once this node has seen it lost for ``fencing_watchdog_timeout``
   (``selffence.py``); a node that can be fenced neither way is never taken
   as fenced: its resources stay stopped, said loudly every cycle;
-- a failed stop escalates to fencing of that node (``snapshot.py``).
+- a failed stop escalates to fencing of that node (``snapshot.py``);
+- a fence is re-checked once its delay is over and before each attempt: a
+  target that became a member again since the fence was decided, or this
+  node out of office, abandons it (not fenced: nothing of it is recovered);
+- a membership change abandons the cycle's report fetches: the incumbent
+  never sits out a lost node's report timeout while the other side of a
+  two-node split, whose fence delay was meant to let it shoot first, acts.
 
 ``no_quorum_policy``: without quorum nobody acts (stop, freeze, demote: each
 node applies the policy to its own resources, daemon/local.py), except with
@@ -112,6 +118,7 @@ class Controller:
         self.losses = LossClock()  # when this node saw each node lost (watchdog fencing)
         self._fence_waits: dict[str, FenceVerdict] = {}  # node -> why its fence cannot be done yet
         self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
+        self._abandoned: set[str] = set()  # fence actions of this transition given up (target back, out of office)
         self._fence_retry: dict[str, tuple[int, float]] = {}  # node -> (failed fences in a row, not before)
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
@@ -222,6 +229,7 @@ class Controller:
         self._planned_on = view  # the view this transition's fences were decided on
         self._migrated_from = set()
         self._deferred = set()
+        self._abandoned = set()
         result = await run_graph(tr, self._do, self._abort)
         self._record(tr, result, summary)
         if result.failed and set(result.failed) <= self._deferred:
@@ -323,7 +331,10 @@ class Controller:
         v = Verdict(self.clock.wall(), summary, actions=result.done, failed=result.failed,
                     placement={k: list(x) if isinstance(x, tuple) else x for k, x in tr.placement.items()})
         self.verdicts = (self.verdicts + [v])[-50:]
-        if result.failed:
+        if result.failed and set(result.failed) <= self._abandoned:
+            log.info("transition stopped: %s abandoned (not fenced); re-planning on the new view",
+                     ", ".join(result.failed))
+        elif result.failed:
             log.warning("transition stopped: %s failed; re-planning", ", ".join(result.failed))
 
     def _cannot_fence_yet(self, v: FenceVerdict) -> bool:
@@ -376,6 +387,7 @@ class Controller:
                 # not fenced, not a failure to retry: the next cycle plans from the new view
                 # (the node back as a member, or another controller); never recovery meanwhile
                 self._deferred.add(a.id)
+                self._abandoned.add(a.id)
                 return False
             ok = result == FenceResult.OFF
             if ok:
@@ -412,10 +424,10 @@ class Controller:
 
         def check() -> str | None:
             view = self.io.view()
-            if not self._in_charge(view):
-                return f"{self.node} is no longer the controller (controller: {view.controller or 'none'})"
             if not was_member and node in view.members:
                 return f"{node} is a member again"
+            if not self._in_charge(view):
+                return f"{self.node} is no longer the controller (controller: {view.controller or 'none'})"
             return None
 
         return check
