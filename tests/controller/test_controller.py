@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from havm.clock import ManualClock
 from havm.config.load import parse_config_text
-from havm.controller.controller import ClusterIO, Controller
+from havm.controller.controller import ClusterIO, Controller, FenceResult
 from havm.executor.records import ActionRecord, ActionRequest
 from tests.controller.test_snapshot import CONFIG
 
@@ -58,9 +59,9 @@ class FakeCluster(ClusterIO):
         self.actions.append((node, req.rsc, req.action))
         return ActionRecord(node, req.rsc, req.action, 0, 0.0, 0.0, "")
 
-    async def fence(self, node: str) -> bool:
+    async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
         self.fenced.append(node)
-        return True
+        return FenceResult.OFF
 
 
 def test_a_peer_that_is_heard_but_not_yet_a_member_is_not_fenced_within_deadtime():
@@ -116,9 +117,9 @@ def test_a_failing_fence_is_retried_with_backoff_never_skipped():
         def cluster_config(self) -> Any:
             return config  # one configuration: a new one would reset the backoff
 
-        async def fence(self, node: str) -> bool:
+        async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
             attempts.append(clock.monotonic())
-            return False
+            return FenceResult.FAILED
 
     io = Refusing(view)
     ctl = Controller("n2", io, clock)
@@ -140,3 +141,91 @@ def test_a_failing_fence_is_retried_with_backoff_never_skipped():
         assert ctl._fence_retry == {}
 
     asyncio.run(go())
+
+
+def test_a_membership_change_abandons_the_report_fetch_of_a_lost_node():
+    # Chaos finding 2: the controller waited up to REPORT_TIMEOUT for the report of a
+    # node cut off by a partition, while the other side took office and shot it. The
+    # view change must end the wait at once, and the next cycle fence the lost node.
+    view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+    cancelled: list[str] = []
+
+    class Partitioned(FakeCluster):
+        async def report(self, node: str) -> dict[str, Any]:
+            if node == "n1":  # behind the partition: the request hangs
+                try:
+                    await asyncio.Future()
+                except asyncio.CancelledError:
+                    cancelled.append(node)
+                    raise
+            return {"probed": True, "states": {}}
+
+    io = Partitioned(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        task = asyncio.get_running_loop().create_task(ctl.cycle())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not task.done()  # waiting for n1's report
+        io.v = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+        ctl.poke("membership", abort=True)  # what the daemon's _on_view does on a view change
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert task.done() and task.result() is False  # gave up on n1's report, no timeout waited
+        assert cancelled == ["n1"] and io.fenced == []
+        ctl._abort.clear()  # as the run loop does before the next cycle
+        await ctl.cycle()
+        assert io.fenced == ["n1"]
+
+    asyncio.run(go())
+
+
+def test_a_fence_is_abandoned_when_its_target_rejoins_and_nothing_of_it_is_recovered():
+    # Chaos finding 3: a node resuming from a freeze decided to fence its healthy peer; the
+    # peer was a member again 35 ms later, while the fence sat in its delay. The fence must
+    # be given up (not taken as off, not retried as a failure) and n1's resources stay put.
+    lost = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    back = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+    reasons: list[str | None] = []
+
+    class Rejoining(FakeCluster):
+        async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
+            self.fenced.append(node)
+            reasons.append(still_due())  # the delay starts: n1 is still lost
+            self.v = back  # ...and is a member again before it ends
+            why = still_due()
+            reasons.append(why)
+            return FenceResult.ABANDONED if why else FenceResult.OFF
+
+    io = Rejoining(lost)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert await ctl.cycle() is False  # nothing to re-plan at once: the rejoin pokes
+        assert reasons == [None, "n1 is a member again"]
+        assert ctl.verdicts[-1].failed == ["fence_n1"] and ctl._abandoned == {"fence_n1"}
+        assert "n1" not in ctl.fenced and ctl._fence_retry == {}
+        assert not [a for a in io.actions if a[2] == "start"]  # n1's a and b not started elsewhere
+        ctl.node_seen("n1")
+        await ctl.cycle()  # on the new view n1 is a member that reported: no second fence
+        assert io.fenced == ["n1"] and "n1" not in ctl.fenced
+
+    asyncio.run(go())
+
+
+def test_a_fence_is_abandoned_out_of_office_but_a_members_fence_is_kept():
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    io = FakeCluster(view)
+    ctl = Controller("n2", io, ManualClock())
+    lost = ctl._still_due("n1", view)
+    escalated = ctl._still_due("n3", view)  # a member fenced (its stop failed): stays due while a member
+    assert lost() is None and escalated() is None
+    io.v = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+    assert lost() == "n1 is a member again" and escalated() is None
+    io.v = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")),
+                    controller="n3")
+    assert lost() == escalated() == "n2 is no longer the controller (controller: n3)"
+    io.v = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")),
+                    controller="n1")
+    assert lost() == "n1 is a member again"  # both hold: the target's return is the news

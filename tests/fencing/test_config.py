@@ -123,3 +123,34 @@ def test_foreign_plugin_names_are_valid_but_never_run(write_config):
     assert c.fencing.devices[0].agent == "external/ssh"
     assert find_agent("external/ssh") is None and find_agent("./fence_x") is None
     assert "not installed on this host" in agent_warnings(c.fencing, c.node_names)[0][1]
+
+
+def two_node(delay: object, deadtime: float = 1.0, keepalive: float = 0.2, two: bool = True) -> dict:
+    return {"cluster": "c", "links": [{"name": "l0", "port": 20694}],
+            "nodes": [{"name": n, "addresses": {"l0": f"10.0.0.{i}"}} for i, n in enumerate(("n1", "n2"), 1)],
+            "timing": {"keepalive": keepalive, "warntime": 2 * keepalive, "deadtime": deadtime,
+                       "initdead": 10},
+            "quorum": {"two_node": two, "tiebreaker": {"type": "ping", "targets": ["192.0.2.1"]}},
+            "fencing": {"devices": [{"id": "sw", "agent": "lab", "delay": delay}]}}
+
+
+def test_a_two_node_fence_delay_must_outlast_the_incumbents_reaction():
+    # Chaos finding 2: the delay protects n1 only if n1 shoots before it runs out, and n1
+    # may act up to deadtime + one keepalive (+ its cycle) after n2 decided.
+    from pydantic import ValidationError
+
+    from havm.config.fencing import fence_race_bound
+    from havm.config.schema import ClusterConfig
+
+    assert fence_race_bound(1.0, 0.2) == pytest.approx(2.2)
+    ClusterConfig.model_validate(two_node({"n1": 3}))  # the chaos campaign's: 3 s > 2.2 s
+    ClusterConfig.model_validate(two_node(0))  # no delay: nothing to protect
+    ClusterConfig.model_validate(two_node({"n1": 2}, two=False))  # not a two-node cluster
+    for delay in ({"n1": 2}, 2.2):
+        with pytest.raises(ValidationError) as ei:
+            ClusterConfig.model_validate(two_node(delay))
+        (err,) = ei.value.errors()
+        assert err["loc"] == ("fencing", "devices", 0, "delay")
+        assert "must exceed deadtime + keepalive + 1s (2.2s)" in err["msg"]
+    with pytest.raises(ValidationError, match="fence delay for n1 is 3s"):
+        ClusterConfig.model_validate(two_node({"n1": 3}, deadtime=3.0, keepalive=0.5))  # the default timing

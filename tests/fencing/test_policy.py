@@ -183,3 +183,37 @@ def test_the_forwarding_budget_covers_delay_levels_and_retries():
     # delay 3 + bmc 2 x 10 + 1 pause + pdu-a 5 + pdu-b 5
     assert fence_budget(f, "n1") == 34.0
     assert fence_budget(f, "n3") == 0.0
+
+
+def test_a_fence_is_abandoned_when_still_due_says_so_after_the_delay_or_a_pause():
+    # Chaos finding 3: the target rejoined while the fence sat in its delay; the fence must
+    # not run the agent then, and its outcome must not read as "off" nor as a plain failure.
+    fencing = section({"devices": [{"id": "d", "agent": "lab", "delay": {"n1": "3s"}, "retries": 2}]})
+    clock = ManualClock()
+    history = FenceHistory(None)
+    asked: list[float] = []
+
+    def rejoined_after(t: float):
+        def still_due() -> str | None:
+            asked.append(clock.monotonic())
+            return "n1 is a member again" if clock.monotonic() >= t else None
+        return still_due
+
+    devices = ScriptedDevices(clock, {"d": [FAIL, OK]})
+    f = fencer(fencing, devices, Sleeps(clock), history)
+    out = asyncio.run(f.fence("n1", "controller n2", still_due=rejoined_after(1000.5)))
+    assert not out.ok and out.abandoned == "n1 is a member again" and out.error == ""
+    assert asked == [1003.0]  # asked once the delay was over, before the first attempt
+    assert devices.calls == [] and history.attempts() == []
+    assert out.to_json()["abandoned"] == "n1 is a member again"
+
+    # rejoined between two attempts (after a failed one): no further attempt
+    asked.clear()
+    out = asyncio.run(f.fence("n1", "controller n2", still_due=rejoined_after(clock.monotonic() + 3.2)))
+    assert out.abandoned and not out.ok and [c[0] for c in devices.calls] == ["d"]
+    assert len(asked) == 2 and [a.ok for a in out.attempts] == [False]
+
+    # without a reason the fence runs as before; a fence asked without still_due never abandons
+    out = asyncio.run(f.fence("n1", "controller n2", still_due=lambda: None))
+    assert out.ok and not out.abandoned
+    assert asyncio.run(f.fence("n1", "operator")).ok

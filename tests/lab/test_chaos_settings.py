@@ -35,8 +35,12 @@ def test_two_nodes_get_a_ping_tiebreaker_and_a_fence_delay_on_n1():
     text = campaign_config(LAB_CONFIG, CampaignOptions(nodes=2), "10.214.255.254")
     doc = yaml.safe_load(text)
     assert doc["quorum"] == {"two_node": True, "tiebreaker": {"type": "ping", "targets": ["10.214.255.254"]}}
-    assert doc["fencing"]["devices"][0]["delay"] == {"n1": TWO_NODE_FENCE_DELAY}
+    # the default timing (deadtime 3 s): n1's delay outlasts n1's reaction (4.5 s), else havm refuses it
+    assert doc["fencing"]["devices"][0]["delay"] == {"n1": 5.0}
     assert parse_config_text(text, "chaos.yaml") is not None  # havm accepts it
+    lab_timing = LAB_CONFIG + "timing: {keepalive: 0.2, warntime: 0.6, deadtime: 1, initdead: 10}\n"
+    doc = yaml.safe_load(campaign_config(lab_timing, CampaignOptions(nodes=2), "10.214.255.254"))
+    assert doc["fencing"]["devices"][0]["delay"] == {"n1": TWO_NODE_FENCE_DELAY}  # the campaign's timing
 
 
 def test_fence_hook_modes_nodes_and_removal(tmp_path):

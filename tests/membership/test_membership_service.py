@@ -361,3 +361,52 @@ def test_all_peers_dead_leaves_links_unknown_not_down(cluster_of, caplog) -> Non
     assert [lk.state for lk in v.links] == ["unknown", "unknown"]  # dead peers or dead links: cannot tell
     assert not warnings_about(caplog, "link l0 is down")
     assert warnings_about(caplog, "quorum lost (1 of 3 votes, minority)")
+
+
+def freeze(c: Cluster, name: str, seconds: float) -> None:
+    """``name``'s process is stopped (SIGSTOP) for ``seconds``: it neither ticks nor reads
+    (what peers send meanwhile is lost, the worst case); the others run on."""
+    service = c.services.pop(name)
+    receiver = c.net._receivers.pop(name)
+    c.run(seconds)
+    c.net._receivers[name] = receiver
+    c.services[name] = service
+
+
+def test_a_node_resuming_from_a_freeze_does_not_judge_the_silence_it_did_not_hear(cluster_of, caplog) -> None:  # type: ignore[no-untyped-def]
+    # Chaos finding 3: n2's havmd was stopped ~4 s; at the instant it resumed it declared n1
+    # dead (it had not listened), won quorum alone through the ping tiebreaker and fenced n1.
+    c = cluster_of(nodes=2, quorum={"two_node": True, "tiebreaker": {"type": "ping", "targets": ["192.0.2.1"]}},
+                   ping=True)
+    c.run(2.0)
+    seen: list[MembershipView] = []
+    c.services["n2"].subscribe(seen.append)
+    freeze(c, "n2", 4.0)  # more than deadtime (3 s): n1 declared n2 dead meanwhile
+    assert c.view("n1").members == ("n1",)
+    c.services["n2"].tick()  # the wake-up, before any datagram is read
+    v = c.view("n2")
+    assert v.peer("n1").state in ("alive", "late") and v.controller != "n2"
+    assert warnings_about(caplog, "membership thread stalled 3.50s")  # 4 s less one keepalive (a normal sleep)
+    c.run(1.0)  # n1's heartbeats (it does not hear n2 yet), then each hears the other
+    assert c.view("n1").members == c.view("n2").members == ("n1", "n2")
+    assert not [w for w in seen if w.peer("n1").state == "dead"]  # n2 never took n1 for dead
+    # (n2 alone may be quorate for the one heartbeat in which n1 does not list it yet: n1 is
+    # then alive but not a member, which the controller waits deadtime for, never fences)
+    assert all(w.peer("n1").state == "alive" for w in seen if w.controller == "n2")
+
+
+def test_time_listened_before_a_stall_still_counts(cluster_of) -> None:  # type: ignore[no-untyped-def]
+    # a stall delays the verdict on a really dead peer by the stall only, never forever
+    c = cluster_of()
+    c.run(2.0)
+    c.kill("n3")
+    c.run(1.0)  # n1 listened to n3's silence for over 1 s
+    listened = c.view("n1").peer("n3").last_heard_age
+    freeze(c, "n1", 5.0)
+    c.services["n1"].tick()
+    assert c.view("n1").peer("n3").state == "late"  # not dead at the wake-up...
+    # (the last keepalive before the wake-up counts as listened: a normal sleep is that long)
+    c.run(3.0 - listened - 0.5 - 0.1)
+    assert c.view("n1").peer("n3").state == "late"
+    c.run(0.2)  # ...dead once it has listened to deadtime of silence in all
+    assert c.view("n1").peer("n3").state == "dead" and c.view("n1").members == ("n1", "n2")

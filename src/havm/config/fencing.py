@@ -185,6 +185,44 @@ def check_fencing(fencing: Fencing, node_names: list[str]) -> list[tuple[tuple[s
     return problems
 
 
+#: what the incumbent controller of a two-node cluster may need, after deadtime, before its own fence
+#: starts: the skew between the two sides noticing the loss (one heartbeat) plus this margin for its
+#: cycle (its own report, which is local, and planning). It no longer waits for the lost node's report:
+#: a membership change abandons report fetches (controller.py, chaos finding 2).
+FENCE_RACE_MARGIN = 1.0
+
+
+def fence_race_bound(deadtime: float, keepalive: float) -> float:
+    """The least fence delay that lets the node it protects win a two-node fence race.
+
+    The side that stops hearing the other declares it dead after ``deadtime``; the
+    other side may learn it only from that side's heartbeats (a one-way loss) and
+    then waits up to ``deadtime`` for it to rejoin before fencing it
+    (controller.py ``_joining``). So the protected node shoots up to deadtime +
+    one keepalive + its cycle after the other decided: the delay must be longer.
+    """
+    return deadtime + keepalive + FENCE_RACE_MARGIN
+
+
+def check_fence_delays(fencing: Fencing, deadtime: float, keepalive: float,
+                       two_node: bool) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """In a two-node cluster, every non-zero fence delay must exceed ``fence_race_bound``."""
+    if not two_node:
+        return []
+    bound = fence_race_bound(deadtime, keepalive)
+    problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+    for i, d in enumerate(fencing.devices):
+        delays = d.delay if isinstance(d.delay, dict) else {"every node": d.delay}
+        for node, delay in delays.items():
+            if 0 < delay <= bound:
+                problems.append((("fencing", "devices", i, "delay"),
+                                 f"fence delay for {node} is {delay:g}s: in a two-node cluster it must exceed "
+                                 f"deadtime + keepalive + {FENCE_RACE_MARGIN:g}s ({bound:g}s), or the other node "
+                                 f"shoots {node} before {node} notices the loss (a delay only chooses the survivor "
+                                 "if it outlasts that)", delay))
+    return problems
+
+
 def find_agent(agent: str, path: str | None = None) -> str | None:
     """The executable of fence agent ``agent``: on PATH, else in the usual sbin dirs.
     Only plain names are looked up: a name with a '/' is never run."""

@@ -7,7 +7,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from havm.config.alerts import Alert, check_alerts
 from havm.config.cluster import Auth, Daemon, Link, Node, Quorum, Strict, Timing
-from havm.config.fencing import Fencing, check_fencing
+from havm.config.fencing import Fencing, check_fence_delays, check_fencing
 from havm.config.resources import Constraint, Meta, Properties, Resource, check_references
 from havm.config.types import Name
 from havm.config.watchdog import Watchdog, check_watchdog
@@ -82,6 +82,8 @@ class ClusterConfig(Strict):
         problems = check_references(self.resources, self.constraints, self.node_names)
         problems += check_alerts(self.alerts, self.node_names, self.resources)
         problems += check_fencing(self.fencing, self.node_names)
+        problems += check_fence_delays(self.fencing, self.timing.deadtime, self.timing.keepalive,
+                                       self.quorum.two_node)
         problems += check_watchdog(self.watchdog, self.timing, self.properties.no_quorum_policy,
                                    self.properties.fencing_watchdog_timeout)
         if problems:

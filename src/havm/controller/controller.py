@@ -18,7 +18,13 @@ Safety:
   only once this node has seen it lost for ``fencing_watchdog_timeout``
   (``selffence.py``); a node that can be fenced neither way is never taken
   as fenced: its resources stay stopped, said loudly every cycle;
-- a failed stop escalates to fencing of that node (``snapshot.py``).
+- a failed stop escalates to fencing of that node (``snapshot.py``);
+- a fence is re-checked once its delay is over and before each attempt: a
+  target that became a member again since the fence was decided, or this
+  node out of office, abandons it (not fenced: nothing of it is recovered);
+- a membership change abandons the cycle's report fetches: the incumbent
+  never sits out a lost node's report timeout while the other side of a
+  two-node split, whose fence delay was meant to let it shoot first, acts.
 
 ``no_quorum_policy``: without quorum nobody acts (stop, freeze, demote: each
 node applies the policy to its own resources, daemon/local.py), except with
@@ -33,6 +39,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from havm.clock import Clock
@@ -56,6 +63,14 @@ FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never 
 REPORT_TIMEOUT = 5.0
 
 
+class FenceResult(StrEnum):
+    OFF = "off"  # confirmed off
+    FAILED = "failed"  # not confirmed: retried with backoff, never skipped
+    # given up before an attempt because ``still_due`` said so (the node rejoined, or we are
+    # no longer in charge): NOT fenced, so nothing of the node is recovered elsewhere
+    ABANDONED = "abandoned"
+
+
 class ClusterIO(ABC):
     """What the controller needs from its daemon. Every method may raise HavmError."""
 
@@ -74,8 +89,9 @@ class ClusterIO(ABC):
         """Run one action on ``node`` and return its record."""
 
     @abstractmethod
-    async def fence(self, node: str) -> bool:
-        """Power ``node`` off; True only if it is confirmed off."""
+    async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
+        """Power ``node`` off; OFF only if it is confirmed off. ``still_due`` is asked after
+        the fence delay and before every attempt; a reason it returns abandons the fence."""
 
 
 @dataclass
@@ -102,6 +118,7 @@ class Controller:
         self.losses = LossClock()  # when this node saw each node lost (watchdog fencing)
         self._fence_waits: dict[str, FenceVerdict] = {}  # node -> why its fence cannot be done yet
         self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
+        self._abandoned: set[str] = set()  # fence actions of this transition given up (target back, out of office)
         self._fence_retry: dict[str, tuple[int, float]] = {}  # node -> (failed fences in a row, not before)
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
@@ -115,6 +132,7 @@ class Controller:
         self._migrations: dict[str, dict[str, Any]] = {}  # rsc -> last migration's figures
         self._migrated_from: set[tuple[str, str]] = set()  # (rsc, source) migrated in this transition
         self._outside_since: dict[str, float] = {}  # peer heard but not a member -> since when
+        self._planned_on: MembershipView | None = None
 
     # -- events --
     def poke(self, reason: str = "", abort: bool = False) -> None:
@@ -188,6 +206,8 @@ class Controller:
             self.reports.clear()
         if not await self._refresh(view):
             return False
+        if self.io.view().members != view.members:
+            return False  # the view moved on while we fetched: its poke starts a cycle on the new one
         config = self.io.cluster_config()
         if config is not self._fence_retry_config:  # a new configuration (a fixed device?): fence at once
             self._fence_retry.clear()
@@ -206,8 +226,10 @@ class Controller:
         summary = "; ".join(tr.notes) if tr.notes else f"{len(real)} action(s)"
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)
+        self._planned_on = view  # the view this transition's fences were decided on
         self._migrated_from = set()
         self._deferred = set()
+        self._abandoned = set()
         result = await run_graph(tr, self._do, self._abort)
         self._record(tr, result, summary)
         if result.failed and set(result.failed) <= self._deferred:
@@ -274,7 +296,28 @@ class Controller:
                 log.warning("no resource report from %s yet: %s", n, e)
                 return n, None
 
-        got = dict(await asyncio.gather(*(one(n) for n in members)))
+        fetch = asyncio.ensure_future(asyncio.gather(*(one(n) for n in members)))
+        changed = asyncio.ensure_future(self._abort.wait())
+        try:
+            await asyncio.wait({fetch, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+        if not fetch.done():
+            # The membership changed (or a new configuration came) while we waited for
+            # reports: do not sit out REPORT_TIMEOUT for a node that is gone. In a
+            # two-node fence race the incumbent would otherwise act seconds late and
+            # the peer's fence delay, meant to let the incumbent shoot first, would
+            # protect the wrong node (chaos finding 2). The poke that set abort makes
+            # the run loop start a cycle over at once, on the new view.
+            fetch.cancel()
+            try:
+                await fetch
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # we are cancelled ourselves, not only the fetch
+            log.info("membership or configuration changed while fetching reports: starting over")
+            return False
+        got = dict(fetch.result())
         for n, rep in got.items():
             if rep is not None:
                 self.reports[n] = rep.get("states", {})
@@ -288,7 +331,10 @@ class Controller:
         v = Verdict(self.clock.wall(), summary, actions=result.done, failed=result.failed,
                     placement={k: list(x) if isinstance(x, tuple) else x for k, x in tr.placement.items()})
         self.verdicts = (self.verdicts + [v])[-50:]
-        if result.failed:
+        if result.failed and set(result.failed) <= self._abandoned:
+            log.info("transition stopped: %s abandoned (not fenced); re-planning on the new view",
+                     ", ".join(result.failed))
+        elif result.failed:
             log.warning("transition stopped: %s failed; re-planning", ", ".join(result.failed))
 
     def _cannot_fence_yet(self, v: FenceVerdict) -> bool:
@@ -336,7 +382,14 @@ class Controller:
                 self._deferred.add(a.id)  # backing off after failures; poked when the wait is over
                 return False
             log.warning("fencing %s", a.node)
-            ok = await self.io.fence(a.node)
+            result = await self.io.fence(a.node, self._still_due(a.node, self._planned_on))
+            if result == FenceResult.ABANDONED:
+                # not fenced, not a failure to retry: the next cycle plans from the new view
+                # (the node back as a member, or another controller); never recovery meanwhile
+                self._deferred.add(a.id)
+                self._abandoned.add(a.id)
+                return False
+            ok = result == FenceResult.OFF
             if ok:
                 self._fence_retry.pop(a.node, None)
                 self.node_fenced(a.node)
@@ -360,6 +413,24 @@ class Controller:
             return (a.resource, a.node if a.op == "stop" else a.target) in self._migrated_from
         rec = await self._exec(a.node, run.request(a.op))
         return rec.ok
+
+    def _still_due(self, node: str, decided: MembershipView | None) -> Callable[[], str | None]:
+        """Asked by the fencer once the fence delay is over and before each attempt: a
+        node that rejoined since the fence was decided, or this node out of office, ends
+        the fence (chaos finding 3: a node resuming from a freeze decided to fence its
+        healthy peer from a stale view, and the fence, in its delay, outlived the heal).
+        A fence of a member (a failed stop escalated) is kept while it stays a member."""
+        was_member = decided is not None and node in decided.members
+
+        def check() -> str | None:
+            view = self.io.view()
+            if not was_member and node in view.members:
+                return f"{node} is a member again"
+            if not self._in_charge(view):
+                return f"{self.node} is no longer the controller (controller: {view.controller or 'none'})"
+            return None
+
+        return check
 
     async def _migrate(self, run: PrimitiveRun, source: str, target: str) -> bool:
         """A live migration, all phases in one go (Ganeti's order): prepare on the

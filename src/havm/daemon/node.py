@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -31,7 +32,7 @@ from havm.clock import Clock, SystemClock
 from havm.commands.base import Command
 from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
-from havm.controller.controller import ClusterIO, Controller
+from havm.controller.controller import ClusterIO, Controller, FenceResult
 from havm.daemon.fencing import gather as gather_fencing
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
@@ -398,12 +399,18 @@ class NodeDaemon(ClusterIO):
                                         "/internal/execute", asdict(req), timeout=req.timeout + 10)
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
 
-    async def fence(self, node: str) -> bool:
-        return (await self.fence_node(node, f"controller {self.node}")).ok
+    async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
+        outcome = await self.fence_node(node, f"controller {self.node}", still_due)
+        if outcome.abandoned:
+            self.events.emit("fence.abandoned", f"fence of {node} abandoned: {outcome.abandoned} (not fenced)",
+                             target=node, reason=outcome.abandoned, waited=outcome.duration)
+            return FenceResult.ABANDONED
+        return FenceResult.OFF if outcome.ok else FenceResult.FAILED
 
-    async def fence_node(self, node: str, requested_by: str) -> FenceOutcome:
+    async def fence_node(self, node: str, requested_by: str,
+                         still_due: Callable[[], str | None] | None = None) -> FenceOutcome:
         """Fence ``node`` from here (levels, retries, delay: havm.fencing.policy)."""
-        return await self.fencer.fence(node, requested_by)
+        return await self.fencer.fence(node, requested_by, still_due)
 
     def _fence_attempted(self, a: FenceAttempt) -> None:
         self.events.emit("fence", f"fencing {a.node} through {a.device or 'no device'}: "

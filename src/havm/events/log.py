@@ -37,6 +37,7 @@ KINDS = {
     "action": "an agent action finished (rsc, op, node, rc, ok, duration)",
     "resource.changed": "a resource's state on this node changed outside an action (monitor)",
     "fence": "a fencing attempt finished (node, device, ok)",
+    "fence.abandoned": "a fence given up before an attempt: its target rejoined, or this node left office",
     "fence.watchdog-wait": "recovery waits for a lost node's watchdog (node, remaining seconds)",
     "watchdog.armed": "this node's watchdog was armed (timeout, reason)",
     "watchdog.disarmed": "this node's watchdog was disarmed cleanly: nothing runs here (reason)",

@@ -14,6 +14,14 @@ Every attempt is recorded in the history and logged; a fence that fails is
 logged at error level with every reason, and the caller (the controller)
 retries it on its next cycle, never skipping it.
 
+A caller may pass ``still_due``, asked after the delay and before every
+attempt: when it gives a reason (the target rejoined the membership, this
+node is no longer the controller), the fence is abandoned there: the outcome
+is not ok and carries ``abandoned``; the node was not fenced. Without it, a
+node that resumed from a freeze could decide to fence its peer from a stale
+view, and the fence, sitting in its delay, would kill the peer although it
+was a member again by then (chaos finding 3).
+
 Time is injected (``clock``, ``sleep``) and devices are made by a factory, so
 the unit tests drive all of this with fakes and no waiting.
 """
@@ -32,6 +40,8 @@ from havm.fencing.history import FenceHistory
 from havm.fencing.records import DeviceResult, FenceAttempt, FenceOutcome
 
 log = logging.getLogger("havm.fencing")
+
+StillDue = Callable[[], str | None]  # None: go on; a reason: abandon the fence
 
 RETRY_PAUSE = 1.0  # seconds between two attempts of one device
 ACTION = "off"
@@ -54,7 +64,7 @@ class Fencer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._succeeded: dict[str, tuple[float, FenceOutcome]] = {}  # node -> (when, last success)
 
-    async def fence(self, node: str, requested_by: str) -> FenceOutcome:
+    async def fence(self, node: str, requested_by: str, still_due: StillDue | None = None) -> FenceOutcome:
         asked = self.clock.monotonic()
         lock = self._locks.setdefault(node, asyncio.Lock())
         async with lock:
@@ -65,28 +75,31 @@ class Fencer:
                 log.info("fencing %s (asked by %s): merged with the fence that just succeeded", node,
                          requested_by)
                 return done[1]
-            outcome = await self._fence(node, requested_by)
+            outcome = await self._fence(node, requested_by, still_due or _always_due)
             if outcome.ok:
                 self._succeeded[node] = (self.clock.monotonic(), outcome)
         if outcome.ok:
             log.warning("fenced %s through level %s (%s)%s, asked by %s", node, outcome.level,
                         ", ".join(sorted({a.device for a in outcome.attempts if a.ok})),
                         " (it was already off)" if outcome.already_off else "", requested_by)
+        elif outcome.abandoned:
+            log.warning("fence of %s (asked by %s) abandoned: %s; %s was NOT fenced", node, requested_by,
+                        outcome.abandoned, node)
         else:
             log.error("FENCING %s FAILED (asked by %s): %s", node, requested_by, outcome.error)
         return outcome
 
-    async def _fence(self, node: str, requested_by: str) -> FenceOutcome:
+    async def _fence(self, node: str, requested_by: str, still_due: StillDue) -> FenceOutcome:
         cfg = self.fencing()
         t0, started = self.clock.monotonic(), self.clock.wall()
         levels = cfg.levels_for(node)
         attempts: list[FenceAttempt] = []
 
-        def outcome(ok: bool, level: int | None, delay: float, error: str = "") -> FenceOutcome:
+        def outcome(ok: bool, level: int | None, delay: float, error: str = "", abandoned: str = "") -> FenceOutcome:
             return FenceOutcome(node=node, ok=ok, requested_by=requested_by, executor=self.executor,
                                 started=started, duration=round(self.clock.monotonic() - t0, 3), delay=delay,
                                 level=level, already_off=ok and all(a.already_off for a in attempts if a.ok),
-                                attempts=tuple(attempts), error=error)
+                                attempts=tuple(attempts), error=error, abandoned=abandoned)
 
         if not levels:
             why = f"no fence device can fence {node}"
@@ -104,7 +117,11 @@ class Fencer:
         for index, level in enumerate(levels, start=1):
             failed = None
             for dev in level:  # every device of the level must confirm
-                if not await self._device(dev, node, index, requested_by, attempts):
+                try:
+                    ok = await self._device(dev, node, index, requested_by, attempts, still_due)
+                except _Abandoned as e:
+                    return outcome(False, None, delay, abandoned=e.reason)
+                if not ok:
                     failed = dev
                     break
             if failed is None:
@@ -115,10 +132,14 @@ class Fencer:
         return outcome(False, None, delay, "; ".join(errors))
 
     async def _device(self, cfg: DeviceConfig, node: str, level: int, requested_by: str,
-                      attempts: list[FenceAttempt]) -> bool:
+                      attempts: list[FenceAttempt], still_due: StillDue) -> bool:
+        """True once the device confirms the node off; raises _Abandoned when ``still_due`` says so."""
         for attempt in range(1, cfg.retries + 2):
             if attempt > 1:
                 await self.sleep(RETRY_PAUSE)
+            why = still_due()  # after the delay or a pause the world may have moved on
+            if why:
+                raise _Abandoned(why)
             t0, started = self.clock.monotonic(), self.clock.wall()
             try:
                 result = await self.make(cfg).off(node, cfg.timeout)
@@ -146,3 +167,13 @@ class Fencer:
                 self.on_attempt(rec)
             except Exception:  # noqa: BLE001 - reporting never breaks fencing
                 log.exception("fencing attempt hook failed")
+
+
+class _Abandoned(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _always_due() -> str | None:
+    return None

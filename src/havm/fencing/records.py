@@ -76,6 +76,9 @@ class FenceOutcome:
     already_off: bool
     attempts: tuple[FenceAttempt, ...] = field(default_factory=tuple)
     error: str = ""
+    # why the fence was given up before an attempt ("n1 is a member again"), "" if it was not:
+    # not ok, and not a failure either: the node was NOT fenced and must not be taken as off
+    abandoned: str = ""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

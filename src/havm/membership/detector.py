@@ -12,6 +12,13 @@ Semantics (``Timing``):
   started is **unknown** until ``initdead`` after our start, then dead;
 - a peer that said LEAVE is dead at once (until heard again: a new incarnation).
 
+Silence is what this node *listened* to: time it was not listening (its
+membership thread stalled: SIGSTOP, swapping, a VM paused) is given with
+``stalled`` and does not count. A node that resumes from a freeze would
+otherwise declare every peer dead at once, win quorum alone and fence a
+healthy peer (chaos finding 3). Time already listened to still counts, so
+repeated stalls delay a verdict but never prevent one.
+
 Per link: a link is **up** for a peer while that peer was heard on it within
 ``deadtime``, **down** after, **unknown** if never heard and still within
 ``initdead``. A node stays alive while any one of its links works; link events
@@ -78,6 +85,8 @@ class _Peer:
     # keepalive), counted per LATENESS_BOUNDS bucket, and the sum (for metrics)
     late_counts: list[list[int]] = field(default_factory=list)
     late_total: list[float] = field(default_factory=list)
+    # per link: seconds this node did not listen since the peer was last heard on it
+    deaf: list[float] = field(default_factory=list)
 
 
 class FailureDetector:
@@ -102,7 +111,7 @@ class FailureDetector:
                 self._peers[name] = _Peer([None] * len(self.links),
                                           links=[LinkStatus.UNKNOWN] * len(self.links),
                                           late_counts=[[0] * (len(LATENESS_BOUNDS) + 1) for _ in self.links],
-                                          late_total=[0.0] * len(self.links))
+                                          late_total=[0.0] * len(self.links), deaf=[0.0] * len(self.links))
         if now > self.start and any(p.status == PeerStatus.UNKNOWN for p in self._peers.values()):
             # A peer added by a config change deserves initdead from now, not from our start.
             self.start = now
@@ -116,6 +125,7 @@ class FailureDetector:
             state.late_counts[link][bisect.bisect_left(LATENESS_BOUNDS, lateness)] += 1
             state.late_total[link] += lateness
         state.last[link] = now if previous is None else max(previous, now)
+        state.deaf[link] = 0.0
         state.left = False
         return self._evaluate_peer(peer, state, now)
 
@@ -124,6 +134,16 @@ class FailureDetector:
         state = self._peers[peer]
         state.left = True
         return self._evaluate_peer(peer, state, now)
+
+    def stalled(self, seconds: float, now: float) -> None:
+        """This node did not listen for the last ``seconds`` (up to ``now``): that time is
+        not peers' silence. Call before ``evaluate`` at the wake-up."""
+        for state in self._peers.values():
+            for i, last in enumerate(state.last):
+                if last is not None:
+                    state.deaf[i] += seconds
+        if self.start + self.timing.initdead > now - seconds:
+            self.start += seconds  # initdead still running when the stall began: it did not listen either
 
     def evaluate(self, now: float) -> list[DetectorEvent]:
         """Apply the timers at ``now``; returns the transitions since the last call."""
@@ -169,7 +189,7 @@ class FailureDetector:
         for state in self._peers.values():
             if state.status == PeerStatus.UNKNOWN:
                 times.append(self.start + t.initdead)
-            heard = [x for x in state.last if x is not None]
+            heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
             if heard and not state.left:
                 last = max(heard)
                 times.extend((last + t.warntime, last + t.deadtime))
@@ -183,8 +203,8 @@ class FailureDetector:
     def _evaluate_peer(self, name: str, state: _Peer, now: float) -> list[DetectorEvent]:
         t = self.timing
         in_initdead = now - self.start < t.initdead
-        heard = [x for x in state.last if x is not None]
-        silence = now - max(heard) if heard else None
+        heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
+        silence = now - max(heard) if heard else None  # listened silence (stalls excluded)
         if state.left:
             status = PeerStatus.DEAD
         elif silence is None:
@@ -215,7 +235,7 @@ class FailureDetector:
             elif last is None:
                 link = LinkStatus.UNKNOWN if in_initdead else LinkStatus.DOWN
             else:
-                link = LinkStatus.UP if now - last < t.deadtime else LinkStatus.DOWN
+                link = LinkStatus.UP if now - last - state.deaf[i] < t.deadtime else LinkStatus.DOWN
             if link != state.links[i]:
                 first_up = state.links[i] == LinkStatus.UNKNOWN and link == LinkStatus.UP
                 if stays_alive and link != LinkStatus.UNKNOWN and not first_up:

@@ -100,6 +100,7 @@ class MembershipService:
         self._started = clock.monotonic()
         self._seq = 0
         self._next_send = self._started
+        self._awake = self._started  # when this thread last ran (a tick or a datagram): it listened until then
         self._guard = ReplayGuard()
         self._peers: dict[str, _PeerInfo] = {}
         self._drops: Counter[str] = Counter()
@@ -221,6 +222,8 @@ class MembershipService:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         await self.transport.open(self.on_datagram)
+        with self._lock:
+            self._awake = self.clock.monotonic()  # the time before run() was not a stall
         if ready is not None:
             ready()
         if self.prober is not None:
@@ -256,6 +259,7 @@ class MembershipService:
         # The daemon's callable runs outside our lock: it may take locks of its own.
         app = self._current_app_info() if now >= self._next_send else None
         with self._lock:
+            self._note_stall(now)
             if app is not None:
                 lateness = now - self._next_send
                 self._jitter.append(lateness)
@@ -280,6 +284,21 @@ class MembershipService:
         if dirty:
             self._publish(now)
 
+    def _note_stall(self, now: float) -> None:
+        """The thread runs at least once a keepalive (each send is a wake-up). A longer gap
+        since it last ran, with a round skipped, means it was stalled (SIGSTOP, swapping, a
+        paused VM) and heard nothing meanwhile: that time is not peers' silence. Without
+        this a node resuming from a freeze declared its peers dead at once (it had not
+        listened), won quorum alone and fenced a healthy peer (chaos finding 3)."""
+        keepalive = self.config.timing.keepalive
+        gap = now - self._awake
+        self._awake = now
+        if gap > 2 * keepalive:
+            stall = gap - keepalive  # a normal sleep is at most one keepalive
+            self._detector.stalled(stall, now)
+            log.warning("membership thread stalled %.2fs: peers' silence is judged from what it heard "
+                        "before and after, not during the stall", stall)
+
     def leave(self) -> None:
         """Tell peers we stop on purpose (they mark us dead without waiting deadtime)."""
         with self._lock:
@@ -290,6 +309,7 @@ class MembershipService:
         now = self.clock.monotonic()
         events: list[DetectorEvent] = []
         with self._lock:
+            self._note_stall(now)
             self._traffic["received_packets"] += 1
             self._traffic["received_bytes"] += len(data)
             try:

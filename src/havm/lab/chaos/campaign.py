@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 
 from havm.commands.cluster import ApplyConfig, GetConfig
+from havm.config.cluster import Timing
+from havm.config.fencing import fence_race_bound
 from havm.errors import HavmError, UsageError
 from havm.lab import control, daemons, lab
 from havm.lab.chaos import catalogue, fencehook, invariants, report, schedule
@@ -48,6 +50,7 @@ POLL = 0.5  # seconds between recovery checks
 # a node is powered on only once it has been off this long (a fence round is over by then).
 IPMI_POWER_ON_DELAY = 15.0
 TWO_NODE_FENCE_DELAY = 3.0  # seconds: fencing n1 waits this long, so in a race n1 shoots first
+# ... at least: with slower timing it must also outlast n1's reaction (config/fencing.py fence_race_bound)
 Progress = Callable[[str], None]
 
 
@@ -123,9 +126,11 @@ def campaign_config(text: str, opts: CampaignOptions, switch_address: str | None
     if opts.nodes == 2 and switch_address:
         doc["quorum"] = {"two_node": True, "tiebreaker": {"type": "ping", "targets": [switch_address]}}
         first = doc["nodes"][0]["name"]
+        timing = Timing.model_validate(doc.get("timing") or {})
+        delay = max(TWO_NODE_FENCE_DELAY, round(fence_race_bound(timing.deadtime, timing.keepalive) + 0.5, 1))
         for dev in (doc.get("fencing") or {}).get("devices") or []:
             if dev.get("nodes") is None or first in dev["nodes"]:
-                dev["delay"] = {first: TWO_NODE_FENCE_DELAY}  # fencing n1 waits: n1 shoots first
+                dev["delay"] = {first: delay}  # fencing n1 waits: n1 shoots first
     return "# adjusted by havm lab chaos\n" + yaml.safe_dump(doc, sort_keys=False)
 
 
