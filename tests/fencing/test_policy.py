@@ -4,9 +4,11 @@ every device of a level, retries, the delay before the first attempt, history.""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 from havm.clock import ManualClock
 from havm.config.fencing import Fencing
+from havm.config.watchdog import Watchdog
 from havm.fencing.history import FenceHistory, summarize
 from tests.fencing.fakes import FAIL, OK, ScriptedDevices, Sleeps, fencer
 
@@ -180,9 +182,10 @@ def test_the_forwarding_budget_covers_delay_levels_and_retries():
         {"id": "bmc", "agent": "fence_ipmilan", "nodes": ["n1"], "retries": 1, "timeout": 10, "delay": 3},
         {"id": "pdu-a", "agent": "fence_apc", "host_map": {"n1": "3"}, "timeout": 5},
         {"id": "pdu-b", "agent": "fence_apc", "host_map": {"n1": "7"}, "timeout": 5}]})
+    config = SimpleNamespace(fencing=f, node_names=["n1", "n3"], watchdog=Watchdog())
     # delay 3 + bmc 2 x 10 + 1 pause + pdu-a 5 + pdu-b 5
-    assert fence_budget(f, "n1") == 34.0
-    assert fence_budget(f, "n3") == 0.0
+    assert fence_budget(config, "n1") == 34.0  # type: ignore[arg-type]
+    assert fence_budget(config, "n3") == 0.0  # type: ignore[arg-type]
 
 
 def test_a_fence_is_abandoned_when_still_due_says_so_after_the_delay_or_a_pause():

@@ -8,6 +8,7 @@
   POST /internal/execute          run one agent action here (from the controller)
   POST /internal/poke             ask the controller to re-plan now
   POST /internal/events           this node's events matching a filter (for history)
+  POST /internal/fence-self       fence yourself: stop feeding your watchdog for good (watchdog fencing)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from aiohttp import web
 from havm.api.auth import principal
 from havm.api.routes_v1 import read_json, run_command
 from havm.commands.history import GetHistory
+from havm.daemon import fencing
 from havm.errors import UsageError
 from havm.executor.records import ActionRequest
 
@@ -76,6 +78,11 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
                                      limit=q.limit)
         return web.json_response({"node": daemon.node, "events": [e.to_json() for e in found]})
 
+    async def fence_self(request: web.Request) -> web.Response:
+        data = await read_json(request)
+        by = data.get("requested_by") if isinstance(data, dict) else None
+        return web.json_response(fencing.fence_self(daemon, str(by or "?"), _sender(request)))
+
     r = app.router
     r.add_get("/internal/config", config)
     r.add_post("/internal/config", offer)
@@ -85,3 +92,4 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
     r.add_post("/internal/execute", execute)
     r.add_post("/internal/poke", poke)
     r.add_post("/internal/events", events)
+    r.add_post("/internal/fence-self", fence_self)

@@ -10,6 +10,11 @@ and the rule every node applies on its own without quorum
   non-quorate partition does nothing, so nothing new is asked of us);
 - ``ignore``: carry on as if quorate (dangerous: see docs/watchdog.md).
 
+A node asked to fence itself by its watchdog (``fence_self``) stops
+everything too, at once and best effort (its watchdog resets it anyway), and
+from then on answers no report and runs nothing but stops: the controller
+must not place anything on a node about to be reset.
+
 Runs on the control loop; agent actions run as subprocesses (executor).
 """
 
@@ -25,6 +30,7 @@ from havm.clock import Clock
 from havm.config.resources import walk_primitives
 from havm.config.schema import ClusterConfig
 from havm.controller.catalog import PrimitiveRun, catalog
+from havm.errors import Conflict
 from havm.executor.executor import Executor
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 
@@ -32,6 +38,7 @@ log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
 RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
+SAFE_WHEN_FENCING = ("stop", "demote", "monitor", "meta_data", "validate")  # nothing that starts anything
 
 
 class LocalResources:
@@ -46,6 +53,7 @@ class LocalResources:
         self._probe_task: asyncio.Task[None] | None = None
         self._quorum_stop: asyncio.Task[None] | None = None
         self._promotable: set[str] = set()  # primitives of promotable clones (policy demote)
+        self.fencing_self = ""  # set by fence_self: why (who asked); nothing starts here any more
 
     def _defaults(self, rsc: str, agent: str) -> dict[str, Any]:
         # node-local state for agents whose state lives in files: lab nodes share a
@@ -93,11 +101,16 @@ class LocalResources:
 
     def report(self) -> dict[str, Any]:
         """What runs here, for the controller (GET /internal/resources)."""
+        if self.fencing_self:
+            # no report, so no controller plans with this node until it is gone
+            raise Conflict(f"{self.node} is fencing itself ({self.fencing_self}): its watchdog resets it")
         return {"node": self.node, "probed": self.probed,
                 "states": {r: s.to_json() for r, s in self.executor.states().items()},
                 "in_flight": dict(self.executor.in_flight)}
 
     async def execute(self, req: ActionRequest) -> ActionRecord:
+        if self.fencing_self and req.action not in SAFE_WHEN_FENCING:
+            raise Conflict(f"{self.node} is fencing itself ({self.fencing_self}): {req.action} {req.rsc} refused")
         run = self.catalog.get(req.rsc)
         if run is not None and not req.params:
             req = run.request(req.action, req.args, req.interval)
@@ -127,6 +140,13 @@ class LocalResources:
         if self._quorum_stop is None or self._quorum_stop.done():
             work = self.stop_all() if policy == "stop" else self.demote_all()
             self._quorum_stop = asyncio.get_running_loop().create_task(work)
+
+    def fence_self(self, why: str) -> None:
+        """This node fences itself (its watchdog is no longer fed): stop everything now,
+        best effort, and start nothing from now on."""
+        self.fencing_self = self.fencing_self or why
+        if self.running() and (self._quorum_stop is None or self._quorum_stop.done()):
+            self._quorum_stop = asyncio.get_running_loop().create_task(self.stop_all())
 
     async def demote_all(self) -> None:
         """Policy demote: promoted instances are demoted, everything not a promotable

@@ -34,6 +34,7 @@ from havm.config.load import LoadedConfig
 from havm.config.schema import ClusterConfig
 from havm.controller.controller import ClusterIO, Controller, FenceResult
 from havm.daemon.fencing import gather as gather_fencing
+from havm.daemon.fencing import watchdog_fence
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.local import LocalResources
 from havm.daemon.peers import PeerClient
@@ -98,7 +99,7 @@ class NodeDaemon(ClusterIO):
         self.controller = Controller(node, self, self.clock, emit=self.events.emit)
         self.watchdog = NodeWatchdog.for_daemon(self)  # None without watchdog self-fencing
         self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
-                             self.clock, on_attempt=self._fence_attempted)
+                             self.clock, on_attempt=self._fence_attempted, watchdog=watchdog_fence(self))
         self.handlers = CommandHandlers(self)
         self._last_view: MembershipView | None = None
         self._tasks: list[asyncio.Task[Any]] = []

@@ -39,6 +39,7 @@ KINDS = {
     "fence": "a fencing attempt finished (node, device, ok)",
     "fence.abandoned": "a fence given up before an attempt: its target rejoined, or this node left office",
     "fence.watchdog-wait": "recovery waits for a lost node's watchdog (node, remaining seconds)",
+    "fence.self": "this node was asked to fence itself: its watchdog is no longer fed (reset_in, requested_by)",
     "watchdog.armed": "this node's watchdog was armed (timeout, reason)",
     "watchdog.disarmed": "this node's watchdog was disarmed cleanly: nothing runs here (reason)",
     "watchdog.expiry-wait": "this node stopped feeding its watchdog: reset unless it can disarm first",

@@ -38,6 +38,8 @@ from havm.config.fencing import Fencing
 from havm.fencing.device import FenceDevice, make_device
 from havm.fencing.history import FenceHistory
 from havm.fencing.records import DeviceResult, FenceAttempt, FenceOutcome
+from havm.fencing.watchdog import DEVICE as WATCHDOG
+from havm.fencing.watchdog import WatchdogFence
 
 log = logging.getLogger("havm.fencing")
 
@@ -51,9 +53,11 @@ class Fencer:
     def __init__(self, executor: str, fencing: Callable[[], Fencing], history: FenceHistory, clock: Clock,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  make: Callable[[DeviceConfig], FenceDevice] = make_device,
-                 on_attempt: Callable[[FenceAttempt], None] | None = None) -> None:
+                 on_attempt: Callable[[FenceAttempt], None] | None = None,
+                 watchdog: WatchdogFence | None = None) -> None:
         """``executor``: this node's name; ``fencing``: the current configuration's
-        section (read at each fence: devices may change between two fences)."""
+        section (read at each fence: devices may change between two fences);
+        ``watchdog``: fences the nodes no device can fence, by their own watchdog."""
         self.executor = executor
         self.fencing = fencing
         self.history = history
@@ -61,6 +65,7 @@ class Fencer:
         self.sleep = sleep
         self.make = make
         self.on_attempt = on_attempt
+        self.watchdog = watchdog
         self._locks: dict[str, asyncio.Lock] = {}
         self._succeeded: dict[str, tuple[float, FenceOutcome]] = {}  # node -> (when, last success)
 
@@ -101,6 +106,13 @@ class Fencer:
                                 level=level, already_off=ok and all(a.already_off for a in attempts if a.ok),
                                 attempts=tuple(attempts), error=error, abandoned=abandoned)
 
+        if not levels and self.watchdog is not None and self.watchdog.applies(node):
+            result = await self.watchdog.off(node, requested_by)
+            self._record(attempts, FenceAttempt(
+                node=node, device=WATCHDOG, agent=WATCHDOG, level=1, attempt=1, action=ACTION, ok=result.ok,
+                rc=None, output=result.output, error=result.error, already_off=result.already_off, started=started,
+                duration=round(self.clock.monotonic() - t0, 3), requested_by=requested_by, executor=self.executor))
+            return outcome(result.ok, 1 if result.ok else None, 0.0, result.error)
         if not levels:
             why = f"no fence device can fence {node}"
             self._record(attempts, FenceAttempt(

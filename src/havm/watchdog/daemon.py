@@ -3,7 +3,9 @@
 ``NodeDaemon`` makes a few calls: ``for_daemon`` (None without a watchdog),
 ``start`` (checks the watchdog answers, then runs the keeper on the control
 loop), ``configure`` (a new configuration), ``stopping`` and ``close``
-(clean stop: feed while resources stop, disarm once nothing runs).
+(clean stop: feed while resources stop, disarm once nothing runs), and
+``fence_self`` (``havm node fence`` of this node, by its watchdog: never fed
+again until havmd restarts).
 
 The control loop's health is the keeper's own punctuality: it runs on that
 loop, so a loop blocked (or a daemon stopped) does not feed at all, and a
@@ -17,7 +19,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from havm.watchdog.backend import WatchdogBackend, make_backend
+from havm.watchdog.backend import WatchdogBackend, WatchdogError, make_backend
 from havm.watchdog.keeper import WatchdogKeeper
 from havm.watchdog.policy import WatchdogSnapshot
 
@@ -38,6 +40,7 @@ class NodeWatchdog:
         self.keeper = WatchdogKeeper(backend, cfg, self.snapshot, daemon.clock, daemon.events.emit)
         self._beat = daemon.clock.monotonic()
         self._stopping = False
+        self.self_fenced = ""  # who asked this node to fence itself: the watchdog is never fed again
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -59,7 +62,22 @@ class NodeWatchdog:
             in_flight=sum(1 for a in local.executor.in_flight.values() if a not in OBSERVING),
             stop_failed=tuple(local.stop_failed()),
             loop_age=self._lateness(cfg.interval) if self._task is not None else 0.0, loop_limit=cfg.timeout / 2,
-            stopping=self._stopping, fencing_enabled=d.config.properties.fencing_enabled)
+            stopping=self._stopping, fencing_enabled=d.config.properties.fencing_enabled,
+            self_fenced=self.self_fenced)
+
+    def fence_self(self, requested_by: str) -> float:
+        """Stop feeding for good, now (arming first if the watchdog was not armed), and
+        return the most seconds left before the watchdog resets this node. Raises
+        WatchdogError if the watchdog is not armed afterwards: the node is then not
+        fencing itself, and its fencer must not count it as fenced."""
+        self.self_fenced = self.self_fenced or f"asked by {requested_by}"
+        self.keeper.step()
+        k = self.keeper
+        if not k.backend.armed or k.last is None or k.last.action != "hold":
+            raise WatchdogError(f"watchdog {k.backend.describe()} is not armed: this node cannot fence itself")
+        timeout = k.timeout_in_force or k.cfg.timeout
+        fed = k.last_fed if k.last_fed is not None else self.daemon.clock.monotonic()
+        return max(0.0, timeout - (self.daemon.clock.monotonic() - fed))
 
     def start(self) -> None:
         """Check the watchdog is there (raises WatchdogError, naming it), then keep it."""
@@ -79,6 +97,8 @@ class NodeWatchdog:
         if config.watchdog.backend != self.keeper.cfg.backend or config.watchdog.device != self.keeper.cfg.device:
             log.warning("watchdog backend or device changed: takes effect when havmd restarts")
             return
+        if self.self_fenced:
+            return  # setting a timeout restarts the countdown: a node fencing itself keeps the one running
         if config.watchdog.timeout != self.keeper.cfg.timeout and self.keeper.backend.armed:
             self.keeper.timeout_in_force = self.keeper.backend.arm(config.watchdog.timeout)
         self.keeper.cfg = config.watchdog

@@ -43,6 +43,7 @@ class WatchdogSnapshot:
     loop_limit: float = float("inf")  # beyond this the loop counts as hung
     stopping: bool = False  # havmd is stopping cleanly (resources before LEAVE)
     fencing_enabled: bool = True
+    self_fenced: str = ""  # why this node fences itself ("" when it does not): never fed again
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Decision:
 
 
 def decide(s: WatchdogSnapshot) -> Decision:
+    if s.self_fenced:
+        return Decision("hold", f"fencing itself ({s.self_fenced}): the watchdog is never fed again")
     busy = bool(s.running) or s.in_flight > 0
     if s.stop_failed and s.fencing_enabled:
         return Decision("hold", f"stop of {', '.join(s.stop_failed)} failed: only a reset makes this node safe")
