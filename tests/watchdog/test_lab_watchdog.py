@@ -7,6 +7,9 @@ node when its havmd stops feeding it.
   node; either way the survivors start it only after fencing_watchdog_timeout;
 - a frozen (SIGSTOP) havmd stops feeding: its watchdog resets the node, and the
   survivors recover its resource after fencing_watchdog_timeout;
+- ``havm node fence n3`` (no device can fence it) asks n3 to fence itself: its
+  watchdog resets it, the command succeeds only fencing_watchdog_timeout after n3
+  acknowledged, and n3's resource runs elsewhere; a restarted n3 feeds again;
 - an observer outside the cluster samples every node's dummy state file all along:
   the resource never runs on two nodes at once.
 
@@ -14,6 +17,7 @@ Figures (partition -> recovery, freeze -> reset -> recovery) are printed (pytest
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -161,3 +165,57 @@ def test_a_frozen_daemon_is_reset_by_its_watchdog(lab_dir):
     print(f"\nwatchdog fencing, frozen havmd: timeout={wd['timeout']}s fencing_watchdog_timeout={fwt}s | "
           f"reset after {reset['at'] - t0:.2f}s ({reset.get('killed')} processes killed) | recovered on a "
           f"survivor after {recovered - t0:.2f}s | samples {len(obs.samples)}, double-active 0")
+
+
+def havm(d: str, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "havm.cli.main", "--lab", d, *argv], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("which", ["n3", "controller"])
+def test_havm_node_fence_without_a_device_is_done_by_the_watchdog(lab_dir, which):
+    d, obs = lab_dir
+    wd, fwt = settings(d)
+    target = which
+    if which == "controller":  # then the lowest-named other member runs the fence
+        target = wait_until(lambda: Client(socket_path=socket_of(d, "n1"), timeout=5).request(
+            "GET", "/v1/status")["controller"], 30, "a controller")
+    others = [n for n in NODES if n != target]
+    if running_home(d, obs) != target:
+        moved = havm(d, "resource", "move", RSC, target)
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+    wait_until(lambda: obs.holders() == (target,) and running_home(d, obs) == target, 60, f"{RSC} on {target}")
+    t0 = time.time()
+    done = havm(d, "node", "fence", target, "--yes", "--json")
+    t1 = time.time()
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout)
+    assert out["ok"] and [(a["device"], a["ok"]) for a in out["attempts"]] == [("watchdog", True)], out
+    # n3 stopped feeding when asked and its watchdog reset it (every process of the node killed)
+    [reset] = events(d, target, "reset", t0)
+    assert not events(d, target, "disarmed", t0)
+    assert not daemons.daemon_alive(LabState.load(d).node(target))
+    assert t0 < reset["at"] < t1
+    # ok only once fencing_watchdog_timeout has passed since n3 acknowledged (after t0)
+    assert t1 - t0 >= fwt, (t1 - t0, fwt)
+    recovered = wait_until(lambda: obs.first_on(others, t0), 60, f"{RSC} recovered on {others}")
+    stopped = next(t for t, h in obs.samples if t >= t0 and target not in h)
+    assert recovered - t0 >= fwt  # not before n3's fence counts as done
+    assert not obs.double(), obs.double()[:5]
+    # the attempt is in the fencing history of havm status, and its fence event in the history
+    st = json.loads(havm(d, "status", "--json").stdout)
+    mine = [a for a in st["fencing"]["history"] if a["node"] == target and a["started"] >= t0 - 1]
+    assert [(a["device"], a["ok"]) for a in mine] == [("watchdog", True)], st["fencing"]
+    assert target not in [f["node"] for f in st["fencing"]["failing"]]
+    # powered on again (havm lab start), a new havmd feeds its watchdog again
+    control.start_node(d, target)
+
+    def feeding() -> bool:
+        w = Client(socket_path=socket_of(d, target), timeout=5).request("GET", "/v1/status")["watchdog"]
+        return bool(w["armed"] and w["decision"] == "feed")
+    wait_until(feeding, 60, f"{target} feeding its watchdog again after a restart")
+    print(f"\nwatchdog fencing by hand (havm node fence {target}, {which}): timeout={wd['timeout']}s "
+          f"interval={wd['interval']}s fencing_watchdog_timeout={fwt}s | {RSC} stopped on {target} after "
+          f"{stopped - t0:.2f}s | reset by its watchdog after {reset['at'] - t0:.2f}s | command returned ok "
+          f"after {t1 - t0:.2f}s | {RSC} running on a survivor after {recovered - t0:.2f}s | samples "
+          f"{len(obs.samples)}, double-active 0")

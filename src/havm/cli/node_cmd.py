@@ -40,8 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                     "as configured) and report the outcome; recorded in the fencing "
                                     "history of 'havm status'. Run by the controller (by another member if "
                                     "NODE is the controller); needs a quorate partition. A node never "
-                                    "fences itself: with --lab another node is asked. Exit 0 once NODE is "
-                                    "confirmed off (also if it was off already), 1 if fencing failed.")
+                                    "fences itself: with --lab another node is asked. A node no device can "
+                                    "fence, in a cluster with a watchdog, is asked to stop feeding its "
+                                    "watchdog and counts as off fencing_watchdog_timeout after it "
+                                    "acknowledged. Exit 0 once NODE is confirmed off (also if it was off "
+                                    "already), 1 if fencing failed.")
     f.add_argument("node_arg", metavar="NODE")
     f.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     f.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the outcome")
