@@ -22,6 +22,7 @@ from havm.executor.records import ActionRequest
 from havm.watchdog.backend import WatchdogError
 from havm.watchdog.daemon import NodeWatchdog
 from havm.watchdog.policy import WatchdogSnapshot, decide
+from tests.controller.test_snapshot import CONFIG
 from tests.watchdog.test_keeper import FakeBackend
 
 
@@ -121,34 +122,22 @@ def test_only_a_member_of_its_partition_may_ask():
     assert backend.calls == [] and not d.local.fenced
 
 
-CONFIG = """\
-cluster: t
-nodes:
-  - {name: n1, addresses: {ring0: 10.0.0.1}}
-  - {name: n2, addresses: {ring0: 10.0.0.2}}
-links: [{name: ring0}]
-resources:
-  - {id: d1, type: dummy}
-  - {id: d2, type: dummy}
-"""
-
-
 def test_local_resources_stop_start_nothing_and_report_nothing(tmp_path):
     async def go() -> None:
         local = LocalResources("n1", str(tmp_path), ManualClock(), lambda st: None)
-        local.configure(parse_config_text(CONFIG, "t.yaml").config)
+        local.configure(parse_config_text(CONFIG, "t.yaml").config)  # resources a and b
         await local._probe_task
-        assert (await local.execute(ActionRequest("d1", "", "start"))).ok
-        assert local.running() == ["d1"] and local.report()["states"]
+        assert (await local.execute(ActionRequest("a", "", "start"))).ok
+        assert local.running() == ["a"] and local.report()["states"]
         local.fence_self("asked by n2")
         with pytest.raises(Conflict, match="fencing itself"):
             local.report()  # no controller plans with a node about to be reset
-        with pytest.raises(Conflict, match="start d2 refused"):
-            await local.execute(ActionRequest("d2", "", "start"))
+        with pytest.raises(Conflict, match="start b refused"):
+            await local.execute(ActionRequest("b", "", "start"))
         assert local._quorum_stop is not None
         await local._quorum_stop  # what ran is being stopped
         assert local.running() == []
-        assert (await local.execute(ActionRequest("d1", "", "stop"))).ok  # stops still run
+        assert (await local.execute(ActionRequest("a", "", "stop"))).ok  # stops still run
         await local.close()
 
     asyncio.run(go())

@@ -112,6 +112,7 @@ class WatchdogFenceConfig:
     grace: float  # the deadtime
 
 
+@dataclass
 class WatchdogFence:
     """Runs ``next_step`` until the target is fenced or the fence fails.
 
@@ -120,15 +121,12 @@ class WatchdogFence:
     ``lost_for(node)``: the loss clock; ``ask(node, requested_by)``: the target's
     acknowledgement, raising HavmError if it refuses or does not answer."""
 
-    def __init__(self, settings: Callable[[str], WatchdogFenceConfig | None], member: Callable[[str], bool],
-                 lost_for: Callable[[str], float | None], ask: Callable[[str, str], Awaitable[Ack]],
-                 clock: Clock, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        self.settings = settings
-        self.member = member
-        self.lost_for = lost_for
-        self.ask = ask
-        self.clock = clock
-        self.sleep = sleep
+    settings: Callable[[str], WatchdogFenceConfig | None]
+    member: Callable[[str], bool]
+    lost_for: Callable[[str], float | None]
+    ask: Callable[[str, str], Awaitable[Ack]]
+    clock: Clock
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def applies(self, node: str) -> bool:
         return self.settings(node) is not None
