@@ -345,7 +345,7 @@ _NO_RECORDS: Mapping[str, ResourceState] = _EMPTY  # type: ignore[assignment]
 
 def merge_meta(metas: tuple[Mapping[str, object], ...]) -> Mapping[str, object]:
     """Meta values, the first one set (not None) winning: most specific first."""
-    found = [m for m in metas if m]
+    found = list(filter(None, metas))  # (no comprehension: this runs once per primitive)
     if len(found) == 1 and None not in found[0].values():
         return found[0]  # the common case: only the defaults (or only its own) say anything
     out: dict[str, object] = {}

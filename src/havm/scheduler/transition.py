@@ -160,9 +160,11 @@ class Transition(Record):
             for rid, row in self.scores.items():
                 cells = " ".join(f"{n}={format_score(row.on(n))}" for n in node_names)
                 lines.append(f"  {rid}: {cells}")
-        lines.append("Transition:" if self.real_actions else "Transition: nothing to do")
-        for k, a in enumerate(self.real_actions, 1):
-            waits = [w for w in self.after.get(a.id, ())]
+        real = self.real_actions
+        lines.append("Transition:" if real else "Transition: nothing to do")
+        after = self.after
+        for k, a in enumerate(real, 1):
+            waits = after.get(a.id, ())
             line = f"  {k:3d}. {a.describe()}"
             if waits:
                 line += f"   (after {', '.join(waits)})"
@@ -170,7 +172,11 @@ class Transition(Record):
                 line += f"   # {a.reason}"
             lines.append(line)
         lines.append("Placement:")
+        unplaced = self.unplaced
         for rid, where in self.placement.items():
+            if where.__class__ is str and where and rid not in unplaced:  # the common line
+                lines.append(f"  {rid}: {where}")
+                continue
             if isinstance(where, tuple):
                 shown = ", ".join(where) if where else "(none)"
                 prom = self.promoted.get(rid)
@@ -178,7 +184,7 @@ class Transition(Record):
                     shown += f"  promoted: {', '.join(prom)}"
             else:
                 shown = where or "(stopped)"
-            extra = f"   # {self.unplaced[rid]}" if rid in self.unplaced else ""
+            extra = f"   # {unplaced[rid]}" if rid in unplaced else ""
             lines.append(f"  {rid}: {shown}{extra}")
         return "\n".join(lines)
 
