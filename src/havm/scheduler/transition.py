@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from havm.scheduler.record import Record, init
+from havm.scheduler.record import Record, init, setters
 from havm.scheduler.scores import format_score
 
 TYPE_CHECKING = False
@@ -52,14 +52,14 @@ class Action(Record):
 
     def __init__(self, id: str, op: str, node: str | None, resource: str | None = None, target: str | None = None,
                  pseudo: bool = False, interval: float = 0.0, reason: str = "") -> None:
-        init(self, "id", id)
-        init(self, "op", op)
-        init(self, "node", node)
-        init(self, "resource", resource)
-        init(self, "target", target)
-        init(self, "pseudo", pseudo)
-        init(self, "interval", interval)
-        init(self, "reason", reason)
+        _action_id(self, id)
+        _action_op(self, op)
+        _action_node(self, node)
+        _action_resource(self, resource)
+        _action_target(self, target)
+        _action_pseudo(self, pseudo)
+        _action_interval(self, interval)
+        _action_reason(self, reason)
 
     def describe(self) -> str:
         if self.op == "fence":
@@ -73,6 +73,11 @@ class Action(Record):
         if self.op == "monitor":
             return f"monitor {self.resource} on {self.node} every {self.interval:g}s"
         return f"{self.op} {self.resource} on {self.node}"
+
+
+# built thousands of times per plan: the slots' own setters (see record.setters)
+(_action_id, _action_op, _action_node, _action_resource, _action_target, _action_pseudo,
+ _action_interval, _action_reason) = setters(Action)
 
 
 class ScoreRow(Record):
