@@ -62,6 +62,7 @@ _OP_NAMES = ("start", "stop", "monitor", "migrate_to", "migrate_from", "promote"
 _OP_KEYS = {"id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"}  # as written today
 _RULE_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "defined", "not_defined")
 _EMPTY: dict[str, str] = {}
+_NO_UTILIZATION: dict[str, int] = {}  # read only
 
 
 class Unsupported(Exception):
@@ -144,6 +145,7 @@ class _Reader:
         self.groups: dict[str, GroupSpec] = {}
         self.clones: dict[str, CloneSpec] = {}
         self.top: list[str] = []
+        self.agents: set[str] = set()  # agent names already checked
 
     # -- properties, defaults, nodes -------------------------------------------------------
     def properties(self) -> dict[str, object]:
@@ -233,10 +235,11 @@ class _Reader:
 
     def primitive(self, el: ET.Element, outer: tuple[dict[str, object], ...], group: str | None,
                   clone: str | None) -> str | None:
-        for k in el.attrib:
-            if k not in _STRUCTURAL:
-                raise Unsupported(f"primitive option {k}= (template or Heartbeat 2 style)")
-        cls, rtype = el.get("class"), el.get("type")
+        attrib = el.attrib
+        if not attrib.keys() <= _STRUCTURAL:
+            k = next(k for k in attrib if k not in _STRUCTURAL)
+            raise Unsupported(f"primitive option {k}= (template or Heartbeat 2 style)")
+        cls, rtype = attrib.get("class"), attrib.get("type")
         if cls is None or rtype is None:
             raise Unsupported("a primitive without class or type")
         c = cls.strip().lower()
@@ -248,18 +251,21 @@ class _Reader:
             self.dropped.add(rid)
             return None
         if c == "ocf":
-            agent = f"ocf:{el.get('provider') or 'heartbeat'}:{rtype}"
+            agent = f"ocf:{attrib.get('provider') or 'heartbeat'}:{rtype}"
         elif c in ("lsb", "systemd", "service"):
             agent = f"{c}:{rtype}"
         else:
             raise Unsupported(f"resource class {cls!r}")
-        if _AGENT.match(agent) is None:
-            raise Unsupported(f"agent {agent!r}")
+        if agent not in self.agents:  # a large CIB names a few agents thousands of times
+            if _AGENT.match(agent) is None:
+                raise Unsupported(f"agent {agent!r}")
+            self.agents.add(agent)
         for k in params:
             if ("_" in k and norm(k) in HB2_META_NAMES) or not is_havm_id(k):
                 raise Unsupported(f"parameter {k!r}")
         rid = self.claim(el, "primitive")
-        util = {_check_id(k): _integer(v) for k, v in _nvpairs(el, "utilization").items()}
+        raw_util = _nvpairs(el, "utilization")
+        util = {_check_id(k): _integer(v) for k, v in raw_util.items()} if raw_util else _NO_UTILIZATION
         meta = _meta(_nvpairs(el, "meta_attributes"), None)
         monitor, on_fail = _ops(el)
         if on_fail:

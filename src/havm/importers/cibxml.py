@@ -36,9 +36,11 @@ RESOURCE_TAGS = ("primitive", "group", "clone", "master", "master_slave", "bundl
 CONTAINER_TAGS = ("group", "clone", "master", "master_slave", "bundle")
 CONSTRAINT_TAGS = ("rsc_location", "rsc_colocation", "rsc_order", "rsc_ticket")
 
-_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
-_MASK = re.compile(r"<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>", re.S)
-_DOCTYPE = re.compile(r"<!DOCTYPE[^>\[]*(\[[^\]]*\])?\s*>", re.S)
+# Patterns the fast CIB path (cib_spec) never uses stay strings, compiled on first use
+# through re's cache: compiling them all at import cost havm simulate ~2 ms per run.
+_XML_DECL = r"(?s)^\s*<\?xml[^>]*\?>"
+_MASK = r"(?s)<!--.*?-->|<!\[CDATA\[.*?\]\]>|<\?.*?\?>"
+_DOCTYPE = r"(?s)<!DOCTYPE[^>\[]*(\[[^\]]*\])?\s*>"
 
 
 def norm(name: str) -> str:
@@ -47,7 +49,7 @@ def norm(name: str) -> str:
 
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+_BAD = r"[^A-Za-z0-9_.-]"
 
 
 def is_havm_id(raw: str) -> bool:
@@ -63,7 +65,7 @@ def havm_id(raw: str) -> str:
     """
     if _NAME.match(raw):
         return raw
-    fixed = _BAD.sub("-", raw)
+    fixed = re.sub(_BAD, "-", raw)
     if not fixed or not fixed[0].isalnum():
         fixed = "r" + fixed
     return fixed[:63]
@@ -136,7 +138,7 @@ class CibInput:
     def _locate(self, src: _Source, tag: str) -> None:
         src.done_tags.add(tag)
         if src.masked is None:
-            src.masked = _MASK.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), src.text)
+            src.masked = re.sub(_MASK, lambda m: re.sub(r"[^\n]", " ", m.group(0)), src.text)
         end = next((s.first for s in self.sources if s.first > src.first), len(self.position))
         elements = [e for e in self.by_tag.get(tag, ()) if src.first <= self.position[e] < end]
         offsets = [m.start() for m in re.finditer(rf"<{re.escape(tag)}[\s/>]", src.masked)]
@@ -211,12 +213,12 @@ class CibInput:
         return out
 
 
-_SECRET = re.compile(r"pass|secret|key|token|community", re.I)
+_SECRET = r"(?i)pass|secret|key|token|community"
 
 
 def shown(name: str, value: str) -> str:
     """``name=value`` for the report, with the value hidden when the name says it is a secret."""
-    return f"{name}=***" if _SECRET.search(name) else f"{name}={value}"
+    return f"{name}=***" if re.search(_SECRET, name) else f"{name}={value}"
 
 
 def describe(el: ET.Element) -> str:
@@ -239,8 +241,8 @@ def _parse(text: str, file: str) -> tuple[ET.Element, str]:
             raise ImportFailed(file, e.position[0], f"not well-formed XML: {_message(e)} "
                                                     f"(column {e.position[1] + 1})") from None
     # Several top-level elements (a guide's snippet): wrap them, keeping line numbers.
-    body = _XML_DECL.sub(lambda m: "\n" * m.group(0).count("\n"), text, count=1)
-    body = _DOCTYPE.sub(lambda m: "\n" * m.group(0).count("\n"), body, count=1)
+    body = re.sub(_XML_DECL, lambda m: "\n" * m.group(0).count("\n"), text, count=1)
+    body = re.sub(_DOCTYPE, lambda m: "\n" * m.group(0).count("\n"), body, count=1)
     wrapped = "<snippet>" + body + "</snippet>"
     try:
         return _parse_once(wrapped), wrapped
@@ -290,7 +292,7 @@ def pcmk_score(value: str) -> int:
 _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "ms": 0.001, "msec": 0.001, "msecs": 0.001,
           "us": 1e-6, "usec": 1e-6, "m": 60.0, "min": 60.0, "mins": 60.0, "h": 3600.0, "hr": 3600.0,
           "hrs": 3600.0}
-_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_ISO = r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -302,7 +304,7 @@ def pcmk_interval(value: str) -> float:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", v)
     if m and m.group(2) in _UNITS:
         return float(m.group(1)) * _UNITS[m.group(2)]
-    iso = _ISO.match(value.strip().upper())
+    iso = re.match(_ISO, value.strip().upper())
     if iso and any(iso.groups()):
         d, h, mi, s = (float(g) if g else 0.0 for g in iso.groups())
         return d * 86400 + h * 3600 + mi * 60 + s

@@ -214,13 +214,14 @@ class GraphBuilder:
         """``emit`` for an instance that only starts (nothing runs, nothing to stop or promote)."""
         r = inst.id
         ub: dict[int, str] = {}
-        for y in sorted(inst.start):
+        arrivals = self.arrivals
+        for y in inst.start if len(inst.start) == 1 else sorted(inst.start):
             st = self.add("start", r, y, self.why_start(inst, y))
             ub[y] = st
-            if y in self.arrivals:
-                self.arrivals[y].append(st)
+            if y in arrivals:
+                arrivals[y].append(st)
             else:
-                self.arrivals[y] = [st]
+                arrivals[y] = [st]
             last = st
             if inst.tgt.get(y) == "promoted":
                 last = self.add("promote", r, y, "chosen as primary")
@@ -412,11 +413,11 @@ class GraphBuilder:
             return f"restart: {inst.restarted[y]}"
         if inst.implied:
             return "recovering from " + ", ".join(self.names[u] for u in sorted(inst.implied)) + " after fencing"
-        if y in inst.stop:
-            return f"recovering on {self.names[y]}"
-        moved = sorted(inst.stop)
-        if moved:
-            return f"moving from {self.names[moved[0]]}: {self.why_leave(inst, moved[0])}"
+        if inst.stop:
+            if y in inst.stop:
+                return f"recovering on {self.names[y]}"
+            x = min(inst.stop)
+            return f"moving from {self.names[x]}: {self.why_leave(inst, x)}"
         return f"best score {self._score(inst.unit, y)} on {self.names[y]}"
 
     def why_move(self, inst: Inst, src: int, dst: int) -> str:
@@ -451,7 +452,7 @@ class GraphBuilder:
         """Kahn's algorithm; among ready actions the lowest (operation rank, id) first."""
         actions, rank = self.actions, OP_RANK
         # actions numbered in (rank, id) order once, so the heap compares small integers
-        ids = sorted(self.edges, key=lambda a: (rank.get(actions[a].op, 99), a))
+        ids = [a for _, a in sorted([(rank.get(actions[a].op, 99), a) for a in self.edges])]
         num = {a: k for k, a in enumerate(ids)}
         waiting = [0] * len(ids)
         children: list[list[int]] = [[] for _ in ids]

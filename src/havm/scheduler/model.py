@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from havm.scheduler.record import Record, init
+from havm.scheduler.record import Record, init, setters
 
 TYPE_CHECKING = False  # no typing import at run time: havm simulate starts faster
 if TYPE_CHECKING:
@@ -83,20 +83,26 @@ class PrimitiveSpec(Record):
                  allow_migrate: bool = False, target_role: str = "started", priority: int = 0,
                  is_managed: bool = True, monitor_interval: float = 0.0, group: str | None = None,
                  clone: str | None = None) -> None:
-        init(self, "id", id)
-        init(self, "agent", agent)
-        init(self, "params", params)
-        init(self, "utilization", utilization)
-        init(self, "stickiness", stickiness)
-        init(self, "migration_threshold", migration_threshold)
-        init(self, "failure_timeout", failure_timeout)
-        init(self, "allow_migrate", allow_migrate)
-        init(self, "target_role", target_role)
-        init(self, "priority", priority)
-        init(self, "is_managed", is_managed)
-        init(self, "monitor_interval", monitor_interval)
-        init(self, "group", group)
-        init(self, "clone", clone)
+        _prim_id(self, id)
+        _prim_agent(self, agent)
+        _prim_params(self, params)
+        _prim_utilization(self, utilization)
+        _prim_stickiness(self, stickiness)
+        _prim_migration_threshold(self, migration_threshold)
+        _prim_failure_timeout(self, failure_timeout)
+        _prim_allow_migrate(self, allow_migrate)
+        _prim_target_role(self, target_role)
+        _prim_priority(self, priority)
+        _prim_is_managed(self, is_managed)
+        _prim_monitor_interval(self, monitor_interval)
+        _prim_group(self, group)
+        _prim_clone(self, clone)
+
+
+# built thousands of times per plan: the slots' own setters (see record.setters)
+(_prim_id, _prim_agent, _prim_params, _prim_utilization, _prim_stickiness,
+ _prim_migration_threshold, _prim_failure_timeout, _prim_allow_migrate, _prim_target_role,
+ _prim_priority, _prim_is_managed, _prim_monitor_interval, _prim_group, _prim_clone) = setters(PrimitiveSpec)
 
 
 class GroupSpec(Record):
@@ -279,10 +285,10 @@ class NodeState(Record):
 
     def __init__(self, status: NodeStatus = "online", standby: bool | None = None, maintenance: bool | None = None,
                  attributes: Mapping[str, AttrValue] = _EMPTY) -> None:  # type: ignore[assignment]
-        init(self, "status", status)
-        init(self, "standby", standby)
-        init(self, "maintenance", maintenance)
-        init(self, "attributes", attributes)
+        _node_status(self, status)
+        _node_standby(self, standby)
+        _node_maintenance(self, maintenance)
+        _node_attributes(self, attributes)
 
 
 class ResourceState(Record):
@@ -304,16 +310,22 @@ class ResourceState(Record):
 
     def __init__(self, role: Role | None = "started", failcount: int = 0, last_failure: float | None = None,
                  failed: bool = False, blocked: bool = False, promotion_score: int | None = None) -> None:
-        init(self, "role", role)
-        init(self, "failcount", failcount)
-        init(self, "last_failure", last_failure)
-        init(self, "failed", failed)
-        init(self, "blocked", blocked)
-        init(self, "promotion_score", promotion_score)
+        _rsc_role(self, role)
+        _rsc_failcount(self, failcount)
+        _rsc_last_failure(self, last_failure)
+        _rsc_failed(self, failed)
+        _rsc_blocked(self, blocked)
+        _rsc_promotion_score(self, promotion_score)
 
     @property
     def running(self) -> bool:
         return self.role is not None
+
+
+# built thousands of times per plan: the slots' own setters (see record.setters)
+_node_status, _node_standby, _node_maintenance, _node_attributes = setters(NodeState)
+_rsc_role, _rsc_failcount, _rsc_last_failure, _rsc_failed, _rsc_blocked, _rsc_promotion_score = \
+    setters(ResourceState)
 
 
 class State(Record):
@@ -345,7 +357,7 @@ _NO_RECORDS: Mapping[str, ResourceState] = _EMPTY  # type: ignore[assignment]
 
 def merge_meta(metas: tuple[Mapping[str, object], ...]) -> Mapping[str, object]:
     """Meta values, the first one set (not None) winning: most specific first."""
-    found = [m for m in metas if m]
+    found = list(filter(None, metas))  # (no comprehension: this runs once per primitive)
     if len(found) == 1 and None not in found[0].values():
         return found[0]  # the common case: only the defaults (or only its own) say anything
     out: dict[str, object] = {}

@@ -269,7 +269,7 @@ class Placer:
             # resources that can stay where they run first, then displaced ones, then new ones
             where = [(i, inst) for p in u.prims for inst in sit.instances.get(p, (p,))
                      for i in sit.current.get(inst, ())]
-            if any(sit.usable[i] and i not in sit.failed.get(inst, ()) for i, inst in where):
+            if where and any(sit.usable[i] and i not in sit.failed.get(inst, ()) for i, inst in where):
                 rank = 0
             else:
                 rank = 1 if where else 2
@@ -338,7 +338,8 @@ class Placer:
         if unit.id in self.done or unit.id in self.busy:
             return
         self.busy.add(unit.id)
-        outer_priority, self.pool.priority = self.pool.priority, unit.priority
+        pool = self.pool
+        outer_priority, pool.priority = pool.priority, unit.priority
         try:
             # a mandatory order's 'then' cannot run unless its 'first' can: decide that
             # before placing it, so a resource that will not run never pushes others around
@@ -359,24 +360,26 @@ class Placer:
             # Room held for a running 'then' of this unit is this unit's to use: the 'then'
             # cannot run without it (else each would wait for the other, and the next
             # plan, with neither running, would decide differently).
-            lent = [(t, self.holds.pop(t)) for t in self.thens.get(unit.id, ()) if self.holds.get(t)]
+            thens = self.thens.get(unit.id) if self.holds else None
+            lent = [(t, self.holds.pop(t)) for t in thens if self.holds.get(t)] if thens else []
             for t, held in lent:
                 for i, need in held:
-                    self.pool.reserve(i, self.units[t].priority, need, -1)
+                    pool.reserve(i, self.units[t].priority, need, -1)
             if unit.kind == "clone":
                 from havm.scheduler.clones import allocate_clone
                 allocate_clone(self, unit)
             else:
                 self._allocate_single(unit)
-            if self.out.unit_nodes.get(unit.id):  # else the 'then' units cannot run: nothing to hold
+            if lent and self.out.unit_nodes.get(unit.id):  # else the 'then' units cannot run: nothing to hold
                 for t, held in lent:
                     if t not in self.done:
                         self.holds[t] = held
                         for i, need in held:
-                            self.pool.reserve(i, self.units[t].priority, need)
+                            pool.reserve(i, self.units[t].priority, need)
         finally:
-            self.release_holds(unit)
-            self.pool.priority = outer_priority
+            if self.holds:
+                self.release_holds(unit)
+            pool.priority = outer_priority
             self.busy.discard(unit.id)
             self.done.add(unit.id)
 
@@ -420,8 +423,8 @@ class Placer:
         return None
 
     def _allocate_single(self, unit: Unit) -> None:
-        out = self.out
-        fixed = self.frozen_node(unit)
+        out, sit = self.out, self.sit
+        fixed = self.frozen_node(unit) if sit.frozen else False
         if fixed is not False:
             if fixed is not None:
                 running = [p for p in unit.prims if fixed in self.sit.current.get(p, {})]
@@ -440,15 +443,20 @@ class Placer:
             if stay:
                 t.restrict(stay)
         out.scores[unit.id] = t
-        current = {i for p in unit.prims for i, rec in self.sit.current.get(p, {}).items()
-                   if self.sit.healthy[i] and rec.running}
+        current: set[int] = set()
+        for p in unit.prims:
+            here = sit.current.get(p)
+            if here:
+                current.update(i for i, rec in here.items() if sit.healthy[i] and rec.running)
         runnable = unit.prims
+        prims = self.spec.primitives
         for k, p in enumerate(unit.prims):  # members from the first stopped one on stay stopped
-            if self.spec.primitives[p].target_role == "stopped":
+            if prims[p].target_role == "stopped":
                 runnable = unit.prims[:k]
                 break
         need = self._need(runnable)
-        self.release_holds(unit)
+        if self.holds:
+            self.release_holds(unit)
         if self.pool.use_capacity and current:
             # Moving by choice (a better score elsewhere) may take room a running resource of
             # the same priority holds: that one may move too (a swap). Displaced from a node

@@ -17,9 +17,20 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing itself costs start-up time; type checkers read this as True
 if TYPE_CHECKING:
-    from typing import Self
+    from collections.abc import Callable
+    from typing import Any, Self
 
 init = object.__setattr__
+
+
+def setters(cls: type[Record]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of ``cls``'s own slots (their descriptors' ``__set__``), in ``__slots__`` order.
+
+    For records built by the thousand in one plan (actions, primitives, resource states):
+    calling a slot's setter skips the generic attribute lookup of ``init`` and costs a
+    third as much. Like ``init``, they bypass ``__setattr__``: for ``__init__`` only.
+    """
+    return tuple(cls.__dict__[name].__set__ for name in cls.__slots__)
 
 
 class Record:

@@ -34,6 +34,8 @@ def repair(pl: Placer) -> None:
     colos = [c for c in spec.colocations if abs(c.score) >= INFINITY
              and pl.unit_of[c.rsc] != pl.unit_of[c.with_rsc]]
     orders = [o for o in spec.orders if o.kind == "mandatory" and pl.unit_of[o.first] != pl.unit_of[o.then]]
+    if not colos and not orders:
+        return  # nothing mandatory to repair
     limit = sum(len(v) for v in pl.out.unit_nodes.values()) + len(colos) + len(orders) + 2
     for _ in range(limit):
         changed = False

@@ -62,10 +62,11 @@ class Situation:
         self.current: dict[str, dict[int, ResourceState]] = {}
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
+        records = state.resources
         for p, prim in spec.primitives.items():
             for inst in self.instances.get(p, (p,)):
                 here: dict[int, ResourceState] = {}
-                for node_name, rec in state.on(inst).items():
+                for node_name, rec in (records.get(inst) or {}).items():
                     i = self.index.get(node_name)
                     if i is None or not rec.running or self.status[i] == "offline":
                         continue

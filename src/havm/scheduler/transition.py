@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from havm.scheduler.record import Record, init
+from havm.scheduler.record import Record, init, setters
 from havm.scheduler.scores import format_score
 
 TYPE_CHECKING = False
@@ -52,14 +52,14 @@ class Action(Record):
 
     def __init__(self, id: str, op: str, node: str | None, resource: str | None = None, target: str | None = None,
                  pseudo: bool = False, interval: float = 0.0, reason: str = "") -> None:
-        init(self, "id", id)
-        init(self, "op", op)
-        init(self, "node", node)
-        init(self, "resource", resource)
-        init(self, "target", target)
-        init(self, "pseudo", pseudo)
-        init(self, "interval", interval)
-        init(self, "reason", reason)
+        _action_id(self, id)
+        _action_op(self, op)
+        _action_node(self, node)
+        _action_resource(self, resource)
+        _action_target(self, target)
+        _action_pseudo(self, pseudo)
+        _action_interval(self, interval)
+        _action_reason(self, reason)
 
     def describe(self) -> str:
         if self.op == "fence":
@@ -73,6 +73,11 @@ class Action(Record):
         if self.op == "monitor":
             return f"monitor {self.resource} on {self.node} every {self.interval:g}s"
         return f"{self.op} {self.resource} on {self.node}"
+
+
+# built thousands of times per plan: the slots' own setters (see record.setters)
+(_action_id, _action_op, _action_node, _action_resource, _action_target, _action_pseudo,
+ _action_interval, _action_reason) = setters(Action)
 
 
 class ScoreRow(Record):
@@ -160,9 +165,11 @@ class Transition(Record):
             for rid, row in self.scores.items():
                 cells = " ".join(f"{n}={format_score(row.on(n))}" for n in node_names)
                 lines.append(f"  {rid}: {cells}")
-        lines.append("Transition:" if self.real_actions else "Transition: nothing to do")
-        for k, a in enumerate(self.real_actions, 1):
-            waits = [w for w in self.after.get(a.id, ())]
+        real = self.real_actions
+        lines.append("Transition:" if real else "Transition: nothing to do")
+        after = self.after
+        for k, a in enumerate(real, 1):
+            waits = after.get(a.id, ())
             line = f"  {k:3d}. {a.describe()}"
             if waits:
                 line += f"   (after {', '.join(waits)})"
@@ -170,7 +177,11 @@ class Transition(Record):
                 line += f"   # {a.reason}"
             lines.append(line)
         lines.append("Placement:")
+        unplaced = self.unplaced
         for rid, where in self.placement.items():
+            if where.__class__ is str and where and rid not in unplaced:  # the common line
+                lines.append(f"  {rid}: {where}")
+                continue
             if isinstance(where, tuple):
                 shown = ", ".join(where) if where else "(none)"
                 prom = self.promoted.get(rid)
@@ -178,7 +189,7 @@ class Transition(Record):
                     shown += f"  promoted: {', '.join(prom)}"
             else:
                 shown = where or "(stopped)"
-            extra = f"   # {self.unplaced[rid]}" if rid in self.unplaced else ""
+            extra = f"   # {unplaced[rid]}" if rid in unplaced else ""
             lines.append(f"  {rid}: {shown}{extra}")
         return "\n".join(lines)
 
