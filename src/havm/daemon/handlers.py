@@ -29,6 +29,7 @@ from havm.commands.resource import (
 from havm.daemon import fencing
 from havm.daemon.history import gather_history
 from havm.errors import HavmError, NoQuorum, UsageError
+from havm.membership.view import votes_held
 from havm.scheduler.model import ClusterSpec
 from havm.store import ConfigVersion
 
@@ -112,9 +113,7 @@ class CommandHandlers:
                           f"{': ' + comment if comment else ''}", version=stored.version.to_wire(), by=by,
                           comment=comment, diff=diff[:20000])
         acked, missing = await d.push(stored)
-        votes = {n.name: n.votes for n in d.config.nodes}
-        total = sum(votes.values())
-        held = sum(votes.get(n, 0) for n in acked)
+        held, total = votes_held(d.config, acked)
         if held * 2 <= total:
             # Persisted here and on some nodes, but a later quorate partition might
             # not contain any of them: tell the operator it is not safely committed.

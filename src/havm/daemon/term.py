@@ -22,8 +22,10 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from havm.errors import HavmError, NoQuorum
+from havm.membership.view import votes_held
 from havm.store import ConfigVersion
 from havm.store.term import TermStore
+from havm.store.version import whole
 
 if TYPE_CHECKING:
     from havm.daemon.node import NodeDaemon
@@ -57,7 +59,7 @@ class ControllerTerm:
 
     # -- member side --
     def answer_claim(self, term: object, claimant: str) -> dict[str, Any]:
-        if not isinstance(term, int) or isinstance(term, bool) or term < 1:
+        if not whole(term) or term < 1:
             raise ValueError(f"a term claim needs 'term', a whole number >= 1, got {term!r}")
         view = self.d.view()
         if claimant not in view.members:
@@ -83,8 +85,6 @@ class ControllerTerm:
         if not view.quorate or view.controller != d.node:
             raise NoQuorum(f"node {d.node} is not the controller of a quorate partition: the change is refused")
         others = [n for n in view.members if n != d.node]
-        votes = {n.name: n.votes for n in d.config.nodes}
-        total = sum(votes.values())
         term = max([self.promised] + [_advertised_term(view, n) for n in others]) + 1
         refusals: list[str] = []
         for _ in range(CLAIM_ROUNDS):
@@ -95,7 +95,7 @@ class ControllerTerm:
             if d.view().controller != d.node:
                 raise NoQuorum(f"node {d.node} stopped being the controller while claiming term {term}")
             granted = [n for n, a in zip(others, answers, strict=True) if a and a.get("granted")]
-            held = votes.get(d.node, 0) + sum(votes.get(n, 0) for n in granted)
+            held, total = votes_held(d.config, [d.node, *granted])
             if held * 2 > total or (view.quorate and len(granted) == len(others)):
                 await self._catch_up(others, answers)
                 self.office = term
@@ -148,4 +148,4 @@ def _advertised_term(view: Any, node: str) -> int:
         t = (view.peer(node).app or {}).get("term", 0)
     except KeyError:
         return 0
-    return t if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else 0
+    return t if whole(t) else 0

@@ -33,7 +33,7 @@ settling or connectivity non-transitive".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -58,11 +58,16 @@ def compute_members(me: str, alive: set[str], hears_of: Mapping[str, frozenset[s
     return frozenset({me} | {p for p in alive if me in hears_of.get(p, frozenset())})
 
 
+def votes_held(config: ClusterConfig, nodes: Iterable[str]) -> tuple[int, int]:
+    """(votes of ``nodes``, votes of the whole cluster): a majority is 2 * held > total."""
+    names = set(nodes)
+    return sum(n.votes for n in config.nodes if n.name in names), sum(n.votes for n in config.nodes)
+
+
 def decide_quorum(config: ClusterConfig, members: frozenset[str], settled: bool,
                   ping_reachable: bool | None) -> QuorumDecision:
     """Apply the vote rule and, on an exact half, the tiebreaker (see module doc)."""
-    expected = sum(n.votes for n in config.nodes)
-    votes = sum(n.votes for n in config.nodes if n.name in members)
+    votes, expected = votes_held(config, members)
     if 2 * votes > expected:
         return QuorumDecision(True, votes, expected, "majority")
     tiebreaker = config.quorum.tiebreaker

@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from havm.store.persist import StoreCorrupt, atomic_write
+from havm.store.version import whole
 
 TERM_FILE = "term.json"
 
@@ -60,7 +61,7 @@ class TermStore:
             raise StoreCorrupt(f"{self.path}: not a valid term promise ({e}); a node must not forget "
                                f"a promise: restore the file or, with every node of the cluster stopped, "
                                f"remove it on all of them") from None
-        if not isinstance(term, int) or isinstance(term, bool) or term < 0 or not isinstance(holder, str):
+        if not whole(term) or not isinstance(holder, str):
             raise StoreCorrupt(f"{self.path}: 'term' must be a whole number and 'holder' a node name")
         return Promise(term, holder)
 

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import TypeGuard
 
 
-def _whole(v: object) -> bool:
+def whole(v: object) -> TypeGuard[int]:
+    """A whole number (an int >= 0, not a bool), as versions and terms are on the wire."""
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
@@ -80,7 +82,7 @@ class ConfigVersion:
         if value[0] < 0 or value[1] < 0:
             raise ValueError("config epochs cannot be negative")
         term = value[3] if len(value) == 4 else 0
-        if not _whole(term):
+        if not whole(term):
             raise ValueError(f"a config version's term must be a whole number, got {term!r}")
         return cls(value[0], value[1], value[2], int(term))
 
