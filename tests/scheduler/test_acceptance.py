@@ -59,3 +59,20 @@ def test_simulate_cli_text_and_dot(capsys) -> None:  # type: ignore[no-untyped-d
 def test_simulate_bad_op_fail(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["simulate", str(EXAMPLE), "--op-fail", "vm1-monitor-n1"]) == 2
     assert "RSC:OP:NODE" in capsys.readouterr().err
+
+
+def test_simulate_in_process_leaves_the_garbage_collector_as_it_found_it(capsys) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    assert gc.isenabled()
+    assert main(["simulate", str(EXAMPLE)]) == 0  # the fast path (no argparse)
+    assert gc.isenabled()
+    assert main(["simulate", str(EXAMPLE), "--node-fail", "n2"]) == 0  # through argparse
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert main(["simulate", str(EXAMPLE)]) == 0
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+    assert capsys.readouterr().out.count("Placement:") == 3

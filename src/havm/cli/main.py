@@ -110,13 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulate"]:  # fast path: `havm simulate FILE [--json...]` needs no argparse
-        from havm.cli.simulate_cmd import quick_args, run
-        quick = quick_args(argv[1:])
-        if quick is not None:
-            status = _run(run, quick)
-            if from_command_line:
-                _exit_now(status)
-            return status
+        from havm.cli.simulate_cmd import no_cyclic_gc, quick_args, run
+        with no_cyclic_gc():
+            quick = quick_args(argv[1:])
+            if quick is not None:
+                status = _run(run, quick)
+                if from_command_line:
+                    _exit_now(status)
+                return status
     parser = build_parser(_command_word(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
