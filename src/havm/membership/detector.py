@@ -88,6 +88,13 @@ class _Peer:
     # per link: seconds this node did not listen since the peer was last heard on it
     deaf: list[float] = field(default_factory=list)
 
+    def heard_credited(self) -> list[float | None]:
+        """Per link: when the peer was last heard there, moved later by the time this
+        node did not listen since (stall credit); None where never heard. Silence is
+        measured from these times, so a stall of ours is never taken for the peer's
+        silence (see the module doc)."""
+        return [None if x is None else x + d for x, d in zip(self.last, self.deaf, strict=True)]
+
 
 class FailureDetector:
     """Tracks every peer of one node. Not thread-safe: owned by the membership thread."""
@@ -189,7 +196,7 @@ class FailureDetector:
         for state in self._peers.values():
             if state.status == PeerStatus.UNKNOWN:
                 times.append(self.start + t.initdead)
-            heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
+            heard = [x for x in state.heard_credited() if x is not None]
             if heard and not state.left:
                 last = max(heard)
                 times.extend((last + t.warntime, last + t.deadtime))
@@ -203,7 +210,8 @@ class FailureDetector:
     def _evaluate_peer(self, name: str, state: _Peer, now: float) -> list[DetectorEvent]:
         t = self.timing
         in_initdead = now - self.start < t.initdead
-        heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
+        credited = state.heard_credited()
+        heard = [x for x in credited if x is not None]
         silence = now - max(heard) if heard else None  # listened silence (stalls excluded)
         if state.left:
             status = PeerStatus.DEAD
@@ -229,13 +237,13 @@ class FailureDetector:
             state.status = status
 
         stays_alive = before in (PeerStatus.ALIVE, PeerStatus.LATE) and status in (PeerStatus.ALIVE, PeerStatus.LATE)
-        for i, last in enumerate(state.last):
+        for i, (last, since) in enumerate(zip(state.last, credited, strict=True)):
             if state.left:
                 link = LinkStatus.DOWN
-            elif last is None:
+            elif since is None:
                 link = LinkStatus.UNKNOWN if in_initdead else LinkStatus.DOWN
             else:
-                link = LinkStatus.UP if now - last - state.deaf[i] < t.deadtime else LinkStatus.DOWN
+                link = LinkStatus.UP if now - since < t.deadtime else LinkStatus.DOWN
             if link != state.links[i]:
                 first_up = state.links[i] == LinkStatus.UNKNOWN and link == LinkStatus.UP
                 if stays_alive and link != LinkStatus.UNKNOWN and not first_up:
