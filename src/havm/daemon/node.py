@@ -320,13 +320,18 @@ class NodeDaemon(ClusterIO):
                        f"below term {self.term.promised} promised here: a deposed controller's change")
         if refused is not None:
             log.warning("refusing configuration %s: %s", candidate.version.short(), refused)
-            return {"adopted": False, "reason": refused, "version": self.replica.version.to_wire(),
-                    "term": self.term.promised}
+            return self._offer_answer(False, refused)
         result = self.replica.offer(candidate)
         if result.adopted:
             self.term.learn(candidate.version.term)
             self.adopted()
-        return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire(),
+        return self._offer_answer(result.adopted, result.reason)
+
+    def _offer_answer(self, adopted: bool, reason: str) -> dict[str, Any]:
+        """The answer to an offer, adopted or refused alike: with the version held here and
+        the term promised here, read after the offer, so a controller that pushed learns
+        whether this node holds its change and whether it was deposed (see ``push``)."""
+        return {"adopted": adopted, "reason": reason, "version": self.replica.version.to_wire(),
                 "term": self.term.promised}
 
     def adopted(self) -> None:
