@@ -283,9 +283,8 @@ class NodeDaemon(ClusterIO):
         for name in view.members:
             if name == self.node:
                 continue
-            info = view.peer(name).app or {}
             try:
-                out[name] = ConfigVersion.from_wire(info.get("cfg"))
+                out[name] = ConfigVersion.from_wire(view.advertised(name, "cfg"))
             except ValueError:
                 continue
         return out

@@ -144,8 +144,5 @@ class ControllerTerm:
 
 
 def _advertised_term(view: Any, node: str) -> int:
-    try:
-        t = (view.peer(node).app or {}).get("term", 0)
-    except KeyError:
-        return 0
+    t = view.advertised(node, "term")
     return t if whole(t) else 0

@@ -212,6 +212,15 @@ class MembershipView:
                 return p
         raise KeyError(name)
 
+    def advertised(self, name: str, key: str) -> object:
+        """What peer ``name`` advertises under ``key`` in its app info (from its latest
+        heartbeat); None if it advertises nothing there or is not a peer. As sent by the
+        peer: the caller checks its type."""
+        try:
+            return self.peer(name).app.get(key)
+        except KeyError:
+            return None
+
     @cached_property
     def key(self) -> tuple[Any, ...]:
         """What subscribers are told about: members, quorum, controller, agreement, and
