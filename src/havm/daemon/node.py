@@ -210,10 +210,7 @@ class NodeDaemon(ClusterIO):
 
     async def _serve(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.socket_path)), exist_ok=True)
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        self._remove_socket()
         unix = web.AppRunner(make_app(self, trusted=True), access_log=None)
         await unix.setup()
         old = os.umask(0o077)
@@ -230,6 +227,14 @@ class NodeDaemon(ClusterIO):
             except OSError as e:
                 log.error("cannot serve the API on %s:%s: %s", addr, self.config.daemon.api.port, e.strerror)
         self._runners.append(tcp)
+
+    def _remove_socket(self) -> None:
+        """Remove the API's Unix socket file if there is one: before binding (a daemon that
+        was killed left its socket behind) and when stopping."""
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
 
     async def _shutdown(self) -> None:
         for t in self._tasks:
@@ -253,10 +258,7 @@ class NodeDaemon(ClusterIO):
         for r in self._runners:
             await r.cleanup()
         await self.peers.close()
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        self._remove_socket()
         log.info("havmd %s stopped", self.node)
         self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
         await self.alerts.close()  # bounded: queued alerts (daemon.stopped) get a few seconds
