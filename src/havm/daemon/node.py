@@ -194,8 +194,7 @@ class NodeDaemon(ClusterIO):
             self._tasks = [t for t in self._tasks if not t.done()]
 
     async def _notify_controller(self, controller: str, st: LocalState) -> None:
-        await self.peers.request(self.peer_addresses(controller), self.config.daemon.api.port, "POST",
-                                 "/internal/poke", {"reason": f"{st.rsc} is {st.role} on {self.node}"})
+        await self.ask_peer(controller, "POST", "/internal/poke", {"reason": f"{st.rsc} is {st.role} on {self.node}"})
 
     def stop(self) -> None:
         self._stop.set()
@@ -279,6 +278,13 @@ class NodeDaemon(ClusterIO):
         ordered = sorted(addrs.items(), key=lambda kv: rank.get(links.get(kv[0], "unknown"), 1))
         return [addr for _, addr in ordered]
 
+    async def ask_peer(self, node: str, method: str, path: str, body: Any = None,
+                       timeout: float | None = None) -> Any:
+        """Call ``node``'s API, signed with the cluster key, on its API port and over its
+        addresses in ``peer_addresses`` order: how this daemon talks to any peer."""
+        return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, method, path,
+                                        body, timeout=timeout)
+
     def peer_versions(self) -> dict[str, ConfigVersion]:
         out: dict[str, ConfigVersion] = {}
         view = self.view()
@@ -298,8 +304,7 @@ class NodeDaemon(ClusterIO):
             source = self.replica.newest_peer(self.peer_versions())
             if source is None:
                 return
-            data = await self.peers.request(self.peer_addresses(source), self.config.daemon.api.port,
-                                            "GET", "/internal/config")
+            data = await self.ask_peer(source, "GET", "/internal/config")
             self.offer_config(data, sender=source)
 
     def offer_config(self, data: Any, sender: str, push: bool = False) -> dict[str, Any]:
@@ -363,8 +368,7 @@ class NodeDaemon(ClusterIO):
 
         async def one(n: str) -> bool:
             try:
-                r = await self.peers.request(self.peer_addresses(n), self.config.daemon.api.port, "POST",
-                                             "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
+                r = await self.ask_peer(n, "POST", "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
                 if isinstance(r.get("term"), int) and r["term"] > stored.version.term:
                     self.term.learn(r["term"])  # deposed: the next change claims a new term
                 return ConfigVersion.from_wire(r.get("version")) >= stored.version
@@ -384,8 +388,7 @@ class NodeDaemon(ClusterIO):
     async def report(self, node: str) -> dict[str, Any]:
         if node == self.node:
             return self.local.report()
-        return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "GET",  # type: ignore[no-any-return]
-                                        "/internal/resources")
+        return await self.ask_peer(node, "GET", "/internal/resources")  # type: ignore[no-any-return]
 
     async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
         try:
@@ -402,8 +405,7 @@ class NodeDaemon(ClusterIO):
     async def _execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
         if node == self.node:
             return await self.local.execute(req)
-        data = await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "POST",
-                                        "/internal/execute", asdict(req), timeout=req.timeout + 10)
+        data = await self.ask_peer(node, "POST", "/internal/execute", asdict(req), timeout=req.timeout + 10)
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
 
     async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
