@@ -78,8 +78,7 @@ async def handle(d: NodeDaemon, cmd: FenceNode | GetFenceHistory, forwarded: boo
         executor = min(m for m in view.members if m != cmd.node)
     if executor == d.node:
         return await _run_here(d, cmd, "local")
-    return await d.ask_peer(executor, "POST", f"/internal/commands/{cmd.name}", cmd.to_json(),
-                            timeout=fence_budget(d.config, cmd.node) + 15)
+    return await d.forward(executor, cmd, timeout=fence_budget(d.config, cmd.node) + 15)
 
 
 async def _run_here(d: NodeDaemon, cmd: FenceNode, sender: str) -> dict[str, Any]:
@@ -131,8 +130,7 @@ async def gather(d: NodeDaemon) -> dict[str, Any]:
 
     async def one(n: str) -> list[dict[str, Any]]:
         try:
-            r = await asyncio.wait_for(d.ask_peer(
-                n, "POST", f"/internal/commands/{GetFenceHistory.name}", GetFenceHistory().to_json()), HISTORY_TIMEOUT)
+            r = await asyncio.wait_for(d.forward(n, GetFenceHistory()), HISTORY_TIMEOUT)
             return list(r.get("attempts", []))
         except (HavmError, TimeoutError, AttributeError):
             return []  # a silent member's history is missing, shown when it answers again

@@ -285,6 +285,10 @@ class NodeDaemon(ClusterIO):
         return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, method, path,
                                         body, timeout=timeout)
 
+    async def forward(self, node: str, cmd: Command, timeout: float | None = None) -> Any:
+        """Have ``node`` carry out ``cmd`` (its handlers see it as forwarded by this node)."""
+        return await self.ask_peer(node, "POST", f"/internal/commands/{cmd.name}", cmd.to_json(), timeout=timeout)
+
     def peer_versions(self) -> dict[str, ConfigVersion]:
         out: dict[str, ConfigVersion] = {}
         view = self.view()
