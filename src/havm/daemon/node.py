@@ -308,8 +308,11 @@ class NodeDaemon(ClusterIO):
             source = self.replica.newest_peer(self.peer_versions())
             if source is None:
                 return
-            data = await self.ask_peer(source, "GET", "/internal/config")
-            self.offer_config(data, sender=source)
+            await self.fetch_config(source)
+
+    async def fetch_config(self, source: str) -> None:
+        """Fetch ``source``'s stored configuration and offer it here (adopted if newer and valid)."""
+        self.offer_config(await self.ask_peer(source, "GET", "/internal/config"), sender=source)
 
     def offer_config(self, data: Any, sender: str, push: bool = False) -> dict[str, Any]:
         """Adopt a configuration fetched from ``sender`` or (``push``) pushed by its controller.

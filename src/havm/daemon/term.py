@@ -135,8 +135,7 @@ class ControllerTerm:
                 best = (v, n)
         if best is None:
             return
-        data = await d.ask_peer(best[1], "GET", "/internal/config")
-        d.offer_config(data, sender=best[1])
+        await d.fetch_config(best[1])
         if d.replica.version < best[0]:
             raise NoQuorum(f"could not catch up with configuration {best[0].short()} held by {best[1]}: "
                            f"the change is refused, nothing was stored")
