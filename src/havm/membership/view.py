@@ -33,6 +33,7 @@ settling or connectivity non-transitive".
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -131,6 +132,23 @@ class Lateness:
 
     histogram: Mapping[str, int] = field(default_factory=dict)
     total: float = 0.0
+
+
+class LatenessTally:
+    """The running count behind a ``Lateness``: each event counted in the ``LATENESS_BOUNDS``
+    bucket its lateness falls in, and the sum. Mutable, owned by the membership thread (its
+    send jitter, each peer's receive lateness per link); views carry ``snapshot``s."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENESS_BOUNDS) + 1)
+        self.total = 0.0
+
+    def add(self, lateness: float) -> None:
+        self.counts[bisect.bisect_left(LATENESS_BOUNDS, lateness)] += 1
+        self.total += lateness
+
+    def snapshot(self) -> Lateness:
+        return Lateness(dict(zip(LATENESS_LABELS, self.counts, strict=True)), self.total)
 
 
 @dataclass(frozen=True)
