@@ -30,6 +30,8 @@ def test_three_nodes_join_agree_and_elect_one_controller(cluster_of) -> None:  #
         assert all(lk.up and lk.peers_up == 2 for lk in v.links)
     v = c.view("n2")
     assert v.peer("n1").app == {"api_port": 7694, "epoch": 1}
+    assert v.advertised("n1", "epoch") == 1
+    assert v.advertised("n1", "cfg") is None and v.advertised("n9", "epoch") is None  # not sent; no such peer
     assert v.peer("n1").clock_offset == pytest.approx(0.0, abs=0.1)  # one clock, delivery within a step
     assert v.traffic.sent_packets == v.seq * 2 * 2 and v.traffic.drops == {}
     assert v.jitter.count == v.seq and v.jitter.max <= c.STEP

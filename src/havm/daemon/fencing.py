@@ -78,9 +78,7 @@ async def handle(d: NodeDaemon, cmd: FenceNode | GetFenceHistory, forwarded: boo
         executor = min(m for m in view.members if m != cmd.node)
     if executor == d.node:
         return await _run_here(d, cmd, "local")
-    return await d.peers.request(d.peer_addresses(executor), d.config.daemon.api.port, "POST",
-                                 f"/internal/commands/{cmd.name}", cmd.to_json(),
-                                 timeout=fence_budget(d.config, cmd.node) + 15)
+    return await d.forward(executor, cmd, timeout=fence_budget(d.config, cmd.node) + 15)
 
 
 async def _run_here(d: NodeDaemon, cmd: FenceNode, sender: str) -> dict[str, Any]:
@@ -95,8 +93,8 @@ def watchdog_fence(d: NodeDaemon) -> WatchdogFence:
     """The fencer's side of watchdog fencing, wired to this daemon (its view, the
     controller's loss clock, the peer API)."""
     async def ask(node: str, requested_by: str) -> Ack:
-        r = await d.peers.request(d.peer_addresses(node), d.config.daemon.api.port, "POST", "/internal/fence-self",
-                                  {"requested_by": requested_by}, timeout=ASK_TIMEOUT)
+        r = await d.ask_peer(node, "POST", "/internal/fence-self", {"requested_by": requested_by},
+                             timeout=ASK_TIMEOUT)
         if not isinstance(r, dict) or r.get("node") != node or not isinstance(r.get("reset_in"), int | float):
             raise Conflict(f"{node} answered the request to fence itself with {r!r}")
         return Ack(node, float(r["reset_in"]))
@@ -132,9 +130,7 @@ async def gather(d: NodeDaemon) -> dict[str, Any]:
 
     async def one(n: str) -> list[dict[str, Any]]:
         try:
-            r = await asyncio.wait_for(d.peers.request(
-                d.peer_addresses(n), d.config.daemon.api.port, "POST",
-                f"/internal/commands/{GetFenceHistory.name}", GetFenceHistory().to_json()), HISTORY_TIMEOUT)
+            r = await asyncio.wait_for(d.forward(n, GetFenceHistory()), HISTORY_TIMEOUT)
             return list(r.get("attempts", []))
         except (HavmError, TimeoutError, AttributeError):
             return []  # a silent member's history is missing, shown when it answers again

@@ -84,9 +84,7 @@ class CommandHandlers:
             return False, None
         if forwarded:
             raise NoQuorum(f"node {self.d.node} is not the controller ({view.controller} is); try again")
-        result = await self.d.peers.request(self.d.peer_addresses(view.controller), self.d.config.daemon.api.port,
-                                            "POST", f"/internal/commands/{cmd.name}", cmd.to_json(),
-                                            timeout=FORWARD_TIMEOUT)
+        result = await self.d.forward(view.controller, cmd, timeout=FORWARD_TIMEOUT)
         return True, result
 
     async def _commit(self, make_text: Any, by: str, base: ConfigVersion | None = None, force: bool = False,
@@ -153,9 +151,7 @@ class CommandHandlers:
             if n == d.node:
                 return [n] if d.local.cleanup(cmd.resource) else []
             try:
-                r = await d.peers.request(d.peer_addresses(n), d.config.daemon.api.port, "POST",
-                                          f"/internal/commands/{cmd.name}",
-                                          CleanupResource(cmd.resource, n).to_json())
+                r = await d.forward(n, CleanupResource(cmd.resource, n))
                 return list(r.get("nodes", []))
             except HavmError as e:
                 log.warning("cleanup of %s on %s failed: %s", cmd.resource, n, e)

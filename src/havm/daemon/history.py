@@ -26,8 +26,7 @@ async def gather_history(d: NodeDaemon, q: GetHistory) -> dict[str, Any]:
             return n, d.events.recent(since=q.since, kinds=q.kinds or (), resource=q.resource, node=q.node,
                                       limit=q.limit)
         try:
-            r = await asyncio.wait_for(d.peers.request(d.peer_addresses(n), d.config.daemon.api.port, "POST",
-                                                       "/internal/events", q.to_json()["params"]), TIMEOUT)
+            r = await asyncio.wait_for(d.ask_peer(n, "POST", "/internal/events", q.to_json()["params"]), TIMEOUT)
             return n, [Event.from_json(e) for e in r.get("events", [])]
         except Exception as e:  # noqa: BLE001 - a silent member leaves a named gap, not an error
             log.warning("history: no events from %s: %s", n, e)

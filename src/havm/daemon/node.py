@@ -194,8 +194,7 @@ class NodeDaemon(ClusterIO):
             self._tasks = [t for t in self._tasks if not t.done()]
 
     async def _notify_controller(self, controller: str, st: LocalState) -> None:
-        await self.peers.request(self.peer_addresses(controller), self.config.daemon.api.port, "POST",
-                                 "/internal/poke", {"reason": f"{st.rsc} is {st.role} on {self.node}"})
+        await self.ask_peer(controller, "POST", "/internal/poke", {"reason": f"{st.rsc} is {st.role} on {self.node}"})
 
     def stop(self) -> None:
         self._stop.set()
@@ -210,10 +209,7 @@ class NodeDaemon(ClusterIO):
 
     async def _serve(self) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(self.socket_path)), exist_ok=True)
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        self._remove_socket()
         unix = web.AppRunner(make_app(self, trusted=True), access_log=None)
         await unix.setup()
         old = os.umask(0o077)
@@ -230,6 +226,14 @@ class NodeDaemon(ClusterIO):
             except OSError as e:
                 log.error("cannot serve the API on %s:%s: %s", addr, self.config.daemon.api.port, e.strerror)
         self._runners.append(tcp)
+
+    def _remove_socket(self) -> None:
+        """Remove the API's Unix socket file if there is one: before binding (a daemon that
+        was killed left its socket behind) and when stopping."""
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
 
     async def _shutdown(self) -> None:
         for t in self._tasks:
@@ -253,10 +257,7 @@ class NodeDaemon(ClusterIO):
         for r in self._runners:
             await r.cleanup()
         await self.peers.close()
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        self._remove_socket()
         log.info("havmd %s stopped", self.node)
         self.events.emit("daemon.stopped", f"havmd {self.node} stopped")
         await self.alerts.close()  # bounded: queued alerts (daemon.stopped) get a few seconds
@@ -277,15 +278,25 @@ class NodeDaemon(ClusterIO):
         ordered = sorted(addrs.items(), key=lambda kv: rank.get(links.get(kv[0], "unknown"), 1))
         return [addr for _, addr in ordered]
 
+    async def ask_peer(self, node: str, method: str, path: str, body: Any = None,
+                       timeout: float | None = None) -> Any:
+        """Call ``node``'s API, signed with the cluster key, on its API port and over its
+        addresses in ``peer_addresses`` order: how this daemon talks to any peer."""
+        return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, method, path,
+                                        body, timeout=timeout)
+
+    async def forward(self, node: str, cmd: Command, timeout: float | None = None) -> Any:
+        """Have ``node`` carry out ``cmd`` (its handlers see it as forwarded by this node)."""
+        return await self.ask_peer(node, "POST", f"/internal/commands/{cmd.name}", cmd.to_json(), timeout=timeout)
+
     def peer_versions(self) -> dict[str, ConfigVersion]:
         out: dict[str, ConfigVersion] = {}
         view = self.view()
         for name in view.members:
             if name == self.node:
                 continue
-            info = view.peer(name).app or {}
             try:
-                out[name] = ConfigVersion.from_wire(info.get("cfg"))
+                out[name] = ConfigVersion.from_wire(view.advertised(name, "cfg"))
             except ValueError:
                 continue
         return out
@@ -297,9 +308,11 @@ class NodeDaemon(ClusterIO):
             source = self.replica.newest_peer(self.peer_versions())
             if source is None:
                 return
-            data = await self.peers.request(self.peer_addresses(source), self.config.daemon.api.port,
-                                            "GET", "/internal/config")
-            self.offer_config(data, sender=source)
+            await self.fetch_config(source)
+
+    async def fetch_config(self, source: str) -> None:
+        """Fetch ``source``'s stored configuration and offer it here (adopted if newer and valid)."""
+        self.offer_config(await self.ask_peer(source, "GET", "/internal/config"), sender=source)
 
     def offer_config(self, data: Any, sender: str, push: bool = False) -> dict[str, Any]:
         """Adopt a configuration fetched from ``sender`` or (``push``) pushed by its controller.
@@ -320,13 +333,18 @@ class NodeDaemon(ClusterIO):
                        f"below term {self.term.promised} promised here: a deposed controller's change")
         if refused is not None:
             log.warning("refusing configuration %s: %s", candidate.version.short(), refused)
-            return {"adopted": False, "reason": refused, "version": self.replica.version.to_wire(),
-                    "term": self.term.promised}
+            return self._offer_answer(False, refused)
         result = self.replica.offer(candidate)
         if result.adopted:
             self.term.learn(candidate.version.term)
             self.adopted()
-        return {"adopted": result.adopted, "reason": result.reason, "version": self.replica.version.to_wire(),
+        return self._offer_answer(result.adopted, result.reason)
+
+    def _offer_answer(self, adopted: bool, reason: str) -> dict[str, Any]:
+        """The answer to an offer, adopted or refused alike: with the version held here and
+        the term promised here, read after the offer, so a controller that pushed learns
+        whether this node holds its change and whether it was deposed (see ``push``)."""
+        return {"adopted": adopted, "reason": reason, "version": self.replica.version.to_wire(),
                 "term": self.term.promised}
 
     def adopted(self) -> None:
@@ -357,8 +375,7 @@ class NodeDaemon(ClusterIO):
 
         async def one(n: str) -> bool:
             try:
-                r = await self.peers.request(self.peer_addresses(n), self.config.daemon.api.port, "POST",
-                                             "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
+                r = await self.ask_peer(n, "POST", "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
                 if isinstance(r.get("term"), int) and r["term"] > stored.version.term:
                     self.term.learn(r["term"])  # deposed: the next change claims a new term
                 return ConfigVersion.from_wire(r.get("version")) >= stored.version
@@ -378,8 +395,7 @@ class NodeDaemon(ClusterIO):
     async def report(self, node: str) -> dict[str, Any]:
         if node == self.node:
             return self.local.report()
-        return await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "GET",  # type: ignore[no-any-return]
-                                        "/internal/resources")
+        return await self.ask_peer(node, "GET", "/internal/resources")  # type: ignore[no-any-return]
 
     async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
         try:
@@ -396,8 +412,7 @@ class NodeDaemon(ClusterIO):
     async def _execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
         if node == self.node:
             return await self.local.execute(req)
-        data = await self.peers.request(self.peer_addresses(node), self.config.daemon.api.port, "POST",
-                                        "/internal/execute", asdict(req), timeout=req.timeout + 10)
+        data = await self.ask_peer(node, "POST", "/internal/execute", asdict(req), timeout=req.timeout + 10)
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
 
     async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:

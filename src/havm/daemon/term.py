@@ -114,8 +114,7 @@ class ControllerTerm:
     async def _ask(self, node: str, term: int) -> dict[str, Any] | None:
         d = self.d
         try:
-            r = await d.peers.request(d.peer_addresses(node), d.config.daemon.api.port, "POST", "/internal/term",
-                                      {"term": term}, timeout=CLAIM_TIMEOUT)
+            r = await d.ask_peer(node, "POST", "/internal/term", {"term": term}, timeout=CLAIM_TIMEOUT)
         except HavmError as e:
             log.warning("claiming term %s from %s failed: %s", term, node, e)
             return None
@@ -136,16 +135,12 @@ class ControllerTerm:
                 best = (v, n)
         if best is None:
             return
-        data = await d.peers.request(d.peer_addresses(best[1]), d.config.daemon.api.port, "GET", "/internal/config")
-        d.offer_config(data, sender=best[1])
+        await d.fetch_config(best[1])
         if d.replica.version < best[0]:
             raise NoQuorum(f"could not catch up with configuration {best[0].short()} held by {best[1]}: "
                            f"the change is refused, nothing was stored")
 
 
 def _advertised_term(view: Any, node: str) -> int:
-    try:
-        t = (view.peer(node).app or {}).get("term", 0)
-    except KeyError:
-        return 0
+    t = view.advertised(node, "term")
     return t if whole(t) else 0

@@ -28,13 +28,12 @@ not one per link.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from havm.config.cluster import Timing
-from havm.membership.view import LATENESS_BOUNDS
+from havm.membership.view import Lateness, LatenessTally
 
 
 class PeerStatus(StrEnum):
@@ -82,11 +81,17 @@ class _Peer:
     links: list[LinkStatus] = field(default_factory=list)
     left: bool = False
     # per link: how late each heartbeat arrived (gap since the previous one minus
-    # keepalive), counted per LATENESS_BOUNDS bucket, and the sum (for metrics)
-    late_counts: list[list[int]] = field(default_factory=list)
-    late_total: list[float] = field(default_factory=list)
+    # keepalive), for metrics
+    lateness: list[LatenessTally] = field(default_factory=list)
     # per link: seconds this node did not listen since the peer was last heard on it
     deaf: list[float] = field(default_factory=list)
+
+    def heard_credited(self) -> list[float | None]:
+        """Per link: when the peer was last heard there, moved later by the time this
+        node did not listen since (stall credit); None where never heard. Silence is
+        measured from these times, so a stall of ours is never taken for the peer's
+        silence (see the module doc)."""
+        return [None if x is None else x + d for x, d in zip(self.last, self.deaf, strict=True)]
 
 
 class FailureDetector:
@@ -110,8 +115,8 @@ class FailureDetector:
             if name not in self._peers:
                 self._peers[name] = _Peer([None] * len(self.links),
                                           links=[LinkStatus.UNKNOWN] * len(self.links),
-                                          late_counts=[[0] * (len(LATENESS_BOUNDS) + 1) for _ in self.links],
-                                          late_total=[0.0] * len(self.links), deaf=[0.0] * len(self.links))
+                                          lateness=[LatenessTally() for _ in self.links],
+                                          deaf=[0.0] * len(self.links))
         if now > self.start and any(p.status == PeerStatus.UNKNOWN for p in self._peers.values()):
             # A peer added by a config change deserves initdead from now, not from our start.
             self.start = now
@@ -121,9 +126,7 @@ class FailureDetector:
         state = self._peers[peer]
         previous = state.last[link]
         if previous is not None and now > previous:
-            lateness = now - previous - self.timing.keepalive
-            state.late_counts[link][bisect.bisect_left(LATENESS_BOUNDS, lateness)] += 1
-            state.late_total[link] += lateness
+            state.lateness[link].add(now - previous - self.timing.keepalive)
         state.last[link] = now if previous is None else max(previous, now)
         state.deaf[link] = 0.0
         state.left = False
@@ -169,10 +172,9 @@ class FailureDetector:
     def last_heard_on(self, peer: str, link: int) -> float | None:
         return self._peers[peer].last[link]
 
-    def receive_lateness(self, peer: str, link: int) -> tuple[tuple[int, ...], float]:
-        """Per LATENESS_BOUNDS bucket (not cumulative), how late heartbeats arrived on ``link``; and their sum."""
-        state = self._peers[peer]
-        return tuple(state.late_counts[link]), state.late_total[link]
+    def receive_lateness(self, peer: str, link: int) -> Lateness:
+        """How late heartbeats of ``peer`` arrived on ``link`` (per bucket, not cumulative; and their sum)."""
+        return self._peers[peer].lateness[link].snapshot()
 
     def last_heard(self, peer: str) -> float | None:
         heard = [t for t in self._peers[peer].last if t is not None]
@@ -189,7 +191,7 @@ class FailureDetector:
         for state in self._peers.values():
             if state.status == PeerStatus.UNKNOWN:
                 times.append(self.start + t.initdead)
-            heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
+            heard = [x for x in state.heard_credited() if x is not None]
             if heard and not state.left:
                 last = max(heard)
                 times.extend((last + t.warntime, last + t.deadtime))
@@ -203,7 +205,8 @@ class FailureDetector:
     def _evaluate_peer(self, name: str, state: _Peer, now: float) -> list[DetectorEvent]:
         t = self.timing
         in_initdead = now - self.start < t.initdead
-        heard = [x + d for x, d in zip(state.last, state.deaf, strict=True) if x is not None]
+        credited = state.heard_credited()
+        heard = [x for x in credited if x is not None]
         silence = now - max(heard) if heard else None  # listened silence (stalls excluded)
         if state.left:
             status = PeerStatus.DEAD
@@ -229,13 +232,13 @@ class FailureDetector:
             state.status = status
 
         stays_alive = before in (PeerStatus.ALIVE, PeerStatus.LATE) and status in (PeerStatus.ALIVE, PeerStatus.LATE)
-        for i, last in enumerate(state.last):
+        for i, (last, since) in enumerate(zip(state.last, credited, strict=True)):
             if state.left:
                 link = LinkStatus.DOWN
-            elif last is None:
+            elif since is None:
                 link = LinkStatus.UNKNOWN if in_initdead else LinkStatus.DOWN
             else:
-                link = LinkStatus.UP if now - last - state.deaf[i] < t.deadtime else LinkStatus.DOWN
+                link = LinkStatus.UP if now - since < t.deadtime else LinkStatus.DOWN
             if link != state.links[i]:
                 first_up = state.links[i] == LinkStatus.UNKNOWN and link == LinkStatus.UP
                 if stays_alive and link != LinkStatus.UNKNOWN and not first_up:

@@ -21,7 +21,6 @@ quick (hand the view to a queue).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 import statistics
@@ -39,10 +38,9 @@ from havm.membership.replay import ReplayGuard, Verdict
 from havm.membership.tiebreak import PingProber, Prober
 from havm.membership.transport import Transport
 from havm.membership.view import (
-    LATENESS_BOUNDS,
-    LATENESS_LABELS,
     JitterStats,
     Lateness,
+    LatenessTally,
     LinkView,
     MembershipView,
     PeerView,
@@ -57,8 +55,6 @@ log = logging.getLogger("havm.membership")
 
 MAX_APP_INFO_BYTES = 400
 JITTER_WINDOW = 240  # rounds: two minutes at the default keepalive
-JITTER_BOUNDS = LATENESS_BOUNDS
-JITTER_LABELS = LATENESS_LABELS
 Subscriber = Callable[[MembershipView], None]
 DROP_LOG_INTERVAL = 60.0
 # Drops worth a warning (rate-limited), and what they usually mean.
@@ -110,8 +106,7 @@ class MembershipService:
         self._traffic = {"sent_packets": 0, "sent_bytes": 0, "received_packets": 0, "received_bytes": 0,
                          "send_errors": 0, "own_packets": 0}
         self._jitter: deque[float] = deque(maxlen=JITTER_WINDOW)
-        self._jitter_histogram = [0] * (len(JITTER_BOUNDS) + 1)
-        self._jitter_total = 0.0
+        self._jitter_tally = LatenessTally()  # every round since start, by LATENESS_BOUNDS bucket
         self._app: dict[str, Any] = {}
         self._app_error_logged = False
         self._stopping: asyncio.Event | None = None
@@ -263,8 +258,7 @@ class MembershipService:
             if app is not None:
                 lateness = now - self._next_send
                 self._jitter.append(lateness)
-                self._jitter_histogram[bisect.bisect_left(JITTER_BOUNDS, lateness)] += 1
-                self._jitter_total += lateness
+                self._jitter_tally.add(lateness)
                 self._send_round(MessageType.HEARTBEAT, now, app)
                 # Fixed cadence: the next round is due one keepalive after the
                 # *scheduled* time, so late wake-ups do not accumulate drift;
@@ -477,10 +471,10 @@ class MembershipService:
             links.append(LinkView(lk.name, lk.mode, state == "up", up, len(statuses),
                                   self._sent[i], self._received[i], self._lost[i], state))
         jitter = sorted(self._jitter)
-        histogram = dict(zip(JITTER_LABELS, self._jitter_histogram, strict=True))
+        sent = self._jitter_tally.snapshot()
         jitter_stats = JitterStats(len(jitter), statistics.median(jitter), jitter[int(0.99 * (len(jitter) - 1))],
-                                   jitter[-1], histogram, self._jitter_total) if jitter else JitterStats(
-                                       histogram=histogram, total=self._jitter_total)
+                                   jitter[-1], sent.histogram, sent.total) if jitter else JitterStats(
+                                       histogram=sent.histogram, total=sent.total)
         return MembershipView(
             node=self.node, cluster=self.config.cluster, generation=self.generation, seq=self._seq,
             at=self.clock.wall(), uptime=now - self._started, members=tuple(sorted(members)),
@@ -498,11 +492,7 @@ class MembershipService:
         return ages
 
     def _receive_lateness(self, peer: str, link_names: list[str]) -> dict[str, Lateness]:
-        out = {}
-        for i, lk in enumerate(link_names):
-            counts, total = self._detector.receive_lateness(peer, i)
-            out[lk] = Lateness(dict(zip(LATENESS_LABELS, counts, strict=True)), total)
-        return out
+        return {lk: self._detector.receive_lateness(peer, i) for i, lk in enumerate(link_names)}
 
     def _publish(self, now: float) -> None:
         with self._lock:

@@ -33,6 +33,7 @@ settling or connectivity non-transitive".
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -133,6 +134,23 @@ class Lateness:
     total: float = 0.0
 
 
+class LatenessTally:
+    """The running count behind a ``Lateness``: each event counted in the ``LATENESS_BOUNDS``
+    bucket its lateness falls in, and the sum. Mutable, owned by the membership thread (its
+    send jitter, each peer's receive lateness per link); views carry ``snapshot``s."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENESS_BOUNDS) + 1)
+        self.total = 0.0
+
+    def add(self, lateness: float) -> None:
+        self.counts[bisect.bisect_left(LATENESS_BOUNDS, lateness)] += 1
+        self.total += lateness
+
+    def snapshot(self) -> Lateness:
+        return Lateness(dict(zip(LATENESS_LABELS, self.counts, strict=True)), self.total)
+
+
 @dataclass(frozen=True)
 class LinkView:
     name: str
@@ -211,6 +229,15 @@ class MembershipView:
             if p.name == name:
                 return p
         raise KeyError(name)
+
+    def advertised(self, name: str, key: str) -> object:
+        """What peer ``name`` advertises under ``key`` in its app info (from its latest
+        heartbeat); None if it advertises nothing there or is not a peer. As sent by the
+        peer: the caller checks its type."""
+        try:
+            return self.peer(name).app.get(key)
+        except KeyError:
+            return None
 
     @cached_property
     def key(self) -> tuple[Any, ...]:

@@ -50,6 +50,16 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
+def read_if_present(path: str) -> bytes | None:
+    """The file's bytes, or None where there is none (a node that never stored one).
+    Any other error (permissions, I/O) is raised: an unreadable file is not an absent one."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 class ConfigFileStore:
     """The stored configuration of one node, in ``state_dir/config.json``."""
 
@@ -59,10 +69,8 @@ class ConfigFileStore:
         self.path = os.path.join(state_dir, CONFIG_FILE)
 
     def load(self) -> StoredConfig | None:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
+        raw = read_if_present(self.path)
+        if raw is None:
             return None
         try:
             stored = StoredConfig.from_json(json.loads(raw))

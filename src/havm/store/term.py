@@ -24,7 +24,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from havm.store.persist import StoreCorrupt, atomic_write
+from havm.store.persist import StoreCorrupt, atomic_write, read_if_present
 from havm.store.version import whole
 
 TERM_FILE = "term.json"
@@ -49,10 +49,8 @@ class TermStore:
         self.current = self._load()
 
     def _load(self) -> Promise:
-        try:
-            with open(self.path, "rb") as f:
-                raw = f.read()
-        except FileNotFoundError:
+        raw = read_if_present(self.path)
+        if raw is None:
             return Promise()
         try:
             data = json.loads(raw)
