@@ -51,6 +51,7 @@ from havm.membership.thread import MembershipThread
 from havm.membership.view import MembershipView
 from havm.metrics.recorder import MetricsRecorder
 from havm.store import ConfigFileStore, ConfigReplica, ConfigVersion, StoredConfig
+from havm.store.version import whole
 from havm.watchdog.daemon import NodeWatchdog, watchdog_status
 
 log = logging.getLogger("havm.daemon")
@@ -376,7 +377,7 @@ class NodeDaemon(ClusterIO):
         async def one(n: str) -> bool:
             try:
                 r = await self.ask_peer(n, "POST", "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
-                if isinstance(r.get("term"), int) and r["term"] > stored.version.term:
+                if whole(r.get("term")) and r["term"] > stored.version.term:
                     self.term.learn(r["term"])  # deposed: the next change claims a new term
                 return ConfigVersion.from_wire(r.get("version")) >= stored.version
             except (HavmError, ValueError) as e:

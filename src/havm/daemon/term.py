@@ -106,7 +106,7 @@ class ControllerTerm:
                 return term
             refusals = [f"{n}: {a.get('reason') if a else 'no answer'}" for n, a in zip(others, answers, strict=True)
                         if not (a and a.get("granted"))]
-            seen = [int(a["term"]) for a in answers if a and isinstance(a.get("term"), int)]
+            seen = [a["term"] for a in answers if a and whole(a.get("term"))]
             term = max([term, *seen]) + 1
         raise NoQuorum(f"{d.node} could not claim a controller term from a majority ({'; '.join(refusals)}): "
                        f"the change is refused, nothing was stored")
