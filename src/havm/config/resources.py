@@ -309,6 +309,33 @@ Constraint = Annotated[
     Discriminator(_constraint_kind)]
 
 
+def _action_limit(unlimited: bool, zero: str) -> BeforeValidator:
+    """A count of concurrent actions: a whole number >= 1, or -1 (no limit) where allowed.
+
+    0 is refused, with ``zero`` saying why: as a plain count it would admit
+    nothing and hang every transition, and Pacemaker's meanings of 0
+    (batch-limit: from the nodes' CPU load; node-action-limit: 2 x the node's
+    cores) rest on figures havm does not measure."""
+    expected = "-1 (no limit) or a whole number of actions, at least 1" if unlimited else \
+        "a whole number of actions, at least 1"
+
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        if value >= 1 or (unlimited and value == -1):
+            return value
+        raise ValueError(f"expected {expected}, got {value}" + (f" ({zero})" if value == 0 else ""))
+
+    return BeforeValidator(check)
+
+
+BatchLimit = Annotated[int, _action_limit(
+    False, "Pacemaker's 0, a limit from the nodes' CPU load, has no havm equivalent")]
+NodeActionLimit = Annotated[int, _action_limit(
+    True, "Pacemaker's 0, 2 x the node's cores, has no havm equivalent: give that number")]
+MigrationLimit = Annotated[int, _action_limit(True, "no migration could ever run; -1 for no limit")]
+
+
 class Properties(Section):
     """Cluster-wide scheduling properties (Pacemaker's cluster options)."""
 
@@ -324,6 +351,15 @@ class Properties(Section):
     auto_failback: bool = Field(
         True, description="Heartbeat's auto_failback: true, resources return to their preferred node when it "
                           "comes back; false, they stay where they run (default stickiness INFINITY)")
+    # throttling (controller/throttle.py); fencing is never throttled. Defaults keep the
+    # controller's long-standing behaviour (16 at once, nothing per node): see
+    # docs/config-resources.md for the values to choose on small hosts
+    batch_limit: BatchLimit = Field(16, description="resource actions running at once in the whole cluster")
+    node_action_limit: NodeActionLimit = Field(
+        -1, description="resource actions running at once on one node (a live migration counts on its source "
+                        "and its target); -1: no limit")
+    migration_limit: MigrationLimit = Field(
+        -1, description="live migrations running at once on one node (source and target); -1: no limit")
 
 
 def walk_primitives(resources: list[Any]) -> list[tuple[Primitive, Group | None, Clone | None]]:
