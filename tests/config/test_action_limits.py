@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from havm.config.load import load_config
+from havm.controller.throttle import Limits
 from havm.errors import ConfigError
 from tests.conftest import VALID
 
@@ -22,12 +23,14 @@ def issues_of(path: str) -> list[str]:
 def test_defaults_keep_the_old_behaviour(write_config):
     p = load_config(write_config()).config.properties
     assert (p.batch_limit, p.node_action_limit, p.migration_limit) == (16, -1, -1)
+    assert Limits.from_properties(p) == Limits(batch=16, per_node=None, migrations=None)
 
 
-def test_configured_limits_load(write_config):
+def test_configured_limits_become_the_controllers_limits(write_config):
     text = VALID + "properties:\n  batch_limit: 8\n  node_action_limit: 4\n  migration_limit: 1\n"
     p = load_config(write_config(text)).config.properties
     assert (p.batch_limit, p.node_action_limit, p.migration_limit) == (8, 4, 1)
+    assert Limits.from_properties(p) == Limits(batch=8, per_node=4, migrations=1)
 
 
 @pytest.mark.parametrize("field,value,expect", [
