@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,3 +230,40 @@ def test_a_fence_is_abandoned_out_of_office_but_a_members_fence_is_kept():
     io.v = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")),
                     controller="n1")
     assert lost() == "n1 is a member again"  # both hold: the target's return is the news
+
+
+def test_the_configured_action_limits_reach_the_transition():
+    # six resources to start on three healthy nodes: two per node at once unless limited
+    many = CONFIG.replace("  - {id: b, type: dummy}\n",
+                          "".join(f"  - {{id: {r}, type: dummy}}\n" for r in "bcdef"))
+    view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+
+    def peaks(properties: str) -> tuple[Counter[str], int]:
+        config = parse_config_text(many + properties, "t.yaml").config
+        running: Counter[str] = Counter()
+        peak: Counter[str] = Counter()
+        total = [0, 0]  # now, peak
+
+        class Counting(FakeCluster):
+            def cluster_config(self) -> Any:
+                return config
+
+            async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+                running[node] += 1
+                total[0] += 1
+                peak[node] = max(peak[node], running[node])
+                total[1] = max(total[1], total[0])
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                running[node] -= 1
+                total[0] -= 1
+                return await super().execute_on(node, req)
+
+        io = Counting(view)
+        asyncio.run(Controller("n2", io, ManualClock()).cycle())
+        assert sorted(r for _, r, a in io.actions if a == "start") == list("abcdef")
+        return peak, total[1]
+
+    assert peaks("") == (Counter({"n1": 2, "n2": 2, "n3": 2}), 6)  # defaults: 16 at once, none per node
+    assert peaks("properties: {node_action_limit: 1}\n") == (Counter({"n1": 1, "n2": 1, "n3": 1}), 3)
+    assert peaks("properties: {batch_limit: 2}\n")[1] == 2

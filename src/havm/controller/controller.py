@@ -49,6 +49,7 @@ from havm.controller.catalog import PrimitiveRun, catalog
 from havm.controller.graph import GraphResult, run_graph
 from havm.controller.selffence import FenceVerdict, LossClock, fence_verdict
 from havm.controller.snapshot import build_state
+from havm.controller.throttle import Limits
 from havm.executor.records import ActionRecord, ActionRequest
 from havm.membership.view import MembershipView
 from havm.scheduler import plan
@@ -230,7 +231,12 @@ class Controller:
         self._migrated_from = set()
         self._deferred = set()
         self._abandoned = set()
-        result = await run_graph(tr, self._do, self._abort)
+        result = await run_graph(tr, self._do, self._abort, Limits.from_properties(config.properties))
+        if result.throttled:
+            p = config.properties
+            log.info("%d action(s) waited for a free slot (batch_limit %d, node_action_limit %d, "
+                     "migration_limit %d)", len(result.throttled), p.batch_limit, p.node_action_limit,
+                     p.migration_limit)
         self._record(tr, result, summary)
         if result.failed and set(result.failed) <= self._deferred:
             # only fences that cannot be done yet: no point re-planning before a poke
