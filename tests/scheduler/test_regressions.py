@@ -6,6 +6,7 @@ from pathlib import Path
 
 from havm.importers.cib import load_cib_simulation
 from havm.scheduler import plan
+from havm.scheduler.model import INFINITY
 
 CTS = Path(__file__).resolve().parent.parent / "importers" / "data" / "pacemaker-cts"
 
@@ -62,3 +63,45 @@ def test_a_then_that_holds_room_lends_it_to_its_first_and_the_plan_is_stable() -
     assert t.placement["g1"] == "n1" and t.placement["g6"] == "n1"
     again = plan(spec, apply(state, t))
     assert [a.id for a in again.real_actions] == [] and again.placement == t.placement
+
+
+def test_a_usable_node_on_the_base_score_counts_as_allowed() -> None:
+    # Found by the randomized stability property: n2 (standby, not usable) had an override
+    # and was subtracted from the usable nodes as if banned, so a table whose only allowed
+    # node took the base score (n1 here) looked all-banned: p2 then ignored its
+    # anti-colocated dependent's preferences in one plan and moved for them in the next.
+    from havm.scheduler.scores import ScoreTable
+
+    usable = [True, False, True, True, True]
+    assert ScoreTable(0, {1: 0, 2: -20, 3: -20, 4: -20}).any_allowed(usable)
+    assert not ScoreTable(0, {0: -1, 1: 0, 2: -20, 3: -20, 4: -20}).any_allowed(usable)
+    assert ScoreTable(-INFINITY, {1: 5, 3: 0}).any_allowed(usable)
+    assert not ScoreTable(-INFINITY, {1: 5}).any_allowed(usable)
+
+
+def test_the_primary_of_an_anti_colocation_avoids_its_dependents_wishes_in_the_first_plan() -> None:
+    from havm.scheduler import ClusterSpec, ResourceState, State, apply
+    from havm.scheduler.model import (
+        ColocationSpec,
+        LocationSpec,
+        NodeSpec,
+        NodeState,
+        PrimitiveSpec,
+        PropertiesSpec,
+        RuleSpec,
+        frozen_map,
+    )
+
+    nodes = tuple(NodeSpec(f"n{k}", attributes=frozen_map({"rack": "r1" if k <= 2 else "r2"}),
+                           capacity=frozen_map({"memory": 1024})) for k in range(1, 6))
+    prims = {p: PrimitiveSpec(p, "havm:dummy") for p in ("p2", "p4")}
+    spec = ClusterSpec(nodes=nodes, primitives=frozen_map(prims), top=("p2", "p4"),
+                       locations=(LocationSpec("p4", 20, rule=RuleSpec(20, "and", (("eq", "rack", "r2"),))),),
+                       colocations=(ColocationSpec("p4", "p2", -INFINITY),), orders=(),
+                       properties=PropertiesSpec(fencing_enabled=False, placement_strategy="utilization"))
+    state = State(now=100.0, nodes={"n2": NodeState(standby=True)}, resources={"p2": {
+        "n2": ResourceState(last_failure=90.0, failed=True), "n3": ResourceState()}})
+    t = plan(spec, state)
+    assert t.placement["p2"] == "n1"  # r1: where p4 (anti-colocated, prefers r2) does not want to be
+    again = plan(spec, apply(state, t))
+    assert [a.id for a in again.real_actions] == []

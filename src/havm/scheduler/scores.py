@@ -104,10 +104,9 @@ class ScoreTable:
         self.over = keep
 
     def any_allowed(self, usable: list[bool]) -> bool:
-        if self.base >= 0:
-            n_over_banned = sum(1 for i, s in self.over.items() if s < 0 or not usable[i])
-            if sum(usable) > n_over_banned:
-                return True
+        """Whether some usable node has a score >= 0 here."""
+        if self.base >= 0 and sum(usable) > sum(1 for i in self.over if usable[i]):
+            return True  # a usable node without an override takes the base
         return any(s >= 0 and usable[i] for i, s in self.over.items())
 
     def copy(self) -> ScoreTable:
