@@ -62,6 +62,7 @@ _AGENT = r"^(?:ocf:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+|(?:lsb|systemd|service):[A-Za
 _AGENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _OP_NAMES = ("start", "stop", "monitor", "migrate_to", "migrate_from", "promote", "demote")
 _OP_KEYS = {"id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"}  # as written today
+_PRIMITIVE_SETS = ("instance_attributes", "utilization", "meta_attributes")
 _RULE_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "defined", "not_defined")
 _EMPTY: dict[str, str] = {}
 _NO_UTILIZATION: dict[str, int] = {}  # read only
@@ -108,16 +109,32 @@ def _check_agent(agent: str) -> bool:
 
 def _nvpairs(owner: Element, set_tag: str) -> dict[str, str]:
     """As ``CibInput.nvpairs`` (first value of a name wins), for sets without id-ref or rule."""
-    out: dict[str, str] = {}
-    for nvset in owner.findall(set_tag):
-        if "id-ref" in nvset.attrib or nvset.find("rule") is not None:
-            raise Unsupported(f"<{set_tag}> with id-ref or rule")
-        for pair in nvset.findall("nvpair"):
-            name, value = pair.attrib.get("name"), pair.attrib.get("value")
-            if name is None or value is None or "id-ref" in pair.attrib:
+    return _sets(owner, (set_tag,)).get(set_tag) or {}
+
+
+def _sets(owner: Element, set_tags: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``_nvpairs`` of several set tags in one pass: set tag -> name -> value (tags without a set left out)."""
+    out: dict[str, dict[str, str]] = {}
+    for nvset in owner.children:
+        set_tag = nvset.tag
+        if set_tag not in set_tags:
+            continue
+        pairs = out.get(set_tag)
+        if pairs is None:
+            pairs = out[set_tag] = {}
+        if "id-ref" in nvset.attrib:
+            raise Unsupported(f"<{set_tag}> with id-ref")
+        for pair in nvset.children:
+            if pair.tag == "rule":
+                raise Unsupported(f"<{set_tag}> with a rule")
+            if pair.tag != "nvpair":
+                continue
+            attrib = pair.attrib
+            name, value = attrib.get("name"), attrib.get("value")
+            if name is None or value is None or "id-ref" in attrib:
                 raise Unsupported("an nvpair without name/value, or with id-ref")
-            if name not in out:
-                out[name] = value
+            if name not in pairs:
+                pairs[name] = value
     return out
 
 
@@ -152,6 +169,7 @@ class _Reader:
         self.clones: dict[str, CloneSpec] = {}
         self.top: list[str] = []
         self.agents: set[str] = set()  # agent names already checked
+        self.op_memo: dict[tuple[str | None, ...], _OpFacts] = {}
 
     # -- properties, defaults, nodes -------------------------------------------------------
     def properties(self) -> dict[str, object]:
@@ -249,8 +267,8 @@ class _Reader:
         if cls is None or rtype is None:
             raise Unsupported("a primitive without class or type")
         c = cls.strip().lower()
-        params = _nvpairs(el, "instance_attributes")
         if c == "stonith":  # a fence device, not a resource
+            _nvpairs(el, "instance_attributes")  # (as the importer reads it: Unsupported if it cannot)
             rid = el.attrib.get("id", "")
             if rid in self.kinds or rid in self.dropped or group is not None:
                 raise Unsupported("a fence device in a group, or a duplicate id")
@@ -262,6 +280,8 @@ class _Reader:
             agent = f"{c}:{rtype}"
         else:
             raise Unsupported(f"resource class {cls!r}")
+        sets = _sets(el, _PRIMITIVE_SETS)
+        params = sets.get("instance_attributes") or {}
         if agent not in self.agents:  # a large CIB names a few agents thousands of times
             if not _check_agent(agent):
                 raise Unsupported(f"agent {agent!r}")
@@ -270,10 +290,11 @@ class _Reader:
             if ("_" in k and norm(k) in HB2_META_NAMES) or not is_havm_id(k):
                 raise Unsupported(f"parameter {k!r}")
         rid = self.claim(el, "primitive")
-        raw_util = _nvpairs(el, "utilization")
+        raw_util = sets.get("utilization")
         util = {_check_id(k): _integer(v) for k, v in raw_util.items()} if raw_util else _NO_UTILIZATION
-        meta = _meta(_nvpairs(el, "meta_attributes"), None)
-        monitor, on_fail = _ops(el)
+        raw_meta = sets.get("meta_attributes")
+        meta = _meta(raw_meta, None) if raw_meta else {}
+        monitor, on_fail = _ops(el, self.op_memo)
         if on_fail:
             self.on_fail[rid] = on_fail
         self.prims[rid] = primitive_spec(rid, agent, params, util, monitor,
@@ -513,51 +534,78 @@ def _meta(pairs: dict[str, str], clone: dict[str, object] | None) -> dict[str, o
     return meta
 
 
-def _ops(el: Element) -> tuple[float, dict[tuple[str, int], str]]:
-    """The interval of the monitor the importer would keep (0: none), and on-fail by (op, interval ms)."""
+def _ops(el: Element, memo: dict[tuple[str | None, ...], _OpFacts]) -> tuple[float, dict[tuple[str, int], str]]:
+    """The interval of the monitor the importer would keep (0: none), and on-fail by (op, interval ms).
+
+    ``memo`` holds what an operation's values come to: a large CIB writes the
+    same few operations (monitor 30s, timeout 20s) once per resource.
+    """
     monitor = 0.0
     seen: set[str] = set()
     on_fail: dict[tuple[str, int], str] = {}
-    for operations in el.findall("operations"):
+    for operations in el.children:
+        if operations.tag != "operations":
+            continue
         if "id-ref" in operations.attrib:
             raise Unsupported("operations with id-ref")
-        for op in operations.findall("op"):
-            attrs = op.attrib if op.attrib.keys() <= _OP_KEYS else {norm(k): v for k, v in op.attrib.items()}
-            name = op.attrib.get("name", "")
-            policy = attrs.get("on-fail")
-            try:
-                interval = pcmk_interval(attrs.get("interval", "0"))
-            except ValueError:
-                interval = None
-            if policy and interval is not None:
-                on_fail[(name, int(round(interval * 1000)))] = policy.strip().lower()
-            if name not in _OP_NAMES or interval is None:
+        for op in operations.children:
+            if op.tag != "op":
                 continue
-            if "enabled" in attrs:
-                try:
-                    if not pcmk_bool(attrs["enabled"]):
-                        continue
-                except ValueError:
-                    pass
-            if "timeout" in attrs:
-                try:
-                    pcmk_interval(attrs["timeout"])
-                except ValueError:
-                    continue  # the importer drops an operation whose timeout it cannot read
-            role = None
-            if "role" in attrs:
-                role = pcmk_role(attrs["role"])
-                if role is None:
-                    continue
-            if name == "monitor" and interval == 0:
-                continue
-            key = "monitor_promoted" if name == "monitor" and role == "promoted" else name
-            if key in seen:
+            attrib = op.attrib
+            if attrib.keys() <= _OP_KEYS:
+                values = (attrib.get("name"), attrib.get("interval"), attrib.get("timeout"), attrib.get("role"),
+                          attrib.get("on-fail"), attrib.get("enabled"))  # all but id and description
+                facts = memo.get(values)
+                if facts is None:
+                    facts = memo[values] = _op_facts(attrib.get("name", ""), attrib)
+            else:
+                facts = _op_facts(attrib.get("name", ""), {norm(k): v for k, v in attrib.items()})
+            fail, key, interval = facts
+            if fail is not None:
+                on_fail[fail[0]] = fail[1]
+            if key is None or key in seen:
                 continue
             seen.add(key)
             if key == "monitor":
                 monitor = interval
     return monitor, on_fail
+
+
+#: (on-fail entry, what the importer keeps the operation as (None: drops it), interval)
+_OpFacts = tuple[tuple[tuple[str, int], str] | None, str | None, float]
+
+
+def _op_facts(name: str, attrs: dict[str, str]) -> _OpFacts:
+    """What one ``<op>`` (attribute names normalised) comes to, as the importer reads it."""
+    policy = attrs.get("on-fail")
+    try:
+        interval: float | None = pcmk_interval(attrs.get("interval", "0"))
+    except ValueError:
+        interval = None
+    fail = None
+    if policy and interval is not None:
+        fail = ((name, int(round(interval * 1000))), policy.strip().lower())
+    if name not in _OP_NAMES or interval is None:
+        return fail, None, 0.0
+    if "enabled" in attrs:
+        try:
+            if not pcmk_bool(attrs["enabled"]):
+                return fail, None, 0.0
+        except ValueError:
+            pass
+    if "timeout" in attrs:
+        try:
+            pcmk_interval(attrs["timeout"])
+        except ValueError:
+            return fail, None, 0.0  # the importer drops an operation whose timeout it cannot read
+    role = None
+    if "role" in attrs:
+        role = pcmk_role(attrs["role"])
+        if role is None:
+            return fail, None, 0.0
+    if name == "monitor" and interval == 0:
+        return fail, None, 0.0
+    return fail, "monitor_promoted" if name == "monitor" and role == "promoted" else name, interval
 
 
 def _rule(rule: Element) -> tuple[int, RuleSpec, str | None] | None:

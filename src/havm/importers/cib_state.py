@@ -335,9 +335,17 @@ def _target_rc(op: Mapping[str, str]) -> int | None:
     return _int(parts[2], -1) if len(parts) >= 4 else None
 
 
-def _call_order(op: Mapping[str, str]) -> tuple[bool, int]:
-    call = _int(op.get("call-id"), -1)
-    return call < 0, call  # pending operations (call-id -1) last
+def _call_order(ops: list[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """``ops`` by call-id (``_int``, default -1), pending operations (call-id -1) last; stable."""
+    keyed = []
+    for i, op in enumerate(ops):
+        try:
+            call = int(op.get("call-id"))  # type: ignore[arg-type]  # (None: TypeError)
+        except (TypeError, ValueError):
+            call = -1
+        keyed.append((call < 0, call, i))
+    keyed.sort()
+    return [ops[i] for _, _, i in keyed]
 
 
 def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str, int], str] | None = None
@@ -351,14 +359,16 @@ def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str
     without fencing) sets ``blocked``. A later successful stop clears both.
     """
     if len(ops) > 1:
-        ops = sorted(ops, key=_call_order)
+        ops = _call_order(ops)
     role: str | None = None
     failed = blocked = fence = not_installed = False
     last: Mapping[str, str] | None = None
+    last_rc = last_interval = 0
     policies = on_fail or {}
     for op in ops:
-        raw_status = op.get("op-status")
-        status = 0 if raw_status == "0" else _int(raw_status, 0)  # the common case without a call
+        # Numbers as _int reads them, inline: a large status holds thousands of operations.
+        raw_status, raw_rc, raw_interval = op.get("op-status"), op.get("rc-code"), op.get("interval")
+        status = 0 if raw_status == "0" else _int(raw_status, 0)
         name = op.get("operation") or ""
         if status == _STATUS_PENDING:  # in flight: a start or promote may already have taken effect
             if name in ("start", "migrate_to", "migrate_from"):
@@ -368,10 +378,13 @@ def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str
             continue
         if status == _STATUS_CANCELLED:
             continue  # a cancelled recurring monitor says nothing of the state
-        raw_rc, raw_interval = op.get("rc-code"), op.get("interval")
         rc = 0 if raw_rc == "0" else _int(raw_rc, 1)
-        interval = 0 if raw_interval == "0" else _int(raw_interval, 0)
-        target = _target_rc(op)
+        try:
+            interval = int(raw_interval)  # type: ignore[arg-type]  # (None: TypeError)
+        except (TypeError, ValueError):
+            interval = 0
+        # the target rc (from the transition key) only matters for these
+        target = _target_rc(op) if status == _STATUS_ERROR or (interval and name == "monitor") else None
         if status == _STATUS_ERROR and target is not None and rc == target:
             status = _STATUS_DONE  # what was expected: Pacemaker remaps it to success
         ok = status == _STATUS_DONE
@@ -379,14 +392,14 @@ def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str
             # a hard error: the resource can never run here (Pacemaker bans the node)
             not_installed = True
             if interval == 0 and name == "monitor":  # a probe: and it does not run here
-                role, failed, last = None, False, op
+                role, failed, last, last_rc, last_interval = None, False, op, rc, interval
                 continue
         if name == "start":
             role, failed = "started", not (ok and rc == _RC_OK)
         elif name == "stop":
             if ok and rc == _RC_OK:
                 role, failed, blocked, fence = None, False, False, False
-                last = op
+                last, last_rc, last_interval = op, rc, interval
                 continue
             failed = True
             role = role or "started"
@@ -423,7 +436,7 @@ def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str
             role, failed = "started", not (ok and rc == _RC_OK)
         else:
             continue  # notify, reload, meta-data...: no change of state
-        last = op
+        last, last_rc, last_interval = op, rc, interval
         if failed and policies.get((name, interval)) == "ignore":
             failed = False  # on-fail=ignore: as if it had not failed
             continue
@@ -435,8 +448,8 @@ def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str
     return {"role": role, "failed": failed, "blocked": blocked, "failcount": INFINITY if not_installed else 0,
             "last_failure": None,
             "promotion_score": None, "fence": fence, "last_op": None if last is None else {
-                "operation": last.get("operation"), "interval": _int(last.get("interval"), 0) / 1000.0,
-                "rc_code": _int(last.get("rc-code"), 1), "op_status": _int(last.get("op-status"), 0),
+                "operation": last.get("operation"), "interval": last_interval / 1000.0,
+                "rc_code": last_rc, "op_status": _int(last.get("op-status"), 0),
                 "call_id": _int(last.get("call-id"), -1), "last_rc_change": _float(last.get("last-rc-change"))}}
 
 

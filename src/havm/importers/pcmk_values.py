@@ -28,15 +28,10 @@ def norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def _plain_id(raw: str) -> bool:
-    """``raw`` matches ``_NAME`` (a sufficient test: False says nothing)."""
-    return 0 < len(raw) <= 63 and raw.isascii() and raw[0].isalnum() and _ID_CHARS.issuperset(raw)
-
-
 def is_havm_id(raw: str) -> bool:
     """Is ``raw`` already a valid havm name (so ``havm_id`` keeps it as it is)?"""
-    if _plain_id(raw):
-        return True
+    if 0 < len(raw) <= 63 and raw.isascii() and raw[0].isalnum() and _ID_CHARS.issuperset(raw):
+        return True  # (the pattern says so; it also takes a trailing newline, which this test does not)
     import re
 
     return re.match(_NAME, raw) is not None
