@@ -25,6 +25,7 @@ full path.
 from __future__ import annotations
 
 from havm.importers.cib_simulation import scheduler_state
+from havm.importers.cib_spec_ops import OpFacts, ops_of, role_of, rule_of
 from havm.importers.cib_state import StatusFacts, read_status
 from havm.importers.cib_stream import Element, Unsupported, read
 from havm.importers.pcmk_values import (
@@ -36,8 +37,6 @@ from havm.importers.pcmk_values import (
     is_havm_id,
     norm,
     pcmk_bool,
-    pcmk_interval,
-    pcmk_role,
     pcmk_score,
 )
 from havm.scheduler.model import (
@@ -51,7 +50,6 @@ from havm.scheduler.model import (
     OrderSpec,
     PrimitiveSpec,
     PropertiesSpec,
-    RuleSpec,
     State,
     frozen_map,
     primitive_spec,
@@ -60,11 +58,7 @@ from havm.scheduler.model import (
 _STRUCTURAL = {"id", "class", "provider", "type", "description"}
 _AGENT = r"^(?:ocf:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+|(?:lsb|systemd|service):[A-Za-z0-9_.@-]+)$"
 _AGENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-_OP_NAMES = ("start", "stop", "monitor", "migrate_to", "migrate_from", "promote", "demote")
-_OP_KEYS = {"id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"}  # as written today
 _PRIMITIVE_SETS = ("instance_attributes", "utilization", "meta_attributes")
-_RULE_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "defined", "not_defined")
-_EMPTY: dict[str, str] = {}
 _NO_UTILIZATION: dict[str, int] = {}  # read only
 
 
@@ -144,15 +138,6 @@ def _check_id(raw: str | None) -> str:
     return raw
 
 
-def _role(raw: str | None) -> str | None:
-    if raw is None or raw.strip().lower() == "started":
-        return None
-    role = pcmk_role(raw)
-    if role is None:
-        raise Unsupported(f"role {raw!r}")
-    return role
-
-
 class _Reader:
     def __init__(self, config: Element) -> None:
         self.config = config
@@ -169,7 +154,7 @@ class _Reader:
         self.clones: dict[str, CloneSpec] = {}
         self.top: list[str] = []
         self.agents: set[str] = set()  # agent names already checked
-        self.op_memo: dict[tuple[str | None, ...], _OpFacts] = {}
+        self.op_memo: dict[tuple[str | None, ...], OpFacts] = {}
 
     # -- properties, defaults, nodes -------------------------------------------------------
     def properties(self) -> dict[str, object]:
@@ -294,7 +279,7 @@ class _Reader:
         util = {_check_id(k): _integer(v) for k, v in raw_util.items()} if raw_util else _NO_UTILIZATION
         raw_meta = sets.get("meta_attributes")
         meta = _meta(raw_meta, None) if raw_meta else {}
-        monitor, on_fail = _ops(el, self.op_memo)
+        monitor, on_fail = ops_of(el, self.op_memo)
         if on_fail:
             self.on_fail[rid] = on_fail
         self.prims[rid] = primitive_spec(rid, agent, params, util, monitor,
@@ -402,7 +387,7 @@ class _Reader:
         if el.attrib.get("rsc-pattern"):
             raise Unsupported("rsc-pattern")
         rsc = self.ref(el.attrib.get("rsc"))
-        role = _role(el.attrib.get("role"))
+        role = role_of(el.attrib.get("role"))
         if rsc is None:
             return
         node = el.attrib.get("node")
@@ -419,7 +404,7 @@ class _Reader:
         for rule in rules:
             if "id-ref" in rule.attrib:
                 raise Unsupported("a rule with id-ref")
-            parsed = _rule(rule)
+            parsed = rule_of(rule)
             if parsed is None:
                 continue
             score, rule_spec, rule_role = parsed
@@ -439,8 +424,8 @@ class _Reader:
         raw = el.attrib.get("score")
         score = INFINITY if raw is None else _score(raw)
         dep, primary = self.ref(el.attrib.get("rsc")), self.ref(el.attrib.get("with-rsc"))
-        dep_role = _role(_first(el, "rsc-role", "from_role", "from-role"))
-        primary_role = _role(_first(el, "with-rsc-role", "to_role", "to-role"))
+        dep_role = role_of(_first(el, "rsc-role", "from_role", "from-role"))
+        primary_role = role_of(_first(el, "with-rsc-role", "to_role", "to-role"))
         if dep is None or primary is None or dep == primary:
             return
         if not self.check_role(dep, dep_role) or not self.check_role(primary, primary_role):
@@ -532,127 +517,6 @@ def _meta(pairs: dict[str, str], clone: dict[str, object] | None) -> dict[str, o
         except ValueError:
             continue  # the importer drops a value it cannot read (and reports it)
     return meta
-
-
-def _ops(el: Element, memo: dict[tuple[str | None, ...], _OpFacts]) -> tuple[float, dict[tuple[str, int], str]]:
-    """The interval of the monitor the importer would keep (0: none), and on-fail by (op, interval ms).
-
-    ``memo`` holds what an operation's values come to: a large CIB writes the
-    same few operations (monitor 30s, timeout 20s) once per resource.
-    """
-    monitor = 0.0
-    seen: set[str] = set()
-    on_fail: dict[tuple[str, int], str] = {}
-    for operations in el.children:
-        if operations.tag != "operations":
-            continue
-        if "id-ref" in operations.attrib:
-            raise Unsupported("operations with id-ref")
-        for op in operations.children:
-            if op.tag != "op":
-                continue
-            attrib = op.attrib
-            if attrib.keys() <= _OP_KEYS:
-                values = (attrib.get("name"), attrib.get("interval"), attrib.get("timeout"), attrib.get("role"),
-                          attrib.get("on-fail"), attrib.get("enabled"))  # all but id and description
-                facts = memo.get(values)
-                if facts is None:
-                    facts = memo[values] = _op_facts(attrib.get("name", ""), attrib)
-            else:
-                facts = _op_facts(attrib.get("name", ""), {norm(k): v for k, v in attrib.items()})
-            fail, key, interval = facts
-            if fail is not None:
-                on_fail[fail[0]] = fail[1]
-            if key is None or key in seen:
-                continue
-            seen.add(key)
-            if key == "monitor":
-                monitor = interval
-    return monitor, on_fail
-
-
-#: (on-fail entry, what the importer keeps the operation as (None: drops it), interval)
-_OpFacts = tuple[tuple[tuple[str, int], str] | None, str | None, float]
-
-
-def _op_facts(name: str, attrs: dict[str, str]) -> _OpFacts:
-    """What one ``<op>`` (attribute names normalised) comes to, as the importer reads it."""
-    policy = attrs.get("on-fail")
-    try:
-        interval: float | None = pcmk_interval(attrs.get("interval", "0"))
-    except ValueError:
-        interval = None
-    fail = None
-    if policy and interval is not None:
-        fail = ((name, int(round(interval * 1000))), policy.strip().lower())
-    if name not in _OP_NAMES or interval is None:
-        return fail, None, 0.0
-    if "enabled" in attrs:
-        try:
-            if not pcmk_bool(attrs["enabled"]):
-                return fail, None, 0.0
-        except ValueError:
-            pass
-    if "timeout" in attrs:
-        try:
-            pcmk_interval(attrs["timeout"])
-        except ValueError:
-            return fail, None, 0.0  # the importer drops an operation whose timeout it cannot read
-    role = None
-    if "role" in attrs:
-        role = pcmk_role(attrs["role"])
-        if role is None:
-            return fail, None, 0.0
-    if name == "monitor" and interval == 0:
-        return fail, None, 0.0
-    return fail, "monitor_promoted" if name == "monitor" and role == "promoted" else name, interval
-
-
-def _rule(rule: Element) -> tuple[int, RuleSpec, str | None] | None:
-    """As the importer's ``_rule``; None where it drops the rule."""
-    if rule.attrib.get("score-attribute") or rule.attrib.get("score_attribute"):
-        return None
-    raw = rule.attrib.get("score")
-    try:
-        score = 0 if raw is None else pcmk_score(raw)
-    except ValueError:
-        return None
-    join = (rule.attrib.get("boolean-op") or rule.attrib.get("boolean_op") or "and").strip().lower()
-    if join not in ("and", "or"):
-        return None
-    terms: list[tuple[str, ...]] = []
-    for sub in rule:
-        if sub.tag != "expression":
-            return None
-        term = _expression(sub)
-        if term is None:
-            return None
-        terms.append(term)
-    if not terms:
-        return None
-    try:
-        role = _role(rule.attrib.get("role"))
-    except Unsupported:
-        return None
-    # a one-term rule reads back as "and" from the YAML (there is nothing to join)
-    return score, RuleSpec(score, join if len(terms) > 1 else "and", tuple(terms)), role
-
-
-def _expression(ex: Element) -> tuple[str, ...] | None:
-    attr = ex.attrib.get("attribute") or ""
-    op = (ex.attrib.get("operation") or "").strip().lower()
-    value = ex.attrib.get("value")
-    if ex.attrib.get("value-source", "literal") != "literal" or op not in _RULE_OPS:
-        return None
-    if (attr.startswith("#") and attr != "#uname") or not attr or (attr != "#uname" and not is_havm_id(attr)):
-        return None
-    if (ex.attrib.get("type") or "string").lower() == "version":
-        return None
-    if op in ("defined", "not_defined"):
-        return (op, attr)
-    if value is None or not value or any(ch.isspace() for ch in value) or value in ("and", "or", *_RULE_OPS):
-        return None
-    return (op, attr, value)
 
 
 __all__ = ["Unsupported", "load_cib_spec"]
