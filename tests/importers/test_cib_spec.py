@@ -158,6 +158,11 @@ def test_features_the_lean_reader_carries_read_as_the_importer_does(tmp_path: Pa
      '<rsc_order id="o1"><resource_set id="s"><resource_ref id="ip"/><resource_ref id="vm1"/></resource_set>'
      '</rsc_order>'),
     ('<primitive id="vm1" ', '<primitive id="vm 1" '),  # an id the importer renames
+    ('<cib validate-with', '<!DOCTYPE cib>\n<cib validate-with'),  # entities: ElementTree's own handling
+    ('<lrm_rsc_op id="e" ', '<lrm_resource id="in"/><lrm_rsc_op id="e" '),  # an lrm_resource in another
+    ('</lrm_resources></lrm>', '</lrm_resources></lrm><node_state id="9"/>'),  # a node_state in another
+    ('<nvpair id="s1c"', '<rule id="sr"/><nvpair id="s1c"'),  # transient attributes with a rule
+    ('</lrm_resources></lrm>\n  </node_state>', '</lrm_resources></lrm>\n  </node_stat>'),  # not well-formed
 ])
 def test_what_the_lean_reader_leaves_to_the_importer(change: tuple[str, str]) -> None:
     text = FEATURES.replace(*change, 1)

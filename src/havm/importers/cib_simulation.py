@@ -10,7 +10,7 @@ planner knows nothing of them; pass ``report`` to learn what was dropped.
 
 from __future__ import annotations
 
-from havm.importers.cibxml import havm_id
+from havm.importers.pcmk_values import havm_id
 from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, frozen_map
 
 TYPE_CHECKING = False

@@ -1,8 +1,11 @@
 """A Pacemaker CIB read straight into the scheduler's ``ClusterSpec`` and ``State``.
 
-The fast path of ``havm simulate cluster.xml``: one parse with the C parser,
+The fast path of ``havm simulate cluster.xml``: one pass of pyexpat
+(``cib_stream``: a small tree of the configuration, the status as records),
 one walk of the configuration, no YAML document, no schema validation, no
-report, and nothing imported beyond the scheduler's model. It carries over
+report, and nothing imported beyond the scheduler's model and pyexpat (not
+``xml.etree`` nor ``re``, which cost more to import than reading a
+500-resource configuration). It carries over
 exactly what ``havm import cib`` would write, for the CIBs clusters are made
 of today (Pacemaker 2.x/3.x ``<cib validate-with>``): nodes, cluster
 properties, ``rsc_defaults``, primitives (ocf/lsb/systemd/service; stonith
@@ -13,7 +16,7 @@ Whatever it does not read itself raises ``Unsupported``, and the caller
 (``cib_simulation.load_cib_simulation``) takes the full importer's path: a
 snippet or Heartbeat 2 XML, ``id-ref`` references, sets with rules, resource
 templates, bundles, resource sets, ids the importer would rename, values it
-would drop. So the two paths agree on every input the fast one accepts;
+would drop, a DOCTYPE. So the two paths agree on every input the fast one accepts;
 tests/importers/test_cib_spec.py compares them on every CIB the tests have.
 The status section goes through ``cib_state.read_status``, shared with the
 full path.
@@ -21,12 +24,11 @@ full path.
 
 from __future__ import annotations
 
-import re
-import xml.etree.ElementTree as ET
-
 from havm.importers.cib_simulation import scheduler_state
+from havm.importers.cib_spec_ops import OpFacts, ops_of, role_of, rule_of
 from havm.importers.cib_state import StatusFacts, read_status
-from havm.importers.cibxml import (
+from havm.importers.cib_stream import Element, Unsupported, read
+from havm.importers.pcmk_values import (
     CLONE_OPTIONS,
     HB2_META_NAMES,
     META_OPTIONS,
@@ -35,8 +37,6 @@ from havm.importers.cibxml import (
     is_havm_id,
     norm,
     pcmk_bool,
-    pcmk_interval,
-    pcmk_role,
     pcmk_score,
 )
 from havm.scheduler.model import (
@@ -50,23 +50,16 @@ from havm.scheduler.model import (
     OrderSpec,
     PrimitiveSpec,
     PropertiesSpec,
-    RuleSpec,
     State,
     frozen_map,
     primitive_spec,
 )
 
 _STRUCTURAL = {"id", "class", "provider", "type", "description"}
-_AGENT = re.compile(r"^(?:ocf:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+|(?:lsb|systemd|service):[A-Za-z0-9_.@-]+)$")
-_OP_NAMES = ("start", "stop", "monitor", "migrate_to", "migrate_from", "promote", "demote")
-_OP_KEYS = {"id", "name", "interval", "timeout", "role", "on-fail", "enabled", "description"}  # as written today
-_RULE_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "defined", "not_defined")
-_EMPTY: dict[str, str] = {}
+_AGENT = r"^(?:ocf:[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+|(?:lsb|systemd|service):[A-Za-z0-9_.@-]+)$"
+_AGENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_PRIMITIVE_SETS = ("instance_attributes", "utilization", "meta_attributes")
 _NO_UTILIZATION: dict[str, int] = {}  # read only
-
-
-class Unsupported(Exception):
-    """This CIB needs the full importer (the message says what)."""
 
 
 def load_cib_spec(data: bytes) -> tuple[ClusterSpec, State]:
@@ -78,40 +71,64 @@ def load_cib_spec(data: bytes) -> tuple[ClusterSpec, State]:
 
 
 def _load(data: bytes) -> tuple[ClusterSpec, State]:
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError:
-        raise Unsupported("not well-formed (the full importer reports where)") from None
-    if root.tag != "cib" or root.get("validate-with") is None:
+    root, node_states = read(data)  # Unsupported: Heartbeat 2 <attributes>, not well-formed...
+    if root.tag != "cib" or root.attrib.get("validate-with") is None:
         raise Unsupported("not a Pacemaker 2.x/3.x CIB")
-    if root.find(".//attributes") is not None:
-        raise Unsupported("Heartbeat 2 <attributes> blocks")
     configs = root.findall("configuration")
     if len(configs) != 1:
         raise Unsupported("no single <configuration>")
     reader = _Reader(configs[0])
     spec = reader.spec()
-    statuses = root.findall("status")
-    if not statuses:
+    if root.find("status") is None:
         return spec, State()
     facts = StatusFacts(reader.raw_props, False, reader.node_ids, reader.node_attrs, reader.anonymous,
                         reader.unique, set(spec.primitives), reader.on_fail)
-    node_states = [ns for st in statuses for ns in st.iter("node_state")]
-    return spec, scheduler_state(read_status(root, node_states, facts, _nvpairs), spec)
+    return spec, scheduler_state(read_status(root.attrib, node_states, facts), spec)
 
 
-def _nvpairs(owner: ET.Element, set_tag: str) -> dict[str, str]:
+def _check_agent(agent: str) -> bool:
+    """Does ``agent`` match ``_AGENT``? (A plain test first: ``re`` only for odd names.)"""
+    kind, _, rest = agent.partition(":")
+    if kind == "ocf":
+        provider, _, name = rest.partition(":")
+        plain = provider and name and _AGENT_CHARS.issuperset(provider) and _AGENT_CHARS.issuperset(name)
+    else:
+        plain = kind in ("lsb", "systemd", "service") and rest and _AGENT_CHARS.issuperset(rest.replace("@", ""))
+    if plain:
+        return True
+    import re
+
+    return re.match(_AGENT, agent) is not None
+
+
+def _nvpairs(owner: Element, set_tag: str) -> dict[str, str]:
     """As ``CibInput.nvpairs`` (first value of a name wins), for sets without id-ref or rule."""
-    out: dict[str, str] = {}
-    for nvset in owner.findall(set_tag):
-        if "id-ref" in nvset.attrib or nvset.find("rule") is not None:
-            raise Unsupported(f"<{set_tag}> with id-ref or rule")
-        for pair in nvset.findall("nvpair"):
-            name, value = pair.get("name"), pair.get("value")
-            if name is None or value is None or "id-ref" in pair.attrib:
+    return _sets(owner, (set_tag,)).get(set_tag) or {}
+
+
+def _sets(owner: Element, set_tags: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``_nvpairs`` of several set tags in one pass: set tag -> name -> value (tags without a set left out)."""
+    out: dict[str, dict[str, str]] = {}
+    for nvset in owner.children:
+        set_tag = nvset.tag
+        if set_tag not in set_tags:
+            continue
+        pairs = out.get(set_tag)
+        if pairs is None:
+            pairs = out[set_tag] = {}
+        if "id-ref" in nvset.attrib:
+            raise Unsupported(f"<{set_tag}> with id-ref")
+        for pair in nvset.children:
+            if pair.tag == "rule":
+                raise Unsupported(f"<{set_tag}> with a rule")
+            if pair.tag != "nvpair":
+                continue
+            attrib = pair.attrib
+            name, value = attrib.get("name"), attrib.get("value")
+            if name is None or value is None or "id-ref" in attrib:
                 raise Unsupported("an nvpair without name/value, or with id-ref")
-            if name not in out:
-                out[name] = value
+            if name not in pairs:
+                pairs[name] = value
     return out
 
 
@@ -121,17 +138,8 @@ def _check_id(raw: str | None) -> str:
     return raw
 
 
-def _role(raw: str | None) -> str | None:
-    if raw is None or raw.strip().lower() == "started":
-        return None
-    role = pcmk_role(raw)
-    if role is None:
-        raise Unsupported(f"role {raw!r}")
-    return role
-
-
 class _Reader:
-    def __init__(self, config: ET.Element) -> None:
+    def __init__(self, config: Element) -> None:
         self.config = config
         self.raw_props: dict[str, str] = {}  # normalised name -> value, for the status reader
         self.node_ids: dict[str, str] = {}
@@ -146,6 +154,7 @@ class _Reader:
         self.clones: dict[str, CloneSpec] = {}
         self.top: list[str] = []
         self.agents: set[str] = set()  # agent names already checked
+        self.op_memo: dict[tuple[str | None, ...], OpFacts] = {}
 
     # -- properties, defaults, nodes -------------------------------------------------------
     def properties(self) -> dict[str, object]:
@@ -181,14 +190,14 @@ class _Reader:
         out: dict[str, dict] = {}  # type: ignore[type-arg]
         for section in self.config.findall("nodes"):
             for el in section.findall("node"):
-                if (el.get("type") or "member").lower() not in ("member", "normal"):
+                if (el.attrib.get("type") or "member").lower() not in ("member", "normal"):
                     continue
-                name = _check_id(el.get("uname") or el.get("id") or "")
+                name = _check_id(el.attrib.get("uname") or el.attrib.get("id") or "")
                 node = out.setdefault(name, {"attributes": {}, "utilization": {}, "standby": False,
                                              "maintenance": False})
                 attrs = _nvpairs(el, "instance_attributes")
-                if (el.get("type") or "member") in ("member", "normal"):  # the status reader's test
-                    self.node_ids[el.get("id") or name] = name
+                if (el.attrib.get("type") or "member") in ("member", "normal"):  # the status reader's test
+                    self.node_ids[el.attrib.get("id") or name] = name
                     self.node_attrs[name] = {norm(k): v for k, v in attrs.items()}
                 for key, value in attrs.items():
                     if norm(key) in ("standby", "maintenance"):
@@ -226,14 +235,14 @@ class _Reader:
                 elif isinstance(tag, str):
                     raise Unsupported(f"<{tag}> in resources")
 
-    def claim(self, el: ET.Element, kind: str) -> str:
-        rid = _check_id(el.get("id"))
+    def claim(self, el: Element, kind: str) -> str:
+        rid = _check_id(el.attrib.get("id"))
         if rid in self.kinds or rid in self.dropped:
             raise Unsupported(f"duplicate id {rid!r}")
         self.kinds[rid] = kind
         return rid
 
-    def primitive(self, el: ET.Element, outer: tuple[dict[str, object], ...], group: str | None,
+    def primitive(self, el: Element, outer: tuple[dict[str, object], ...], group: str | None,
                   clone: str | None) -> str | None:
         attrib = el.attrib
         if not attrib.keys() <= _STRUCTURAL:
@@ -243,9 +252,9 @@ class _Reader:
         if cls is None or rtype is None:
             raise Unsupported("a primitive without class or type")
         c = cls.strip().lower()
-        params = _nvpairs(el, "instance_attributes")
         if c == "stonith":  # a fence device, not a resource
-            rid = el.get("id", "")
+            _nvpairs(el, "instance_attributes")  # (as the importer reads it: Unsupported if it cannot)
+            rid = el.attrib.get("id", "")
             if rid in self.kinds or rid in self.dropped or group is not None:
                 raise Unsupported("a fence device in a group, or a duplicate id")
             self.dropped.add(rid)
@@ -256,25 +265,28 @@ class _Reader:
             agent = f"{c}:{rtype}"
         else:
             raise Unsupported(f"resource class {cls!r}")
+        sets = _sets(el, _PRIMITIVE_SETS)
+        params = sets.get("instance_attributes") or {}
         if agent not in self.agents:  # a large CIB names a few agents thousands of times
-            if _AGENT.match(agent) is None:
+            if not _check_agent(agent):
                 raise Unsupported(f"agent {agent!r}")
             self.agents.add(agent)
         for k in params:
             if ("_" in k and norm(k) in HB2_META_NAMES) or not is_havm_id(k):
                 raise Unsupported(f"parameter {k!r}")
         rid = self.claim(el, "primitive")
-        raw_util = _nvpairs(el, "utilization")
+        raw_util = sets.get("utilization")
         util = {_check_id(k): _integer(v) for k, v in raw_util.items()} if raw_util else _NO_UTILIZATION
-        meta = _meta(_nvpairs(el, "meta_attributes"), None)
-        monitor, on_fail = _ops(el)
+        raw_meta = sets.get("meta_attributes")
+        meta = _meta(raw_meta, None) if raw_meta else {}
+        monitor, on_fail = ops_of(el, self.op_memo)
         if on_fail:
             self.on_fail[rid] = on_fail
         self.prims[rid] = primitive_spec(rid, agent, params, util, monitor,
                                          (meta, *outer, self.rsc_defaults), self.default_stickiness, group, clone)
         return rid
 
-    def group(self, el: ET.Element, outer: tuple[dict[str, object], ...], clone: str | None) -> str:
+    def group(self, el: Element, outer: tuple[dict[str, object], ...], clone: str | None) -> str:
         for k in el.attrib:
             if k not in ("id", "description"):
                 raise Unsupported(f"group option {k}=")
@@ -298,7 +310,7 @@ class _Reader:
         self.groups[gid] = GroupSpec(gid, tuple(members), clone)
         return gid
 
-    def clone(self, el: ET.Element) -> str | None:
+    def clone(self, el: Element) -> str | None:
         for k in el.attrib:
             if k not in ("id", "description"):
                 raise Unsupported(f"clone option {k}= (Heartbeat 2 style)")
@@ -306,9 +318,9 @@ class _Reader:
         if len(children) != 1 or children[0].tag not in ("primitive", "group"):
             raise Unsupported("a clone not holding exactly one primitive or group")
         inner = children[0]
-        if inner.tag == "primitive" and (inner.get("class") or "").strip().lower() == "stonith":
+        if inner.tag == "primitive" and (inner.attrib.get("class") or "").strip().lower() == "stonith":
             self.primitive(inner, (), None, None)  # a clone of a fence device: no resource at all
-            self.dropped.add(el.get("id", ""))
+            self.dropped.add(el.attrib.get("id", ""))
             return None
         cid = self.claim(el, "clone")
         pairs = _nvpairs(el, "meta_attributes")
@@ -338,7 +350,7 @@ class _Reader:
         if promotable:
             self.kinds[cid] = self.kinds[child] = "promotable"
         (self.unique if unique else self.anonymous).update(
-            p.get("id", "") for p in el.iter("primitive"))
+            p.attrib.get("id", "") for p in el.iter("primitive"))
         self.clones[cid] = CloneSpec(cid, child, members, clone_max, node_max, bool(fields.get("interleave", False)),  # type: ignore[arg-type]
                                      unique, promotable, promoted_max, promoted_node_max)  # type: ignore[arg-type]
         return cid
@@ -371,16 +383,16 @@ class _Reader:
                     self.order(el, orders)
         return locs, colos, orders
 
-    def location(self, el: ET.Element, node_names: set[str], out: list[LocationSpec]) -> None:
-        if el.get("rsc-pattern"):
+    def location(self, el: Element, node_names: set[str], out: list[LocationSpec]) -> None:
+        if el.attrib.get("rsc-pattern"):
             raise Unsupported("rsc-pattern")
-        rsc = self.ref(el.get("rsc"))
-        role = _role(el.get("role"))
+        rsc = self.ref(el.attrib.get("rsc"))
+        role = role_of(el.attrib.get("role"))
         if rsc is None:
             return
-        node = el.get("node")
+        node = el.attrib.get("node")
         if node is not None:
-            raw = el.get("score")
+            raw = el.attrib.get("score")
             if raw is None or node not in node_names or not self.check_role(rsc, role):
                 return  # dropped by the importer
             out.append(LocationSpec(rsc, _score(raw), node, None, role))
@@ -392,7 +404,7 @@ class _Reader:
         for rule in rules:
             if "id-ref" in rule.attrib:
                 raise Unsupported("a rule with id-ref")
-            parsed = _rule(rule)
+            parsed = rule_of(rule)
             if parsed is None:
                 continue
             score, rule_spec, rule_role = parsed
@@ -403,38 +415,38 @@ class _Reader:
         if not found:
             return
 
-    def colocation(self, el: ET.Element, out: list[ColocationSpec]) -> None:
-        if el.get("from") is not None or el.get("to") is not None:
+    def colocation(self, el: Element, out: list[ColocationSpec]) -> None:
+        if el.attrib.get("from") is not None or el.attrib.get("to") is not None:
             raise Unsupported("Heartbeat 2 colocation (from/to)")
-        attr = el.get("node-attribute") or el.get("node_attribute")
+        attr = el.attrib.get("node-attribute") or el.attrib.get("node_attribute")
         if attr and attr != "#uname":
             raise Unsupported("node-attribute")
-        raw = el.get("score")
+        raw = el.attrib.get("score")
         score = INFINITY if raw is None else _score(raw)
-        dep, primary = self.ref(el.get("rsc")), self.ref(el.get("with-rsc"))
-        dep_role = _role(_first(el, "rsc-role", "from_role", "from-role"))
-        primary_role = _role(_first(el, "with-rsc-role", "to_role", "to-role"))
+        dep, primary = self.ref(el.attrib.get("rsc")), self.ref(el.attrib.get("with-rsc"))
+        dep_role = role_of(_first(el, "rsc-role", "from_role", "from-role"))
+        primary_role = role_of(_first(el, "with-rsc-role", "to_role", "to-role"))
         if dep is None or primary is None or dep == primary:
             return
         if not self.check_role(dep, dep_role) or not self.check_role(primary, primary_role):
             return
         out.append(ColocationSpec(dep, primary, score, dep_role, primary_role))
 
-    def order(self, el: ET.Element, out: list[OrderSpec]) -> None:
-        if el.get("first") is None and el.get("then") is None:
+    def order(self, el: Element, out: list[OrderSpec]) -> None:
+        if el.attrib.get("first") is None and el.attrib.get("then") is None:
             raise Unsupported("Heartbeat 2 order (from/to)")
-        kind = (el.get("kind") or "").strip().lower()
+        kind = (el.attrib.get("kind") or "").strip().lower()
         if not kind:
-            raw = el.get("score")
+            raw = el.attrib.get("score")
             kind = "optional" if raw is not None and _score(raw) == 0 else "mandatory"
         elif kind not in ("mandatory", "optional", "serialize"):
             raise Unsupported(f"order kind {kind!r}")
-        if kind == "mandatory" and el.get("require-all") is not None and not pcmk_bool(el.get("require-all", "")):
+        if kind == "mandatory" and el.attrib.get("require-all") is not None and not pcmk_bool(el.attrib.get("require-all", "")):
             kind = "optional"  # as the importer: "any instance of first" is no hard order in havm
-        sym = el.get("symmetrical")
-        first_action = _action(el.get("first-action") or "start")
-        then_action = _action(el.get("then-action") or first_action)
-        first, then = self.ref(el.get("first")), self.ref(el.get("then"))
+        sym = el.attrib.get("symmetrical")
+        first_action = _action(el.attrib.get("first-action") or "start")
+        then_action = _action(el.attrib.get("then-action") or first_action)
+        first, then = self.ref(el.attrib.get("first")), self.ref(el.attrib.get("then"))
         if first is None or then is None or first == then:
             return
         symmetrical = pcmk_bool(sym) if sym is not None else kind != "serialize"
@@ -456,9 +468,9 @@ class _Reader:
                            str(props.get("placement_strategy", "default"))))
 
 
-def _first(el: ET.Element, *names: str) -> str | None:
+def _first(el: Element, *names: str) -> str | None:
     for n in names:
-        v = el.get(n)
+        v = el.attrib.get(n)
         if v is not None:
             return v
     return None
@@ -505,100 +517,6 @@ def _meta(pairs: dict[str, str], clone: dict[str, object] | None) -> dict[str, o
         except ValueError:
             continue  # the importer drops a value it cannot read (and reports it)
     return meta
-
-
-def _ops(el: ET.Element) -> tuple[float, dict[tuple[str, int], str]]:
-    """The interval of the monitor the importer would keep (0: none), and on-fail by (op, interval ms)."""
-    monitor = 0.0
-    seen: set[str] = set()
-    on_fail: dict[tuple[str, int], str] = {}
-    for operations in el.findall("operations"):
-        if "id-ref" in operations.attrib:
-            raise Unsupported("operations with id-ref")
-        for op in operations.findall("op"):
-            attrs = op.attrib if op.attrib.keys() <= _OP_KEYS else {norm(k): v for k, v in op.attrib.items()}
-            name = op.get("name", "")
-            policy = attrs.get("on-fail")
-            try:
-                interval = pcmk_interval(attrs.get("interval", "0"))
-            except ValueError:
-                interval = None
-            if policy and interval is not None:
-                on_fail[(name, int(round(interval * 1000)))] = policy.strip().lower()
-            if name not in _OP_NAMES or interval is None:
-                continue
-            if "enabled" in attrs:
-                try:
-                    if not pcmk_bool(attrs["enabled"]):
-                        continue
-                except ValueError:
-                    pass
-            if "timeout" in attrs:
-                try:
-                    pcmk_interval(attrs["timeout"])
-                except ValueError:
-                    continue  # the importer drops an operation whose timeout it cannot read
-            role = None
-            if "role" in attrs:
-                role = pcmk_role(attrs["role"])
-                if role is None:
-                    continue
-            if name == "monitor" and interval == 0:
-                continue
-            key = "monitor_promoted" if name == "monitor" and role == "promoted" else name
-            if key in seen:
-                continue
-            seen.add(key)
-            if key == "monitor":
-                monitor = interval
-    return monitor, on_fail
-
-
-def _rule(rule: ET.Element) -> tuple[int, RuleSpec, str | None] | None:
-    """As the importer's ``_rule``; None where it drops the rule."""
-    if rule.get("score-attribute") or rule.get("score_attribute"):
-        return None
-    raw = rule.get("score")
-    try:
-        score = 0 if raw is None else pcmk_score(raw)
-    except ValueError:
-        return None
-    join = (rule.get("boolean-op") or rule.get("boolean_op") or "and").strip().lower()
-    if join not in ("and", "or"):
-        return None
-    terms: list[tuple[str, ...]] = []
-    for sub in rule:
-        if sub.tag != "expression":
-            return None
-        term = _expression(sub)
-        if term is None:
-            return None
-        terms.append(term)
-    if not terms:
-        return None
-    try:
-        role = _role(rule.get("role"))
-    except Unsupported:
-        return None
-    # a one-term rule reads back as "and" from the YAML (there is nothing to join)
-    return score, RuleSpec(score, join if len(terms) > 1 else "and", tuple(terms)), role
-
-
-def _expression(ex: ET.Element) -> tuple[str, ...] | None:
-    attr = ex.get("attribute") or ""
-    op = (ex.get("operation") or "").strip().lower()
-    value = ex.get("value")
-    if ex.get("value-source", "literal") != "literal" or op not in _RULE_OPS:
-        return None
-    if (attr.startswith("#") and attr != "#uname") or not attr or (attr != "#uname" and not is_havm_id(attr)):
-        return None
-    if (ex.get("type") or "string").lower() == "version":
-        return None
-    if op in ("defined", "not_defined"):
-        return (op, attr)
-    if value is None or not value or any(ch.isspace() for ch in value) or value in ("and", "or", *_RULE_OPS):
-        return None
-    return (op, attr, value)
 
 
 __all__ = ["Unsupported", "load_cib_spec"]

@@ -56,22 +56,18 @@ fail counts are not added. A node asked to shut down (transient attribute
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from havm.importers.pcmk_values import INFINITY, havm_id, norm, pcmk_bool, pcmk_interval, pcmk_score
 
-from havm.importers.cibxml import (
-    INFINITY,
-    CibInput,
-    havm_id,
-    norm,
-    pcmk_bool,
-    pcmk_interval,
-    pcmk_score,
-)
-
-TYPE_CHECKING = False  # no typing import at run time (havm simulate's start-up)
+TYPE_CHECKING = False  # no typing, no xml.etree at run time (havm simulate's start-up)
 if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
+
+    from havm.importers.cibxml import CibInput
+
+    #: ``nvpairs(owner, set_tag)``: name -> value of ``owner``'s sets of that tag
+    NvPairs = Callable[[ET.Element, str], dict[str, str]]
 
 FORMAT = 1
 _RC_OK, _RC_NOT_INSTALLED, _RC_NOT_RUNNING, _RC_PROMOTED, _RC_FAILED_PROMOTED = 0, 5, 7, 8, 9
@@ -98,12 +94,39 @@ class StatusFacts:
         self.on_fail = on_fail  # primitive CIB id -> {(operation, interval ms): on-fail}
 
 
-#: ``nvpairs(owner, set_tag)``: name -> value of ``owner``'s sets of that tag
-NvPairs = Callable[[ET.Element, str], dict[str, str]]
+class NodeStatus:
+    """What the status reader takes from one ``<node_state>``: plain dicts, from any parser.
+
+    ``attrs`` are the node_state's attributes; ``transient`` its transient
+    attributes (the sets of each ``<transient_attributes>`` child, a later block
+    overriding an earlier one); ``resources`` the ``<lrm_resource>`` elements
+    anywhere below it, in document order, as (id, attributes of each of its
+    ``<lrm_rsc_op>`` children).
+    """
+
+    __slots__ = ("attrs", "transient", "resources")
+
+    def __init__(self, attrs: Mapping[str, str], transient: dict[str, str],
+                 resources: list[tuple[str, list[Mapping[str, str]]]]) -> None:
+        self.attrs = attrs
+        self.transient = transient
+        self.resources = resources
+
+
+def node_status(ns: ET.Element, nvpairs: NvPairs) -> NodeStatus:
+    """A ``<node_state>`` element of an ElementTree as the status reader's record."""
+    transient: dict[str, str] = {}
+    for ta in ns.findall("transient_attributes"):
+        transient.update(nvpairs(ta, "instance_attributes"))
+    return NodeStatus(ns.attrib, transient, [(lrm_rsc.get("id") or "", [op.attrib for op in lrm_rsc.findall("lrm_rsc_op")])
+                                             for lrm_rsc in ns.iter("lrm_resource")])
 
 
 def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
     """The state held in a CIB's status section (see the module docstring for the format)."""
+    import xml.etree.ElementTree as ET
+
+    from havm.importers.cibxml import CibInput
     from havm.importers.report import ImportReport
 
     if isinstance(xml, CibInput):
@@ -119,7 +142,8 @@ def load_state(xml: str | bytes | ET.Element | CibInput) -> dict[str, Any]:
     def nvpairs(owner: ET.Element, set_tag: str) -> dict[str, str]:
         return {k: v for k, (v, _) in cib.nvpairs(owner, set_tag, quiet).items()}
 
-    return read_status(cib.roots[0], cib.iter("node_state"), config_facts(cib, nvpairs), nvpairs)
+    return read_status(cib.roots[0].attrib, [node_status(ns, nvpairs) for ns in cib.iter("node_state")],
+                       config_facts(cib, nvpairs))
 
 
 def config_facts(cib: CibInput, nvpairs: NvPairs) -> StatusFacts:
@@ -141,9 +165,8 @@ def config_facts(cib: CibInput, nvpairs: NvPairs) -> StatusFacts:
     return StatusFacts(props, old, names, config_nodes, anonymous, unique, _resource_ids(cib), _on_fail_config(cib))
 
 
-def read_status(root: ET.Element, node_states: Iterable[ET.Element], facts: StatusFacts,
-                nvpairs: NvPairs) -> dict[str, Any]:
-    """The state dict from ``<node_state>`` elements, with the configuration's ``facts``."""
+def read_status(root: Mapping[str, str], node_states: Iterable[NodeStatus], facts: StatusFacts) -> dict[str, Any]:
+    """The state dict from the ``<cib>`` element's attributes, its node states and the configuration's ``facts``."""
     fencing = _bool(facts.props.get("stonith-enabled"), not facts.old)
     startup_fencing = _bool(facts.props.get("startup-fencing"), True)
     names, config_nodes, anonymous, unique = facts.names, facts.config_nodes, facts.anonymous, facts.unique
@@ -151,24 +174,22 @@ def read_status(root: ET.Element, node_states: Iterable[ET.Element], facts: Stat
     nodes: dict[str, dict[str, Any]] = {}
     resources: dict[str, dict[str, dict[str, Any]]] = {}
     seen: set[str] = set()
-    for ns in node_states:
+    for record in node_states:
+        ns = record.attrs
         name = havm_id(ns.get("uname") or names.get(ns.get("id") or "", ns.get("id") or ""))
         if _bool(ns.get("remote_node"), False) or (config_nodes and name not in config_nodes):
             continue  # remote and guest nodes are not havm members
         seen.add(name)
-        transient: dict[str, str] = {}
-        for ta in ns.findall("transient_attributes"):
-            transient.update(nvpairs(ta, "instance_attributes"))
+        transient = record.transient
         node = _node(ns, fencing, transient, config_nodes.get(name, {}))
         nodes[name] = node
         clean_offline = node["status"] == "offline"
-        histories: dict[str, list[ET.Element]] = {}
-        for lrm_rsc in ns.iter("lrm_resource"):
+        histories: dict[str, list[Mapping[str, str]]] = {}
+        for raw_id, ops in record.resources:
             # an anonymous clone may be recorded as fs and fs:0 on one node: one history
-            rid = _state_id(lrm_rsc.get("id") or "", anonymous, unique)
-            ops = lrm_rsc.findall("lrm_rsc_op")
+            rid = _state_id(raw_id, anonymous, unique)
             if rid in histories:
-                histories[rid].extend(ops)
+                histories[rid] = histories[rid] + ops
             else:
                 histories[rid] = ops
         for rid, ops in histories.items():
@@ -241,7 +262,7 @@ def _when_online(value: str | None) -> int:
     return int(v) if v.isdigit() else 0
 
 
-def _node(ns: ET.Element, fencing: bool, transient: dict[str, str], config: dict[str, str]) -> dict[str, Any]:
+def _node(ns: Mapping[str, str], fencing: bool, transient: dict[str, str], config: dict[str, str]) -> dict[str, Any]:
     """Pacemaker's determine_online_status (lib/pengine/unpack.c), with and without fencing."""
     member = _when_member(ns.get("in_ccm"))
     online = _when_online(ns.get("crmd"))
@@ -308,18 +329,26 @@ def _int(v: str | None, default: int) -> int:
         return default
 
 
-def _target_rc(op: ET.Element) -> int | None:
+def _target_rc(op: Mapping[str, str]) -> int | None:
     key = op.get("transition-key") or ""
     parts = key.split(":")
     return _int(parts[2], -1) if len(parts) >= 4 else None
 
 
-def _call_order(op: ET.Element) -> tuple[bool, int]:
-    call = _int(op.get("call-id"), -1)
-    return call < 0, call  # pending operations (call-id -1) last
+def _call_order(ops: list[Mapping[str, str]]) -> list[Mapping[str, str]]:
+    """``ops`` by call-id (``_int``, default -1), pending operations (call-id -1) last; stable."""
+    keyed = []
+    for i, op in enumerate(ops):
+        try:
+            call = int(op.get("call-id"))  # type: ignore[arg-type]  # (None: TypeError)
+        except (TypeError, ValueError):
+            call = -1
+        keyed.append((call < 0, call, i))
+    keyed.sort()
+    return [ops[i] for _, _, i in keyed]
 
 
-def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int], str] | None = None
+def _replay(ops: list[Mapping[str, str]], fencing: bool, on_fail: dict[tuple[str, int], str] | None = None
             ) -> dict[str, Any]:
     """Replay a resource's operations on one node, in call-id order (Pacemaker's unpack_rsc_op).
 
@@ -330,14 +359,16 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
     without fencing) sets ``blocked``. A later successful stop clears both.
     """
     if len(ops) > 1:
-        ops = sorted(ops, key=_call_order)
+        ops = _call_order(ops)
     role: str | None = None
     failed = blocked = fence = not_installed = False
-    last: ET.Element | None = None
+    last: Mapping[str, str] | None = None
+    last_rc = last_interval = 0
     policies = on_fail or {}
     for op in ops:
-        raw_status = op.get("op-status")
-        status = 0 if raw_status == "0" else _int(raw_status, 0)  # the common case without a call
+        # Numbers as _int reads them, inline: a large status holds thousands of operations.
+        raw_status, raw_rc, raw_interval = op.get("op-status"), op.get("rc-code"), op.get("interval")
+        status = 0 if raw_status == "0" else _int(raw_status, 0)
         name = op.get("operation") or ""
         if status == _STATUS_PENDING:  # in flight: a start or promote may already have taken effect
             if name in ("start", "migrate_to", "migrate_from"):
@@ -347,10 +378,13 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
             continue
         if status == _STATUS_CANCELLED:
             continue  # a cancelled recurring monitor says nothing of the state
-        raw_rc, raw_interval = op.get("rc-code"), op.get("interval")
         rc = 0 if raw_rc == "0" else _int(raw_rc, 1)
-        interval = 0 if raw_interval == "0" else _int(raw_interval, 0)
-        target = _target_rc(op)
+        try:
+            interval = int(raw_interval)  # type: ignore[arg-type]  # (None: TypeError)
+        except (TypeError, ValueError):
+            interval = 0
+        # the target rc (from the transition key) only matters for these
+        target = _target_rc(op) if status == _STATUS_ERROR or (interval and name == "monitor") else None
         if status == _STATUS_ERROR and target is not None and rc == target:
             status = _STATUS_DONE  # what was expected: Pacemaker remaps it to success
         ok = status == _STATUS_DONE
@@ -358,14 +392,14 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
             # a hard error: the resource can never run here (Pacemaker bans the node)
             not_installed = True
             if interval == 0 and name == "monitor":  # a probe: and it does not run here
-                role, failed, last = None, False, op
+                role, failed, last, last_rc, last_interval = None, False, op, rc, interval
                 continue
         if name == "start":
             role, failed = "started", not (ok and rc == _RC_OK)
         elif name == "stop":
             if ok and rc == _RC_OK:
                 role, failed, blocked, fence = None, False, False, False
-                last = op
+                last, last_rc, last_interval = op, rc, interval
                 continue
             failed = True
             role = role or "started"
@@ -402,7 +436,7 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
             role, failed = "started", not (ok and rc == _RC_OK)
         else:
             continue  # notify, reload, meta-data...: no change of state
-        last = op
+        last, last_rc, last_interval = op, rc, interval
         if failed and policies.get((name, interval)) == "ignore":
             failed = False  # on-fail=ignore: as if it had not failed
             continue
@@ -414,8 +448,8 @@ def _replay(ops: list[ET.Element], fencing: bool, on_fail: dict[tuple[str, int],
     return {"role": role, "failed": failed, "blocked": blocked, "failcount": INFINITY if not_installed else 0,
             "last_failure": None,
             "promotion_score": None, "fence": fence, "last_op": None if last is None else {
-                "operation": last.get("operation"), "interval": _int(last.get("interval"), 0) / 1000.0,
-                "rc_code": _int(last.get("rc-code"), 1), "op_status": _int(last.get("op-status"), 0),
+                "operation": last.get("operation"), "interval": last_interval / 1000.0,
+                "rc_code": last_rc, "op_status": _int(last.get("op-status"), 0),
                 "call_id": _int(last.get("call-id"), -1), "last_rc_change": _float(last.get("last-rc-change"))}}
 
 
