@@ -319,3 +319,28 @@ def test_generated_cibs_import_and_validate(tmp_path: Path, scenario: str) -> No
     # generated CIBs use only what havm supports, except Pacemaker's own knobs
     assert {i.what.split()[-1].split("=")[0] for i in result.report.of_level("dropped")} <= \
         {"enable-startup-probes"}
+
+
+def test_pacemakers_throttles_carry_over_as_counts() -> None:
+    def props(pairs: str):
+        xml = f"""<cib validate-with="pacemaker-3.9"><configuration><crm_config>
+          <cluster_property_set id="o">{pairs}</cluster_property_set></crm_config>
+          <nodes><node id="1" uname="n1"/></nodes><resources/><constraints/></configuration></cib>"""
+        result = import_cib([(xml, "t.xml")])
+        return result, parse_config_text(result.text, "x.yaml").config.properties
+
+    result, p = props('<nvpair id="a" name="batch-limit" value="4"/><nvpair id="b" name="node-action-limit" '
+                      'value="2"/><nvpair id="c" name="migration-limit" value="1"/>')
+    assert (p.batch_limit, p.node_action_limit, p.migration_limit) == (4, 2, 1)
+    result, p = props('<nvpair id="a" name="batch-limit" value="0"/><nvpair id="b" name="node-action-limit" '
+                      'value="0"/><nvpair id="c" name="migration-limit" value="-1"/><nvpair id="d" '
+                      'name="load-threshold" value="80%"/>')
+    default = parse_config_text("cluster: x\nlinks: [{name: r}]\nnodes: [{name: n1, addresses: {r: 10.0.0.1}}]\n",
+                                "d.yaml").config.properties
+    assert (p.batch_limit, p.node_action_limit, p.migration_limit) == (
+        default.batch_limit, default.node_action_limit, default.migration_limit)
+    infos = [str(i) for i in result.report.of_level("info")]
+    assert any("batch-limit" in i and "CPU load" in i for i in infos)
+    assert any("node-action-limit" in i and "2 x the node's cores" in i for i in infos)
+    result, _ = props('<nvpair id="a" name="batch-limit" value="lots"/>')
+    assert dropped(result, "batch-limit") and "whole number" in dropped(result, "batch-limit")[0]

@@ -56,10 +56,10 @@ _FENCING = "a fencing setting: configure it in havm's fencing section"
 #: properties havm cannot carry, with the reason
 _PROP_WHY = {
     **{k: _TUNING for k in ("pe-input-series-max", "pe-error-series-max", "pe-warn-series-max", "cluster-delay",
-                            "batch-limit", "shutdown-escalation", "transition-idle-timeout", "election-timeout",
+                            "shutdown-escalation", "transition-idle-timeout", "election-timeout",
                             "crmd-transition-delay", "crmd-integration-timeout", "crmd-finalization-timeout",
                             "join-integration-timeout", "join-finalization-timeout", "transition-delay",
-                            "node-action-limit", "migration-limit", "cluster-recheck-interval", "network-delay",
+                            "cluster-recheck-interval", "network-delay",
                             "node-pending-timeout", "cluster-ipc-limit", "load-threshold")},
     **{k: _FENCING for k in ("startup-fencing", "fence-reaction")},
     "start-failure-is-fatal": "havm counts a failed start as one failure towards migration_threshold; "
@@ -76,6 +76,14 @@ _PROP_WHY = {
     "require-quorum": "Heartbeat 2's switch; use no_quorum_policy",
 }
 _PROP_VALUES = PROPERTY_VALUES
+#: Pacemaker's throttles -> (our field, what Pacemaker's value <= 0 means, and what havm does then)
+_LIMITS = {
+    "batch-limit": ("batch_limit", "Pacemaker's automatic limit from the CPU load; havm runs at most 16 "
+                                   "actions at once (properties.batch_limit)"),
+    "node-action-limit": ("node_action_limit", "Pacemaker's default, 2 x the node's cores; havm sets no per-node "
+                                               "limit unless properties.node_action_limit is set"),
+    "migration-limit": ("migration_limit", "no limit, as havm's default"),
+}
 #: bookkeeping properties Pacemaker writes itself: nothing to carry over
 _BOOKKEEPING = {"dc-version", "cluster-infrastructure", "cluster-name", "have-watchdog", "last-lrm-refresh",
                 "cib-bootstrap-options", "expected-quorum-votes", "dc-deadtime"}
@@ -204,6 +212,9 @@ def _properties(ctx: Ctx, old: bool, first_file: str, fencing_raw: dict[str, tup
             if key in FENCING_PROPERTIES:
                 fencing_raw.setdefault(key, (value, el))
                 continue
+            if key in _LIMITS:
+                _limit(ctx, el, what, key, value, props)
+                continue
             if key in _BOOKKEEPING:
                 ctx.report.info(*ctx.where(el), what, "bookkeeping written by Pacemaker itself; not configuration")
                 continue
@@ -234,6 +245,20 @@ def _properties(ctx: Ctx, old: bool, first_file: str, fencing_raw: dict[str, tup
         ctx.report.info(first_file, None, "stonith-enabled", "not set in Heartbeat 2 XML, where it defaulted to false: "
                                                      "written as fencing_enabled: false")
     return props, cluster_name, fence_timeout
+
+
+def _limit(ctx: Ctx, el: ET.Element, what: str, key: str, value: str, props: dict[str, Any]) -> None:
+    """batch-limit, node-action-limit, migration-limit: a positive count is carried over."""
+    field, unset = _LIMITS[key]
+    try:
+        n = int(value.strip())
+    except ValueError:
+        ctx.report.drop(*ctx.where(el), what, f"expected a whole number of actions for {field}")
+        return
+    if n > 0:
+        props[field] = n
+    else:
+        ctx.report.info(*ctx.where(el), what, f"not written: {unset}")
 
 
 def _rsc_defaults(ctx: Ctx) -> dict[str, Any]:
