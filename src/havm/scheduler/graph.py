@@ -451,16 +451,20 @@ class GraphBuilder:
     def _toposort(self) -> list[str] | None:
         """Kahn's algorithm; among ready actions the lowest (operation rank, id) first."""
         actions, rank = self.actions, OP_RANK
-        # actions numbered in (rank, id) order once, so the heap compares small integers
-        ids = [a for _, a in sorted([(rank.get(actions[a].op, 99), a) for a in self.edges])]
+        # Actions numbered in (rank, id) order once, so the heap compares small integers.
+        # Two sorts (ids as strings, then a stable sort by rank) cost less than one sort
+        # of (rank, id) tuples.
+        ids = sorted(self.edges)
+        ids.sort(key=lambda a: rank.get(actions[a].op, 99))
         num = {a: k for k, a in enumerate(ids)}
         waiting = [0] * len(ids)
         children: list[list[int]] = [[] for _ in ids]
         for a, befores in self.edges.items():
-            k = num[a]
-            waiting[k] = len(befores)
-            for b in befores:
-                children[num[b]].append(k)
+            if befores:
+                k = num[a]
+                waiting[k] = len(befores)
+                for b in befores:
+                    children[num[b]].append(k)
         ready = [k for k in range(len(ids)) if waiting[k] == 0]  # already a heap: sorted
         order: list[str] = []
         pop, push = heapq.heappop, heapq.heappush

@@ -159,18 +159,19 @@ class Placer:
         spec = self.spec.primitives[p]
         t = into if into is not None else ScoreTable(0, {})
         sit = self.sit
+        threshold = spec.migration_threshold
         for inst in instances or (p,):
-            cur = sit.current.get(inst)
-            if cur:
-                for i, rec in cur.items():
-                    if rec.running and sit.healthy[i]:
-                        t.add_node(i, spec.stickiness)
-            recs = self.state.resources.get(inst)
+            on = sit.healthy_on.get(inst)
+            if on:
+                for i in on:
+                    t.add_node(i, spec.stickiness)
+            recs = self.state.resources.get(inst) if threshold > 0 else None
             if recs:
                 for node, rec in recs.items():
-                    ni = sit.index.get(node)
-                    if ni is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
-                        t.add_node(ni, -INFINITY)
+                    if rec.failcount > 0 and self._banned(threshold, spec.failure_timeout, rec):
+                        ni = sit.index.get(node)
+                        if ni is not None:
+                            t.add_node(ni, -INFINITY)
         if spec.target_role == "stopped":
             t.add_all(-INFINITY)
         return t
@@ -445,9 +446,9 @@ class Placer:
         out.scores[unit.id] = t
         current: set[int] = set()
         for p in unit.prims:
-            here = sit.current.get(p)
-            if here:
-                current.update(i for i, rec in here.items() if sit.healthy[i] and rec.running)
+            on = sit.healthy_on.get(p)
+            if on:
+                current.update(on)
         runnable = unit.prims
         prims = self.spec.primitives
         for k, p in enumerate(unit.prims):  # members from the first stopped one on stay stopped
@@ -541,7 +542,10 @@ class Placer:
             k = (-s, 0 if i in current else 1, pool.key(i))
             if best is None or k < best:
                 best = k
-        if t.base >= 0:
+        # Any other node scores t.base and ranks after a current node at that score: when the
+        # best explicit node beats that, the walk of the pool's heap cannot change the answer
+        # (the common case of a resource that stays where it runs).
+        if t.base >= 0 and (best is None or best[:2] >= (-t.base, 1)):
             j = pool.best(explicit, need)
             if j is not None:
                 k = (-t.base, 1, pool.key(j))

@@ -60,6 +60,9 @@ class Situation:
                 for p in c.primitives:
                     self.instances[p] = tuple(f"{p}:{k}" for k in range(count))
         self.current: dict[str, dict[int, ResourceState]] = {}
+        # where each instance runs on a healthy node (``current``'s order): asked per
+        # resource by scoring (stickiness) and placement (ties go to the current node)
+        self.healthy_on: dict[str, list[int]] = {}
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
         records = state.resources
@@ -79,6 +82,9 @@ class Situation:
                         self.frozen.setdefault(inst, set()).add(i)
                 if here:
                     self.current[inst] = here
+                    on = [i for i in here if self.healthy[i]]
+                    if on:
+                        self.healthy_on[inst] = on
                 if not prim.is_managed or props.maintenance_mode:
                     self.frozen.setdefault(inst, set()).update(here)
         for i in self.to_fence:
