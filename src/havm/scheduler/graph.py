@@ -37,7 +37,8 @@ class Inst:
 
     __slots__ = ("id", "prim", "unit", "cur", "tgt", "keep", "stop", "start", "implied", "restarted", "migrate")
 
-    def __init__(self, id: str, prim: str, unit: str, cur: dict[int, str], tgt: dict[int, str]) -> None:
+    def __init__(self, id: str, prim: str, unit: str, cur: dict[int, str], tgt: dict[int, str],
+                 start: set[int] | None = None) -> None:
         self.id = id
         self.prim = prim
         self.unit = unit
@@ -45,7 +46,7 @@ class Inst:
         self.tgt = tgt
         self.keep: set[int] = set()
         self.stop: set[int] = set()
-        self.start: set[int] = set()
+        self.start: set[int] = set() if start is None else start
         self.implied: set[int] = set()  # on unclean nodes: stopped by fencing
         self.restarted: dict[int, str] = {}
         self.migrate: tuple[int, int] | None = None
@@ -83,8 +84,7 @@ class GraphBuilder:
                 if not cur_all and not frozen:  # not running anywhere (the common case of a fresh start)
                     if not tgt_all:
                         continue
-                    inst = Inst(inst_id, p, unit_of[p], {}, dict(tgt_all))
-                    inst.start = set(tgt_all)
+                    inst = Inst(inst_id, p, unit_of[p], {}, dict(tgt_all), set(tgt_all))
                     insts[inst_id] = inst
                     if p in by_prim:
                         by_prim[p].append(inst)
@@ -216,7 +216,7 @@ class GraphBuilder:
         ub: dict[int, str] = {}
         arrivals = self.arrivals
         for y in inst.start if len(inst.start) == 1 else sorted(inst.start):
-            st = self.add("start", r, y, self.why_start(inst, y))
+            st = self.add("start", r, y, self._best_score(inst, y))  # (why_start's answer here)
             ub[y] = st
             if y in arrivals:
                 arrivals[y].append(st)
@@ -418,7 +418,11 @@ class GraphBuilder:
                 return f"recovering on {self.names[y]}"
             x = min(inst.stop)
             return f"moving from {self.names[x]}: {self.why_leave(inst, x)}"
-        return f"best score {self._score(inst.unit, y)} on {self.names[y]}"
+        return self._best_score(inst, y)
+
+    def _best_score(self, inst: Inst, y: int) -> str:
+        t = self.pl.out.scores.get(inst.unit)
+        return f"best score {format_score(t.get(y)) if t is not None else '?'} on {self.names[y]}"
 
     def why_move(self, inst: Inst, src: int, dst: int) -> str:
         return f"live migration: {self.why_leave(inst, src)}"
@@ -457,6 +461,8 @@ class GraphBuilder:
         ids = sorted(self.edges)
         ids.sort(key=lambda a: rank.get(actions[a].op, 99))
         num = {a: k for k, a in enumerate(ids)}
+        if self._forward_only(num):
+            return ids
         waiting = [0] * len(ids)
         children: list[list[int]] = [[] for _ in ids]
         for a, befores in self.edges.items():
@@ -465,7 +471,7 @@ class GraphBuilder:
                 waiting[k] = len(befores)
                 for b in befores:
                     children[num[b]].append(k)
-        ready = [k for k in range(len(ids)) if waiting[k] == 0]  # already a heap: sorted
+        ready = [k for k, w in enumerate(waiting) if w == 0]  # already a heap: sorted
         order: list[str] = []
         pop, push = heapq.heappop, heapq.heappush
         while ready:
@@ -476,6 +482,22 @@ class GraphBuilder:
                 if waiting[c] == 0:
                     push(ready, c)
         return order if len(order) == len(ids) else None
+
+    def _forward_only(self, num: dict[str, int]) -> bool:
+        """Does every action wait only for actions before it in ``num``'s (rank, id) order?
+
+        Then that order is Kahn's answer, with no heap: the lowest action not yet taken has
+        all it waits for taken, so it is always the lowest ready one. The usual graph is
+        like that (fences, then stops, starts, monitors); orders between resources of the
+        same rank, and cycles, can make it otherwise.
+        """
+        for a, befores in self.edges.items():
+            if befores:
+                k = num[a]
+                for b in befores:
+                    if num[b] > k:
+                        return False
+        return True
 
     def _drop_cycle_edges(self) -> None:
         intrinsic_ops = {"demote", "stop", "start", "promote", "monitor", "migrate_to", "migrate_from"}

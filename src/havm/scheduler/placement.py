@@ -264,16 +264,13 @@ class Placer:
     def order(self) -> list[Unit]:
         utilization = self.spec.properties.placement_strategy != "default"
 
-        sit = self.sit
+        run_rank = self.sit.run_rank
 
         def key(u: Unit) -> tuple[int, int, int, int]:
             # resources that can stay where they run first, then displaced ones, then new ones
-            where = [(i, inst) for p in u.prims for inst in sit.instances.get(p, (p,))
-                     for i in sit.current.get(inst, ())]
-            if where and any(sit.usable[i] and i not in sit.failed.get(inst, ()) for i, inst in where):
-                rank = 0
-            else:
-                rank = 1 if where else 2
+            rank = 2
+            for p in u.prims:
+                rank = min(rank, run_rank.get(p, 2))
             size = sum(self._need(u.prims).values()) if utilization else 0
             return (-u.priority, rank, -size, u.index)
 

@@ -65,6 +65,9 @@ class Situation:
         self.healthy_on: dict[str, list[int]] = {}
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
+        # per primitive that runs somewhere: 0 if a copy may stay where it runs (a usable
+        # node where it has not failed), else 1 (displaced); the placement order's rank
+        self.run_rank: dict[str, int] = {}
         records = state.resources
         for p, prim in spec.primitives.items():
             for inst in self.instances.get(p, (p,)):
@@ -85,6 +88,11 @@ class Situation:
                     on = [i for i in here if self.healthy[i]]
                     if on:
                         self.healthy_on[inst] = on
+                    failed = self.failed.get(inst, ())
+                    if any(self.usable[i] and i not in failed for i in here):
+                        self.run_rank[p] = 0
+                    else:
+                        self.run_rank.setdefault(p, 1)
                 if not prim.is_managed or props.maintenance_mode:
                     self.frozen.setdefault(inst, set()).update(here)
         for i in self.to_fence:

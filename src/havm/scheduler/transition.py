@@ -165,7 +165,7 @@ class Transition(Record):
             for rid, row in self.scores.items():
                 cells = " ".join(f"{n}={format_score(row.on(n))}" for n in node_names)
                 lines.append(f"  {rid}: {cells}")
-        real = self.real_actions
+        real = [a for a in self.actions if not a.pseudo]
         lines.append("Transition:" if real else "Transition: nothing to do")
         after = self.after
         for k, a in enumerate(real, 1):
