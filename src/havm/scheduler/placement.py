@@ -290,8 +290,10 @@ class Placer:
         for i in sorted(nodes):
             if own is not None and own.get(i) < 0:
                 continue  # it cannot stay there anyway (banned, target_role stopped, ...)
-            here = tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
-                                                       for inst in self.sit.instances.get(p, (p,))))
+            # the members running there (a lone primitive runs on every node in ``nodes``)
+            here = unit.prims if len(unit.prims) == 1 else \
+                tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
+                                                   for inst in self.sit.instances.get(p, (p,))))
             need = self._need(here)
             cap = self.spec.nodes[i].capacity
             if all(v <= cap.get(d, 0) for d, v in need.items()):  # it could stay there at all

@@ -69,27 +69,33 @@ class Situation:
         # node where it has not failed), else 1 (displaced); the placement order's rank
         self.run_rank: dict[str, int] = {}
         records = state.resources
+        healthy, usable, status, index = self.healthy, self.usable, self.status, self.index
+        # per node: a copy there must be left as it is (the per-record facts added below)
+        stuck_on = [self.maintenance[i] or props.maintenance_mode or (self.unclean[i] and not self.fence_allowed)
+                    for i in range(n)]
         for p, prim in spec.primitives.items():
             for inst in self.instances.get(p, (p,)):
                 here: dict[int, ResourceState] = {}
+                on: list[int] = []
+                may_stay = False
                 for node_name, rec in (records.get(inst) or {}).items():
-                    i = self.index.get(node_name)
-                    if i is None or not rec.running or self.status[i] == "offline":
+                    i = index.get(node_name)
+                    if i is None or not rec.running or status[i] == "offline":
                         continue
                     here[i] = rec
-                    if rec.failed and self.healthy[i]:
-                        self.failed.setdefault(inst, set()).add(i)
-                    stuck = (self.maintenance[i] or rec.blocked or props.maintenance_mode
-                             or (self.unclean[i] and not self.fence_allowed))
-                    if stuck:
+                    if healthy[i]:
+                        on.append(i)
+                        if rec.failed:
+                            self.failed.setdefault(inst, set()).add(i)
+                        elif usable[i]:
+                            may_stay = True
+                    if stuck_on[i] or rec.blocked:
                         self.frozen.setdefault(inst, set()).add(i)
                 if here:
                     self.current[inst] = here
-                    on = [i for i in here if self.healthy[i]]
                     if on:
                         self.healthy_on[inst] = on
-                    failed = self.failed.get(inst, ())
-                    if any(self.usable[i] and i not in failed for i in here):
+                    if may_stay:
                         self.run_rank[p] = 0
                     else:
                         self.run_rank.setdefault(p, 1)
