@@ -453,51 +453,68 @@ class GraphBuilder:
             {a: tuple(sorted(e)) if len(e) > 1 else tuple(e) for a in order for e in (edges[a],)}, notes
 
     def _toposort(self) -> list[str] | None:
-        """Kahn's algorithm; among ready actions the lowest (operation rank, id) first."""
+        """Kahn's algorithm; among ready actions the lowest (operation rank, id) first.
+
+        Actions are numbered in that order, and most of them wait only for actions
+        before them in it (fences, then stops, starts, monitors), so the order is walked
+        front to back: an action whose predecessors are all taken is taken when the walk
+        reaches it, unless a deferred action that has become ready since is lower. Only
+        the actions reached too early (an order between two starts, say) are deferred:
+        they alone need to know their predecessors' successors, and a heap.
+        """
         actions, rank = self.actions, OP_RANK
-        # Actions numbered in (rank, id) order once, so the heap compares small integers.
         # Two sorts (ids as strings, then a stable sort by rank) cost less than one sort
         # of (rank, id) tuples.
         ids = sorted(self.edges)
         ids.sort(key=lambda a: rank.get(actions[a].op, 99))
         num = {a: k for k, a in enumerate(ids)}
-        if self._forward_only(num):
+        edges = self.edges
+        n = len(ids)
+        k = self._forward_prefix(ids, num)  # all taken in order, none deferred
+        if k == n:
             return ids
-        waiting = [0] * len(ids)
-        children: list[list[int]] = [[] for _ in ids]
-        for a, befores in self.edges.items():
-            if befores:
-                k = num[a]
-                waiting[k] = len(befores)
-                for b in befores:
-                    children[num[b]].append(k)
-        ready = [k for k, w in enumerate(waiting) if w == 0]  # already a heap: sorted
-        order: list[str] = []
+        taken = [True] * k + [False] * (n - k)
+        blocked = [0] * n  # a deferred action: how many of its predecessors are not taken
+        waiters: dict[int, list[int]] = {}  # untaken action -> deferred actions waiting for it
+        ready: list[int] = []  # deferred actions whose predecessors are all taken: a heap
+        order = list(range(k))
         pop, push = heapq.heappop, heapq.heappush
-        while ready:
-            k = pop(ready)
-            order.append(ids[k])
-            for c in children[k]:
-                waiting[c] -= 1
-                if waiting[c] == 0:
-                    push(ready, c)
-        return order if len(order) == len(ids) else None
+        while True:
+            while k < n:  # the walk: defer what is not ready yet
+                missing = 0
+                for b in edges[ids[k]]:
+                    j = num[b]
+                    if not taken[j]:
+                        missing += 1
+                        waiters.setdefault(j, []).append(k)
+                if not missing:
+                    break
+                blocked[k] = missing
+                k += 1
+            if ready and (k == n or ready[0] < k):
+                j = pop(ready)
+            elif k < n:
+                j = k
+                k += 1
+            else:
+                break
+            taken[j] = True
+            order.append(j)
+            if j in waiters:
+                for w in waiters.pop(j):
+                    blocked[w] -= 1
+                    if blocked[w] == 0:
+                        push(ready, w)
+        return [ids[j] for j in order] if len(order) == n else None
 
-    def _forward_only(self, num: dict[str, int]) -> bool:
-        """Does every action wait only for actions before it in ``num``'s (rank, id) order?
-
-        Then that order is Kahn's answer, with no heap: the lowest action not yet taken has
-        all it waits for taken, so it is always the lowest ready one. The usual graph is
-        like that (fences, then stops, starts, monitors); orders between resources of the
-        same rank, and cycles, can make it otherwise.
-        """
-        for a, befores in self.edges.items():
-            if befores:
-                k = num[a]
-                for b in befores:
-                    if num[b] > k:
-                        return False
-        return True
+    def _forward_prefix(self, ids: list[str], num: dict[str, int]) -> int:
+        """How many actions, from the first in ``ids``, wait only for actions before them."""
+        edges = self.edges
+        for k, a in enumerate(ids):
+            for b in edges[a]:
+                if num[b] > k:
+                    return k
+        return len(ids)
 
     def _drop_cycle_edges(self) -> None:
         intrinsic_ops = {"demote", "stop", "start", "promote", "monitor", "migrate_to", "migrate_from"}
