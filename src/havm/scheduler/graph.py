@@ -449,8 +449,11 @@ class GraphBuilder:
             order = self._toposort()
             assert order is not None
         edges = self.edges
-        return [self.actions[a] for a in order], \
-            {a: tuple(sorted(e)) if len(e) > 1 else tuple(e) for a in order for e in (edges[a],)}, notes
+        after: dict[str, tuple[str, ...]] = {}
+        for a in order:
+            e = edges[a]
+            after[a] = tuple(sorted(e)) if len(e) > 1 else tuple(e)
+        return [self.actions[a] for a in order], after, notes
 
     def _toposort(self) -> list[str] | None:
         """Kahn's algorithm; among ready actions the lowest (operation rank, id) first.

@@ -316,14 +316,15 @@ class Placer:
             for _ in range(3):
                 changed = False
                 for unit in units:
+                    if unit.kind != "clone" and self.out.unit_nodes.get(unit.id):
+                        continue  # placed (the common case, first: nothing below would change it)
                     if self.frozen_node(unit) is not False:
                         continue
                     if any(self.out.unit_nodes.get(self.unit_of[c.rsc]) for c in self.colos_pri.get(unit.id, ())):
                         continue
-                    if self.out.unit_nodes.get(unit.id):
-                        if unit.kind == "clone":
-                            from havm.scheduler.clones import top_up_clone
-                            changed = top_up_clone(self, unit) or changed
+                    if self.out.unit_nodes.get(unit.id):  # a placed clone: room for more instances?
+                        from havm.scheduler.clones import top_up_clone
+                        changed = top_up_clone(self, unit) or changed
                         continue
                     self.done.discard(unit.id)
                     self.allocate(unit)
