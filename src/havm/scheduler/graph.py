@@ -166,22 +166,23 @@ class GraphBuilder:
         # A resource cannot migrate while something it is ordered after both stops and
         # starts: its migration would wait for that start, which waits for that stop,
         # which (symmetrical order) waits for the migration to finish.
+        blockers: dict[str, set[str]] = {}
+        for o in self.spec.orders:
+            if o.kind == "mandatory":
+                blockers.setdefault(self.pl.unit_of[o.then], set()).add(self.pl.unit_of[o.first])
         stopping, starting = set(), set()
-        for inst in self.insts.values():
+        for inst in self.insts.values() if blockers else ():
             if inst.stop or inst.implied:
                 stopping.add(inst.unit)
             if inst.start:
                 starting.add(inst.unit)
         restarting_units = stopping & starting
-        blockers: dict[str, set[str]] = {}
-        for o in self.spec.orders:
-            if o.kind == "mandatory":
-                blockers.setdefault(self.pl.unit_of[o.then], set()).add(self.pl.unit_of[o.first])
         for inst in self.insts.values():
+            # a move from one node to one other (most instances only start: the cheap test first)
+            if len(inst.stop) != 1 or len(inst.start) != 1 or len(inst.cur) != 1 or len(inst.tgt) != 1:
+                continue
             prim = self.spec.primitives[inst.prim]
             if not prim.allow_migrate or prim.group or prim.clone or inst.implied or inst.restarted:
-                continue
-            if len(inst.cur) != 1 or len(inst.tgt) != 1 or len(inst.stop) != 1 or len(inst.start) != 1:
                 continue
             (src,), (dst,) = inst.stop, inst.start
             if src == dst or inst.id in sit.failed or not sit.healthy[src] or not sit.healthy[dst]:
