@@ -29,6 +29,9 @@ from havm.scheduler.transition import OP_RANK, Action
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from havm.scheduler.model import ResourceState
     from havm.scheduler.placement import Placer
 
 
@@ -50,6 +53,14 @@ class Inst:
         self.implied: set[int] = set()  # on unclean nodes: stopped by fencing
         self.restarted: dict[int, str] = {}
         self.migrate: tuple[int, int] | None = None
+
+
+def _unchanged(cur: Mapping[int, ResourceState], tgt: Mapping[int, str], healthy: list[bool]) -> bool:
+    """Does every copy run on a healthy node, in the role the target gives it there?"""
+    for i, rec in cur.items():
+        if not healthy[i] or (rec.role or "started") != tgt.get(i):
+            return False
+    return True
 
 
 class GraphBuilder:
@@ -93,7 +104,7 @@ class GraphBuilder:
                     continue
                 if not frozen and p not in linked and inst_id not in failed_all and len(cur_all) == len(tgt_all) \
                         and (len(cur_all) <= 1 or prim.clone is not None) \
-                        and all(healthy[i] and (rec.role or "started") == tgt_all.get(i) for i, rec in cur_all.items()):
+                        and _unchanged(cur_all, tgt_all, healthy):
                     continue  # stays exactly as it is (or stays stopped): no action, nothing to order
                 cur: dict[int, str] = {i: rec.role or "started" for i, rec in cur_all.items()
                                        if healthy[i] and i not in frozen}

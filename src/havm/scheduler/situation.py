@@ -80,7 +80,7 @@ class Situation:
                 may_stay = False
                 for node_name, rec in (records.get(inst) or {}).items():
                     i = index.get(node_name)
-                    if i is None or not rec.running or status[i] == "offline":
+                    if i is None or rec.role is None or status[i] == "offline":  # (role None: not running)
                         continue
                     here[i] = rec
                     if healthy[i]:
