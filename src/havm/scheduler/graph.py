@@ -461,11 +461,11 @@ class GraphBuilder:
             order = self._toposort()
             assert order is not None
         edges = self.edges
-        after: dict[str, tuple[str, ...]] = {}
+        waits: dict[str, tuple[str, ...]] = {}
         for a in order:
             e = edges[a]
-            after[a] = tuple(sorted(e)) if len(e) > 1 else tuple(e)
-        return [self.actions[a] for a in order], after, notes
+            waits[a] = tuple(sorted(e)) if len(e) > 1 else tuple(e)
+        return [self.actions[a] for a in order], waits, notes
 
     def _toposort(self) -> list[str] | None:
         """Kahn's algorithm; among ready actions the lowest (operation rank, id) first.

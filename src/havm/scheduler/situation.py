@@ -69,7 +69,7 @@ class Situation:
         # node where it has not failed), else 1 (displaced); the placement order's rank
         self.run_rank: dict[str, int] = {}
         records = state.resources
-        healthy, usable, status, index = self.healthy, self.usable, self.status, self.index
+        healthy, usable, node_status, index = self.healthy, self.usable, self.status, self.index
         # per node: a copy there must be left as it is (the per-record facts added below)
         stuck_on = [self.maintenance[i] or props.maintenance_mode or (self.unclean[i] and not self.fence_allowed)
                     for i in range(n)]
@@ -80,7 +80,7 @@ class Situation:
                 may_stay = False
                 for node_name, rec in (records.get(inst) or {}).items():
                     i = index.get(node_name)
-                    if i is None or rec.role is None or status[i] == "offline":  # (role None: not running)
+                    if i is None or rec.role is None or node_status[i] == "offline":  # (role None: not running)
                         continue
                     here[i] = rec
                     if healthy[i]:
