@@ -51,9 +51,8 @@ def allocate_clone(pl: Placer, unit: Unit) -> None:
         n_max = len(chosen)
     current: dict[int, list[str]] = {}
     for inst in insts:
-        for i, rec in sit.current.get(inst, {}).items():
-            if rec.running and sit.healthy[i]:
-                current.setdefault(i, []).append(inst)
+        for i in sit.healthy_on.get(inst, ()):
+            current.setdefault(i, []).append(inst)
 
     def ok(i: int) -> bool:
         return (sit.usable[i] and t.get(i) >= 0 and per_node.get(i, 0) < spec.clone_node_max

@@ -29,6 +29,9 @@ from havm.scheduler.transition import OP_RANK, Action
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from havm.scheduler.model import ResourceState
     from havm.scheduler.placement import Placer
 
 
@@ -37,7 +40,8 @@ class Inst:
 
     __slots__ = ("id", "prim", "unit", "cur", "tgt", "keep", "stop", "start", "implied", "restarted", "migrate")
 
-    def __init__(self, id: str, prim: str, unit: str, cur: dict[int, str], tgt: dict[int, str]) -> None:
+    def __init__(self, id: str, prim: str, unit: str, cur: dict[int, str], tgt: dict[int, str],
+                 start: set[int] | None = None) -> None:
         self.id = id
         self.prim = prim
         self.unit = unit
@@ -45,10 +49,18 @@ class Inst:
         self.tgt = tgt
         self.keep: set[int] = set()
         self.stop: set[int] = set()
-        self.start: set[int] = set()
+        self.start: set[int] = set() if start is None else start
         self.implied: set[int] = set()  # on unclean nodes: stopped by fencing
         self.restarted: dict[int, str] = {}
         self.migrate: tuple[int, int] | None = None
+
+
+def _unchanged(cur: Mapping[int, ResourceState], tgt: Mapping[int, str], healthy: list[bool]) -> bool:
+    """Does every copy run on a healthy node, in the role the target gives it there?"""
+    for i, rec in cur.items():
+        if not healthy[i] or (rec.role or "started") != tgt.get(i):
+            return False
+    return True
 
 
 class GraphBuilder:
@@ -83,8 +95,7 @@ class GraphBuilder:
                 if not cur_all and not frozen:  # not running anywhere (the common case of a fresh start)
                     if not tgt_all:
                         continue
-                    inst = Inst(inst_id, p, unit_of[p], {}, dict(tgt_all))
-                    inst.start = set(tgt_all)
+                    inst = Inst(inst_id, p, unit_of[p], {}, dict(tgt_all), set(tgt_all))
                     insts[inst_id] = inst
                     if p in by_prim:
                         by_prim[p].append(inst)
@@ -93,7 +104,7 @@ class GraphBuilder:
                     continue
                 if not frozen and p not in linked and inst_id not in failed_all and len(cur_all) == len(tgt_all) \
                         and (len(cur_all) <= 1 or prim.clone is not None) \
-                        and all(healthy[i] and (rec.role or "started") == tgt_all.get(i) for i, rec in cur_all.items()):
+                        and _unchanged(cur_all, tgt_all, healthy):
                     continue  # stays exactly as it is (or stays stopped): no action, nothing to order
                 cur: dict[int, str] = {i: rec.role or "started" for i, rec in cur_all.items()
                                        if healthy[i] and i not in frozen}
@@ -166,22 +177,23 @@ class GraphBuilder:
         # A resource cannot migrate while something it is ordered after both stops and
         # starts: its migration would wait for that start, which waits for that stop,
         # which (symmetrical order) waits for the migration to finish.
+        blockers: dict[str, set[str]] = {}
+        for o in self.spec.orders:
+            if o.kind == "mandatory":
+                blockers.setdefault(self.pl.unit_of[o.then], set()).add(self.pl.unit_of[o.first])
         stopping, starting = set(), set()
-        for inst in self.insts.values():
+        for inst in self.insts.values() if blockers else ():
             if inst.stop or inst.implied:
                 stopping.add(inst.unit)
             if inst.start:
                 starting.add(inst.unit)
         restarting_units = stopping & starting
-        blockers: dict[str, set[str]] = {}
-        for o in self.spec.orders:
-            if o.kind == "mandatory":
-                blockers.setdefault(self.pl.unit_of[o.then], set()).add(self.pl.unit_of[o.first])
         for inst in self.insts.values():
+            # a move from one node to one other (most instances only start: the cheap test first)
+            if len(inst.stop) != 1 or len(inst.start) != 1 or len(inst.cur) != 1 or len(inst.tgt) != 1:
+                continue
             prim = self.spec.primitives[inst.prim]
             if not prim.allow_migrate or prim.group or prim.clone or inst.implied or inst.restarted:
-                continue
-            if len(inst.cur) != 1 or len(inst.tgt) != 1 or len(inst.stop) != 1 or len(inst.start) != 1:
                 continue
             (src,), (dst,) = inst.stop, inst.start
             if src == dst or inst.id in sit.failed or not sit.healthy[src] or not sit.healthy[dst]:
@@ -216,7 +228,7 @@ class GraphBuilder:
         ub: dict[int, str] = {}
         arrivals = self.arrivals
         for y in inst.start if len(inst.start) == 1 else sorted(inst.start):
-            st = self.add("start", r, y, self.why_start(inst, y))
+            st = self.add("start", r, y, self._best_score(inst, y))  # (why_start's answer here)
             ub[y] = st
             if y in arrivals:
                 arrivals[y].append(st)
@@ -418,7 +430,11 @@ class GraphBuilder:
                 return f"recovering on {self.names[y]}"
             x = min(inst.stop)
             return f"moving from {self.names[x]}: {self.why_leave(inst, x)}"
-        return f"best score {self._score(inst.unit, y)} on {self.names[y]}"
+        return self._best_score(inst, y)
+
+    def _best_score(self, inst: Inst, y: int) -> str:
+        t = self.pl.out.scores.get(inst.unit)
+        return f"best score {format_score(t.get(y)) if t is not None else '?'} on {self.names[y]}"
 
     def why_move(self, inst: Inst, src: int, dst: int) -> str:
         return f"live migration: {self.why_leave(inst, src)}"
@@ -445,33 +461,75 @@ class GraphBuilder:
             order = self._toposort()
             assert order is not None
         edges = self.edges
-        return [self.actions[a] for a in order], \
-            {a: tuple(sorted(e)) if len(e) > 1 else tuple(e) for a in order for e in (edges[a],)}, notes
+        waits: dict[str, tuple[str, ...]] = {}
+        for a in order:
+            e = edges[a]
+            waits[a] = tuple(sorted(e)) if len(e) > 1 else tuple(e)
+        return [self.actions[a] for a in order], waits, notes
 
     def _toposort(self) -> list[str] | None:
-        """Kahn's algorithm; among ready actions the lowest (operation rank, id) first."""
+        """Kahn's algorithm; among ready actions the lowest (operation rank, id) first.
+
+        Actions are numbered in that order, and most of them wait only for actions
+        before them in it (fences, then stops, starts, monitors), so the order is walked
+        front to back: an action whose predecessors are all taken is taken when the walk
+        reaches it, unless a deferred action that has become ready since is lower. Only
+        the actions reached too early (an order between two starts, say) are deferred:
+        they alone need to know their predecessors' successors, and a heap.
+        """
         actions, rank = self.actions, OP_RANK
-        # actions numbered in (rank, id) order once, so the heap compares small integers
-        ids = [a for _, a in sorted([(rank.get(actions[a].op, 99), a) for a in self.edges])]
+        # Two sorts (ids as strings, then a stable sort by rank) cost less than one sort
+        # of (rank, id) tuples.
+        ids = sorted(self.edges)
+        ids.sort(key=lambda a: rank.get(actions[a].op, 99))
         num = {a: k for k, a in enumerate(ids)}
-        waiting = [0] * len(ids)
-        children: list[list[int]] = [[] for _ in ids]
-        for a, befores in self.edges.items():
-            k = num[a]
-            waiting[k] = len(befores)
-            for b in befores:
-                children[num[b]].append(k)
-        ready = [k for k in range(len(ids)) if waiting[k] == 0]  # already a heap: sorted
-        order: list[str] = []
+        edges = self.edges
+        n = len(ids)
+        k = self._forward_prefix(ids, num)  # all taken in order, none deferred
+        if k == n:
+            return ids
+        taken = [True] * k + [False] * (n - k)
+        blocked = [0] * n  # a deferred action: how many of its predecessors are not taken
+        waiters: dict[int, list[int]] = {}  # untaken action -> deferred actions waiting for it
+        ready: list[int] = []  # deferred actions whose predecessors are all taken: a heap
+        order = list(range(k))
         pop, push = heapq.heappop, heapq.heappush
-        while ready:
-            k = pop(ready)
-            order.append(ids[k])
-            for c in children[k]:
-                waiting[c] -= 1
-                if waiting[c] == 0:
-                    push(ready, c)
-        return order if len(order) == len(ids) else None
+        while True:
+            while k < n:  # the walk: defer what is not ready yet
+                missing = 0
+                for b in edges[ids[k]]:
+                    j = num[b]
+                    if not taken[j]:
+                        missing += 1
+                        waiters.setdefault(j, []).append(k)
+                if not missing:
+                    break
+                blocked[k] = missing
+                k += 1
+            if ready and (k == n or ready[0] < k):
+                j = pop(ready)
+            elif k < n:
+                j = k
+                k += 1
+            else:
+                break
+            taken[j] = True
+            order.append(j)
+            if j in waiters:
+                for w in waiters.pop(j):
+                    blocked[w] -= 1
+                    if blocked[w] == 0:
+                        push(ready, w)
+        return [ids[j] for j in order] if len(order) == n else None
+
+    def _forward_prefix(self, ids: list[str], num: dict[str, int]) -> int:
+        """How many actions, from the first in ``ids``, wait only for actions before them."""
+        edges = self.edges
+        for k, a in enumerate(ids):
+            for b in edges[a]:
+                if num[b] > k:
+                    return k
+        return len(ids)
 
     def _drop_cycle_edges(self) -> None:
         intrinsic_ops = {"demote", "stop", "start", "promote", "monitor", "migrate_to", "migrate_from"}

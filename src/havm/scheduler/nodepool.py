@@ -33,8 +33,12 @@ class NodePool:
         heapq.heapify(self._heap)
 
     def _permille_free(self, i: int) -> int:
-        cap = self.capacity[i]
-        return sum(self.free[i].get(d, 0) * 1000 // c for d, c in cap.items() if c > 0)
+        free = self.free[i]
+        permille = 0
+        for d, c in self.capacity[i].items():  # (loops, not generators: called per placement)
+            if c > 0:
+                permille += free.get(d, 0) * 1000 // c
+        return permille
 
     def _compute(self, i: int) -> tuple[int, ...]:
         if self.strategy == "balanced":
@@ -60,7 +64,10 @@ class NodePool:
                     if room < v:
                         return False
             return True
-        return all(free.get(d, 0) >= v for d, v in need.items() if v > 0)
+        for d, v in need.items():
+            if v > 0 and free.get(d, 0) < v:
+                return False
+        return True
 
     def reserve(self, i: int, priority: int, need: Mapping[str, int], sign: int = 1) -> None:
         """Hold (sign 1) or release (sign -1) room on node i for a resource running there."""

@@ -159,18 +159,19 @@ class Placer:
         spec = self.spec.primitives[p]
         t = into if into is not None else ScoreTable(0, {})
         sit = self.sit
+        threshold = spec.migration_threshold
         for inst in instances or (p,):
-            cur = sit.current.get(inst)
-            if cur:
-                for i, rec in cur.items():
-                    if rec.running and sit.healthy[i]:
-                        t.add_node(i, spec.stickiness)
-            recs = self.state.resources.get(inst)
+            on = sit.healthy_on.get(inst)
+            if on:
+                for i in on:
+                    t.add_node(i, spec.stickiness)
+            recs = self.state.resources.get(inst) if threshold > 0 else None
             if recs:
                 for node, rec in recs.items():
-                    ni = sit.index.get(node)
-                    if ni is not None and self._banned(spec.migration_threshold, spec.failure_timeout, rec):
-                        t.add_node(ni, -INFINITY)
+                    if rec.failcount > 0 and self._banned(threshold, spec.failure_timeout, rec):
+                        ni = sit.index.get(node)
+                        if ni is not None:
+                            t.add_node(ni, -INFINITY)
         if spec.target_role == "stopped":
             t.add_all(-INFINITY)
         return t
@@ -263,16 +264,13 @@ class Placer:
     def order(self) -> list[Unit]:
         utilization = self.spec.properties.placement_strategy != "default"
 
-        sit = self.sit
+        run_rank = self.sit.run_rank
 
         def key(u: Unit) -> tuple[int, int, int, int]:
             # resources that can stay where they run first, then displaced ones, then new ones
-            where = [(i, inst) for p in u.prims for inst in sit.instances.get(p, (p,))
-                     for i in sit.current.get(inst, ())]
-            if where and any(sit.usable[i] and i not in sit.failed.get(inst, ()) for i, inst in where):
-                rank = 0
-            else:
-                rank = 1 if where else 2
+            rank = 2
+            for p in u.prims:
+                rank = min(rank, run_rank.get(p, 2))
             size = sum(self._need(u.prims).values()) if utilization else 0
             return (-u.priority, rank, -size, u.index)
 
@@ -292,8 +290,10 @@ class Placer:
         for i in sorted(nodes):
             if own is not None and own.get(i) < 0:
                 continue  # it cannot stay there anyway (banned, target_role stopped, ...)
-            here = tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
-                                                       for inst in self.sit.instances.get(p, (p,))))
+            # the members running there (a lone primitive runs on every node in ``nodes``)
+            here = unit.prims if len(unit.prims) == 1 else \
+                tuple(p for p in unit.prims if any(i in self.sit.current.get(inst, ())
+                                                   for inst in self.sit.instances.get(p, (p,))))
             need = self._need(here)
             cap = self.spec.nodes[i].capacity
             if all(v <= cap.get(d, 0) for d, v in need.items()):  # it could stay there at all
@@ -316,14 +316,15 @@ class Placer:
             for _ in range(3):
                 changed = False
                 for unit in units:
+                    if unit.kind != "clone" and self.out.unit_nodes.get(unit.id):
+                        continue  # placed (the common case, first: nothing below would change it)
                     if self.frozen_node(unit) is not False:
                         continue
                     if any(self.out.unit_nodes.get(self.unit_of[c.rsc]) for c in self.colos_pri.get(unit.id, ())):
                         continue
-                    if self.out.unit_nodes.get(unit.id):
-                        if unit.kind == "clone":
-                            from havm.scheduler.clones import top_up_clone
-                            changed = top_up_clone(self, unit) or changed
+                    if self.out.unit_nodes.get(unit.id):  # a placed clone: room for more instances?
+                        from havm.scheduler.clones import top_up_clone
+                        changed = top_up_clone(self, unit) or changed
                         continue
                     self.done.discard(unit.id)
                     self.allocate(unit)
@@ -445,9 +446,9 @@ class Placer:
         out.scores[unit.id] = t
         current: set[int] = set()
         for p in unit.prims:
-            here = sit.current.get(p)
-            if here:
-                current.update(i for i, rec in here.items() if sit.healthy[i] and rec.running)
+            on = sit.healthy_on.get(p)
+            if on:
+                current.update(on)
         runnable = unit.prims
         prims = self.spec.primitives
         for k, p in enumerate(unit.prims):  # members from the first stopped one on stay stopped
@@ -541,7 +542,10 @@ class Placer:
             k = (-s, 0 if i in current else 1, pool.key(i))
             if best is None or k < best:
                 best = k
-        if t.base >= 0:
+        # Any other node scores t.base and ranks after a current node at that score: when the
+        # best explicit node beats that, the walk of the pool's heap cannot change the answer
+        # (the common case of a resource that stays where it runs).
+        if t.base >= 0 and (best is None or best[:2] >= (-t.base, 1)):
             j = pool.best(explicit, need)
             if j is not None:
                 k = (-t.base, 1, pool.key(j))

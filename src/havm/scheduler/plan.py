@@ -50,6 +50,9 @@ def plan(spec: ClusterSpec | ClusterConfig, state: State | None = None) -> Trans
             for p in unit.prims:
                 if p != child:
                     placement[p] = where
+        elif unit.kind == "primitive":  # where its target says, as a group member's below
+            tgt = out.target.get(rid)
+            placement[rid] = names[min(tgt)] if tgt else None
         else:
             placement[rid] = names[nodes[0]] if nodes else None
             for p in unit.prims:

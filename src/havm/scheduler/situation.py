@@ -60,25 +60,45 @@ class Situation:
                 for p in c.primitives:
                     self.instances[p] = tuple(f"{p}:{k}" for k in range(count))
         self.current: dict[str, dict[int, ResourceState]] = {}
+        # where each instance runs on a healthy node (``current``'s order): asked per
+        # resource by scoring (stickiness) and placement (ties go to the current node)
+        self.healthy_on: dict[str, list[int]] = {}
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
+        # per primitive that runs somewhere: 0 if a copy may stay where it runs (a usable
+        # node where it has not failed), else 1 (displaced); the placement order's rank
+        self.run_rank: dict[str, int] = {}
         records = state.resources
+        healthy, usable, node_status, index = self.healthy, self.usable, self.status, self.index
+        # per node: a copy there must be left as it is (the per-record facts added below)
+        stuck_on = [self.maintenance[i] or props.maintenance_mode or (self.unclean[i] and not self.fence_allowed)
+                    for i in range(n)]
         for p, prim in spec.primitives.items():
             for inst in self.instances.get(p, (p,)):
                 here: dict[int, ResourceState] = {}
+                on: list[int] = []
+                may_stay = False
                 for node_name, rec in (records.get(inst) or {}).items():
-                    i = self.index.get(node_name)
-                    if i is None or not rec.running or self.status[i] == "offline":
+                    i = index.get(node_name)
+                    if i is None or rec.role is None or node_status[i] == "offline":  # (role None: not running)
                         continue
                     here[i] = rec
-                    if rec.failed and self.healthy[i]:
-                        self.failed.setdefault(inst, set()).add(i)
-                    stuck = (self.maintenance[i] or rec.blocked or props.maintenance_mode
-                             or (self.unclean[i] and not self.fence_allowed))
-                    if stuck:
+                    if healthy[i]:
+                        on.append(i)
+                        if rec.failed:
+                            self.failed.setdefault(inst, set()).add(i)
+                        elif usable[i]:
+                            may_stay = True
+                    if stuck_on[i] or rec.blocked:
                         self.frozen.setdefault(inst, set()).add(i)
                 if here:
                     self.current[inst] = here
+                    if on:
+                        self.healthy_on[inst] = on
+                    if may_stay:
+                        self.run_rank[p] = 0
+                    else:
+                        self.run_rank.setdefault(p, 1)
                 if not prim.is_managed or props.maintenance_mode:
                     self.frozen.setdefault(inst, set()).update(here)
         for i in self.to_fence:

@@ -165,12 +165,12 @@ class Transition(Record):
             for rid, row in self.scores.items():
                 cells = " ".join(f"{n}={format_score(row.on(n))}" for n in node_names)
                 lines.append(f"  {rid}: {cells}")
-        real = self.real_actions
+        real = [a for a in self.actions if not a.pseudo]
         lines.append("Transition:" if real else "Transition: nothing to do")
         after = self.after
         for k, a in enumerate(real, 1):
             waits = after.get(a.id, ())
-            line = f"  {k:3d}. {a.describe()}"
+            line = f"  {str(k).rjust(3)}. {a.describe()}"  # (as {k:3d}, at half the cost of a format spec)
             if waits:
                 line += f"   (after {', '.join(waits)})"
             if a.reason:
