@@ -105,3 +105,75 @@ def test_the_primary_of_an_anti_colocation_avoids_its_dependents_wishes_in_the_f
     assert t.placement["p2"] == "n1"  # r1: where p4 (anti-colocated, prefers r2) does not want to be
     again = plan(spec, apply(state, t))
     assert [a.id for a in again.real_actions] == []
+
+
+def _stable(spec, state):  # type: ignore[no-untyped-def]
+    from havm.scheduler import apply
+
+    t = plan(spec, state)
+    again = plan(spec, apply(state, t))
+    assert [a.id for a in again.real_actions] == [], again.format_text(spec.node_names())
+    return t
+
+
+def _utilization_spec(caps, prims, **kw):  # type: ignore[no-untyped-def]
+    from havm.scheduler import ClusterSpec
+    from havm.scheduler.model import NodeSpec, PropertiesSpec, frozen_map
+
+    nodes = tuple(NodeSpec(n, capacity=frozen_map({"memory": m})) for n, m in caps.items())
+    return ClusterSpec(nodes=nodes, primitives=frozen_map(prims), properties=PropertiesSpec(
+        fencing_enabled=False, placement_strategy="utilization"), **kw)
+
+
+def test_a_displaced_resource_is_placed_with_new_ones_by_size() -> None:
+    # Found by the randomized stability property: g3 (its stopped member failed on n1)
+    # was placed before the new, bigger p4 because it had run, took n1 (p4's preferred
+    # node) and pushed p4 to n3; the next plan, both running, placed p4 first (by size)
+    # and swapped them. Displaced and new resources are now ordered alike.
+    from havm.scheduler import ResourceState, State
+    from havm.scheduler.model import GroupSpec, LocationSpec, NodeState, PrimitiveSpec, frozen_map
+
+    prims = {"g3m0": PrimitiveSpec("g3m0", "havm:dummy", utilization=frozen_map({"memory": 512}), group="g3"),
+             "g3m1": PrimitiveSpec("g3m1", "havm:dummy", target_role="stopped", group="g3"),
+             "p4": PrimitiveSpec("p4", "havm:dummy", utilization=frozen_map({"memory": 2048}))}
+    spec = _utilization_spec({"n1": 2048, "n2": 1024, "n3": 2048}, prims, groups=frozen_map(
+        {"g3": GroupSpec("g3", ("g3m0", "g3m1"))}), top=("g3", "p4"), locations=(LocationSpec("p4", 20, node="n1"),))
+    state = State(now=100.0, nodes={"n2": NodeState(standby=True)},
+                  resources={"g3m1": {"n1": ResourceState(last_failure=90.0, failed=True)}})
+    t = _stable(spec, state)
+    assert (t.placement["p4"], t.placement["g3"]) == ("n1", "n3")
+
+
+def test_room_held_for_a_resource_that_is_displaced_anyway_keeps_nobody_out() -> None:
+    # Found by the randomized stability property: p2's held room on n3 (the only usable
+    # node) kept clone c4 out; then c5 (higher priority) took that room and p2 stopped
+    # anyway. The next plan, p2 no longer running, placed c4 and so stopped g0
+    # (anti-colocated with c4). The plan is now made again without holding room for
+    # running resources it displaces, and reaches that result at once.
+    from havm.scheduler import ResourceState, State
+    from havm.scheduler.model import (
+        CloneSpec,
+        ColocationSpec,
+        GroupSpec,
+        NodeState,
+        PrimitiveSpec,
+        frozen_map,
+    )
+
+    def prim(pid: str, memory: int = 0, **kw: object) -> PrimitiveSpec:
+        return PrimitiveSpec(pid, "havm:dummy", utilization=frozen_map({"memory": memory} if memory else {}),
+                             **kw)  # type: ignore[arg-type]
+
+    prims = {"g0m0": prim("g0m0", priority=1, group="g0"), "g0m1": prim("g0m1", 2048, group="g0"),
+             "p2": prim("p2", 2048), "c4x": prim("c4x", 512, stickiness=1, clone="c4"),
+             "c5x": prim("c5x", 512, stickiness=1, priority=1, clone="c5")}
+    spec = _utilization_spec(
+        {"n1": 1024, "n3": 4096}, prims, groups=frozen_map({"g0": GroupSpec("g0", ("g0m0", "g0m1"))}),
+        clones=frozen_map({"c4": CloneSpec("c4", "c4x", ("c4x",)), "c5": CloneSpec("c5", "c5x", ("c5x",))}),
+        top=("g0", "p2", "c4", "c5"), colocations=(ColocationSpec("g0", "c4", -INFINITY),))
+    run = ResourceState()
+    state = State(now=100.0, nodes={"n1": NodeState(standby=True)},
+                  resources={"g0m1": {"n3": run}, "p2": {"n3": run}})
+    t = _stable(spec, state)
+    assert (t.placement["c4"], t.placement["c5"], t.placement["p2"], t.placement["g0"]) == (
+        ("n3",), ("n3",), "n3", None)

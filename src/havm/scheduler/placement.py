@@ -61,10 +61,12 @@ class Placement:
 
 
 class Placer:
-    def __init__(self, spec: ClusterSpec, state: State, sit: Situation) -> None:
+    def __init__(self, spec: ClusterSpec, state: State, sit: Situation, unheld: frozenset[str] = frozenset()
+                 ) -> None:
         self.spec = spec
         self.state = state
         self.sit = sit
+        self.unheld = unheld  # running units whose room is not held for them (see place)
         self.units: dict[str, Unit] = {}
         self.unit_of: dict[str, str] = {}
         for idx, rid in enumerate(spec.top):
@@ -267,10 +269,15 @@ class Placer:
         run_rank = self.sit.run_rank
 
         def key(u: Unit) -> tuple[int, int, int, int]:
-            # resources that can stay where they run first, then displaced ones, then new ones
-            rank = 2
+            # Resources that can stay where they run first, then all others alike: one
+            # displaced from where it ran has no place to keep either, and ranking it before
+            # new ones made the order depend on what ran before, so the next plan, with it
+            # running, could undo this one's choice (not stable).
+            rank = 1
             for p in u.prims:
-                rank = min(rank, run_rank.get(p, 2))
+                if run_rank.get(p) == 0:
+                    rank = 0
+                    break
             size = sum(self._need(u.prims).values()) if utilization else 0
             return (-u.priority, rank, -size, u.index)
 
@@ -303,7 +310,7 @@ class Placer:
     def run(self) -> Placement:
         units = self.order()
         if self.pool.use_capacity:
-            self.holds = {u.id: self._held(u) for u in units}
+            self.holds = {u.id: self._held(u) if u.id not in self.unheld else [] for u in units}
             for u in units:
                 for i, need in self.holds[u.id]:
                     self.pool.reserve(i, u.priority, need)
@@ -334,6 +341,18 @@ class Placer:
         from havm.scheduler.repair import repair
         repair(self)
         return self.out
+
+    def lost_holds(self) -> frozenset[str]:
+        """Running units that held room on a node and were not placed on any such node."""
+        if not self.pool.use_capacity:
+            return frozenset()
+        lost = set(self.unheld)
+        for u in self.units.values():
+            if u.id not in self.unheld:
+                held = {i for i, _ in self._held(u)}
+                if held and not held & set(self.out.unit_nodes.get(u.id, ())):
+                    lost.add(u.id)
+        return frozenset(lost)
 
     def allocate(self, unit: Unit) -> None:
         if unit.id in self.done or unit.id in self.busy:
@@ -652,4 +671,23 @@ def order_blocks(o: OrderSpec) -> bool:
     return o.kind == "mandatory"
 
 
-__all__ = ["Placement", "Placer", "Unit", "add", "order_blocks", "scale"]
+def place(spec: ClusterSpec, state: State, sit: Situation) -> Placer:
+    """The placement, by a ``Placer`` run (twice at most, with capacities).
+
+    Room is held for running resources until they are placed, so that new ones do not
+    take it from under them. A running resource this plan moves or stops anyway needed
+    no room held: what it held may have kept another resource out (one of equal
+    priority placed before the one that then took the room), which the next plan, with
+    the first one no longer running, would place: not stable. Such a plan is made again
+    without holding room for those.
+    """
+    placer = Placer(spec, state, sit)
+    placer.run()
+    lost = placer.lost_holds()
+    if lost:
+        placer = Placer(spec, state, sit, unheld=lost)
+        placer.run()
+    return placer
+
+
+__all__ = ["Placement", "Placer", "Unit", "add", "order_blocks", "place", "scale"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 
 from havm.scheduler.graph import GraphBuilder
 from havm.scheduler.model import ClusterSpec, State
-from havm.scheduler.placement import Placer
+from havm.scheduler.placement import place
 from havm.scheduler.scores import ScoreTable
 from havm.scheduler.situation import Situation
 from havm.scheduler.transition import ScoreRow, Transition
@@ -33,8 +33,8 @@ def plan(spec: ClusterSpec | ClusterConfig, state: State | None = None) -> Trans
         spec = ClusterSpec.from_config(spec)
     state = state if state is not None else State()
     sit = Situation(spec, state)
-    placer = Placer(spec, state, sit)
-    out = placer.run()
+    placer = place(spec, state, sit)
+    out = placer.out
     actions, after, graph_notes = GraphBuilder(placer).build()
     names = [n.name for n in spec.nodes]
     placement: dict[str, str | None | tuple[str, ...]] = {}

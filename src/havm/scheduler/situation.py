@@ -66,7 +66,7 @@ class Situation:
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
         # per primitive that runs somewhere: 0 if a copy may stay where it runs (a usable
-        # node where it has not failed), else 1 (displaced); the placement order's rank
+        # node where it has not failed), else 1 (displaced: ordered like new ones, Placer.order)
         self.run_rank: dict[str, int] = {}
         records = state.resources
         healthy, usable, node_status, index = self.healthy, self.usable, self.status, self.index
