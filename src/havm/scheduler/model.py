@@ -14,13 +14,12 @@ are ``<primitive>:<n>`` (``fs:0``, ``fs:1``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-
 from havm.scheduler.record import Record, init, setters
 
 TYPE_CHECKING = False  # no typing import at run time: havm simulate starts faster
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import MappingProxyType
     from typing import Literal
 
     from havm.config.schema import ClusterConfig
@@ -34,6 +33,8 @@ INFINITY = 1_000_000  # Pacemaker's; the config's INFINITY is the same number
 DEFAULT_MIGRATION_THRESHOLD = INFINITY  # Pacemaker 2.x: never ban unless configured
 CLONE_DEFAULT_STICKINESS = 1  # as Pacemaker: clone instances stay put unless told otherwise
 
+if not TYPE_CHECKING:
+    MappingProxyType = type(type.__dict__)  # what the types module does, without importing it
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 

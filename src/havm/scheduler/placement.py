@@ -26,12 +26,14 @@ Where havm differs from Pacemaker, on purpose:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from havm.scheduler.model import ClusterSpec, ColocationSpec, OrderSpec, ResourceState, State
 from havm.scheduler.nodepool import NodePool
 from havm.scheduler.scores import INFINITY, ScoreTable, add, format_score, rule_matches, scale
 from havm.scheduler.situation import Situation
+
+TYPE_CHECKING = False  # collections.abc imports collections: 8 M instructions at start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Unit:

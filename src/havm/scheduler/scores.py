@@ -13,9 +13,11 @@ O(nodes), per resource.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 from havm.scheduler.model import INFINITY, AttrValue, RuleSpec
+
+TYPE_CHECKING = False  # collections.abc imports collections: 8 M instructions at start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 __all__ = ["INFINITY", "ScoreTable", "add", "format_score", "rule_matches", "scale"]
 

@@ -10,10 +10,12 @@ cannot be fenced). The quorum policy is resolved here into one mode.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from havm.scheduler.model import AttrValue, ClusterSpec, ResourceState, State
 from havm.scheduler.scores import INFINITY, ScoreTable
+
+TYPE_CHECKING = False  # collections.abc imports collections: 8 M instructions at start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 class Situation:

@@ -25,13 +25,12 @@ other node of a migration (migrate_to: where to; migrate_from: where from).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from havm.scheduler.record import Record, init, setters
 from havm.scheduler.scores import format_score
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 OP_RANK = {"fence": 0, "demote": 1, "stop": 2, "stopped": 3, "load_stopped": 4, "migrate_to": 5,
