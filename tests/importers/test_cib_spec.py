@@ -163,6 +163,7 @@ def test_features_the_lean_reader_carries_read_as_the_importer_does(tmp_path: Pa
     ('</lrm_resources></lrm>', '</lrm_resources></lrm><node_state id="9"/>'),  # a node_state in another
     ('<nvpair id="s1c"', '<rule id="sr"/><nvpair id="s1c"'),  # transient attributes with a rule
     ('</lrm_resources></lrm>\n  </node_state>', '</lrm_resources></lrm>\n  </node_stat>'),  # not well-formed
+    ('<cib validate-with', '<?xml version="1.0" encoding="x-unknown"?>\n<cib validate-with'),  # an encoding
 ])
 def test_what_the_lean_reader_leaves_to_the_importer(change: tuple[str, str]) -> None:
     text = FEATURES.replace(*change, 1)

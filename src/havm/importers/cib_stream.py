@@ -168,4 +168,6 @@ def read(data: bytes) -> tuple[Element, list[NodeStatus]]:
         parser.Parse(data, True)
     except pyexpat.ExpatError:
         raise Unsupported("not well-formed (the full importer reports where)") from None
+    except LookupError:  # <?xml encoding="..."?> that Python does not know
+        raise Unsupported("an unknown encoding (the full importer reads the file's text)") from None
     return document.children[0], node_states
