@@ -203,9 +203,13 @@ def _read_until(fd: int, want: bytes, deadline: float) -> bytes:
 
 def _controlling_terminal() -> None:
     """In the child: a session of its own whose controlling terminal is the pty
-    (so the terminal's ^C reaches it as SIGINT, as at a real console)."""
+    (so the terminal's ^C reaches it as SIGINT, as at a real console), and SIGINT's
+    default action, as a shell gives a foreground command: a test run started in the
+    background (`cmd &` in a script) ignores SIGINT, and Python keeps an inherited
+    SIG_IGN, so the view would never see the ^C."""
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _watch_in_pty(sock: str) -> tuple[subprocess.Popen[bytes], int]:
