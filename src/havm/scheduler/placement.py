@@ -117,6 +117,7 @@ class Placer:
         self.out = Placement()
         self.done: set[str] = set()
         self.holds: dict[str, list[tuple[int, dict[str, int]]]] = {}
+        self.held_at_start: dict[str, list[tuple[int, dict[str, int]]]] = {}
         self._needs: dict[tuple[str, ...], dict[str, int]] = {}
         self._own: dict[str, tuple[ScoreTable, list[ScoreTable]]] = {}
         self.busy: set[str] = set()
@@ -268,7 +269,7 @@ class Placer:
     def order(self) -> list[Unit]:
         utilization = self.spec.properties.placement_strategy != "default"
 
-        run_rank = self.sit.run_rank
+        may_stay = self.sit.may_stay
 
         def key(u: Unit) -> tuple[int, int, int, int]:
             # Resources that can stay where they run first, then all others alike: one
@@ -277,7 +278,7 @@ class Placer:
             # running, could undo this one's choice (not stable).
             rank = 1
             for p in u.prims:
-                if run_rank.get(p) == 0:
+                if p in may_stay:
                     rank = 0
                     break
             size = sum(self._need(u.prims).values()) if utilization else 0
@@ -313,6 +314,7 @@ class Placer:
         units = self.order()
         if self.pool.use_capacity:
             self.holds = {u.id: self._held(u) if u.id not in self.unheld else [] for u in units}
+            self.held_at_start = dict(self.holds)  # (placing a unit pops its entry from holds)
             for u in units:
                 for i, need in self.holds[u.id]:
                     self.pool.reserve(i, u.priority, need)
@@ -349,11 +351,9 @@ class Placer:
         if not self.pool.use_capacity:
             return frozenset()
         lost = set(self.unheld)
-        for u in self.units.values():
-            if u.id not in self.unheld:
-                held = {i for i, _ in self._held(u)}
-                if held and not held & set(self.out.unit_nodes.get(u.id, ())):
-                    lost.add(u.id)
+        for uid, held in self.held_at_start.items():
+            if held and not {i for i, _ in held} & set(self.out.unit_nodes.get(uid, ())):
+                lost.add(uid)
         return frozenset(lost)
 
     def allocate(self, unit: Unit) -> None:

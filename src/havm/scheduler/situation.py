@@ -67,9 +67,9 @@ class Situation:
         self.healthy_on: dict[str, list[int]] = {}
         self.failed: dict[str, set[int]] = {}
         self.frozen: dict[str, set[int]] = {}
-        # per primitive that runs somewhere: 0 if a copy may stay where it runs (a usable
-        # node where it has not failed), else 1 (displaced: ordered like new ones, Placer.order)
-        self.run_rank: dict[str, int] = {}
+        # primitives with a copy that may stay where it runs (a usable node where it has
+        # not failed): Placer.order places them first
+        self.may_stay: set[str] = set()
         records = state.resources
         healthy, usable, node_status, index = self.healthy, self.usable, self.status, self.index
         # per node: a copy there must be left as it is (the per-record facts added below)
@@ -98,9 +98,7 @@ class Situation:
                     if on:
                         self.healthy_on[inst] = on
                     if may_stay:
-                        self.run_rank[p] = 0
-                    else:
-                        self.run_rank.setdefault(p, 1)
+                        self.may_stay.add(p)
                 if not prim.is_managed or props.maintenance_mode:
                     self.frozen.setdefault(inst, set()).update(here)
         for i in self.to_fence:
