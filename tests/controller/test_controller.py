@@ -267,3 +267,39 @@ def test_the_configured_action_limits_reach_the_transition():
     assert peaks("") == (Counter({"n1": 2, "n2": 2, "n3": 2}), 6)  # defaults: 16 at once, none per node
     assert peaks("properties: {node_action_limit: 1}\n") == (Counter({"n1": 1, "n2": 1, "n3": 1}), 3)
     assert peaks("properties: {batch_limit: 2}\n")[1] == 2
+
+
+def test_a_new_controller_plans_only_once_nothing_is_under_way():
+    # Chaos finding 4: n1 rejoined and took office while a start of vm1 on n3, launched by
+    # the previous controller, was under way. n3's report read "stopped" until it ended,
+    # so n1 started vm1 on n1 too: one VM running on two nodes. The reports of members
+    # with actions under way (or of an old controller still driving its transition) are
+    # not planned from: the controller waits, then plans from what the actions did.
+    view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")),
+                    controller="n2")
+    reports: dict[str, dict[str, Any]] = {
+        "n1": {"controlling": ["start a on n3"]},  # lost office, finishing what it started
+        "n3": {"changing": {"a": ["start"]}},
+    }
+
+    class Busy(FakeCluster):
+        async def report(self, node: str) -> dict[str, Any]:
+            return {"probed": True, "states": {}, **reports.get(node, {})}
+
+    io = Busy(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert ctl.under_way({n: {"probed": True, **r} for n, r in reports.items()}) == [
+            "n1 still driving start a on n3", "start a on n3"]
+        assert await ctl.cycle() is False
+        reports["n1"] = {}
+        assert await ctl.cycle() is False  # n3's start still under way
+        assert io.actions == [] and io.fenced == []
+        reports["n3"] = {"states": {"a": {"role": "started"}}}  # the start ended: a runs on n3
+        await ctl.cycle()
+        assert [x for x in io.actions if x[2] == "start"] == [(io.actions[0][0], "b", "start")]
+        # the controller's own report of its own transition is not a reason to wait
+        assert ctl.under_way({"n2": {"controlling": ["start b on n1"]}}) == []
+
+    asyncio.run(go())

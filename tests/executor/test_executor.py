@@ -64,6 +64,31 @@ def test_timeout_kills_the_action_and_counts_as_failure(tmp_path):
     run(go())
 
 
+def test_changing_lists_actions_under_way_and_queued_but_not_looks(tmp_path):
+    # what a controller must not plan past: a start under way reads "stopped" until it ends
+    async def go():
+        ex = make(tmp_path)
+        slow = {"op_sleep": 0.6}
+        start = asyncio.ensure_future(ex.execute(ActionRequest("d1", "havm:dummy", "start", params=slow)))
+        look = asyncio.ensure_future(ex.execute(ActionRequest("d1", "havm:dummy", "monitor")))
+        stop = asyncio.ensure_future(ex.execute(ActionRequest("d1", "havm:dummy", "stop", params=slow)))
+        other = asyncio.ensure_future(ex.execute(ActionRequest("d2", "havm:dummy", "monitor", params=slow)))
+        for _ in range(50):
+            if ex.in_flight.get("d1") == "start" and "d2" in ex.in_flight:
+                break
+            await asyncio.sleep(0.02)
+        assert ex.in_flight == {"d1": "start", "d2": "monitor"}
+        assert ex.state("d1").role == "stopped"  # the report alone would say it does not run
+        assert ex.changing() == {"d1": ["start", "stop"]}  # the stop waits for the lock: listed too
+        await start
+        assert ex.changing() == {"d1": ["stop"]}
+        await asyncio.gather(look, stop, other)
+        assert ex.changing() == {}
+        await ex.close()
+
+    run(go())
+
+
 def test_recurring_monitor_detects_failure(tmp_path):
     changes = []
 

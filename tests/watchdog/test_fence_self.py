@@ -43,7 +43,7 @@ def test_a_self_fenced_node_holds_whatever_else(kw):
 class Local:
     running_now: list[str] = field(default_factory=list)
     fenced: list[str] = field(default_factory=list)
-    executor: Any = field(default_factory=lambda: SimpleNamespace(in_flight={}))
+    executor: Any = field(default_factory=lambda: SimpleNamespace(changing=lambda: {}))
 
     def running(self) -> list[str]:
         return self.running_now

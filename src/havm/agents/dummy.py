@@ -7,7 +7,8 @@ can exercise every action path on real files.
 
 Parameters: ``state`` (path of the state file; default
 ``<state_dir>/<resource_id>.state``), ``state_dir`` (default /run/havm/dummy),
-``op_sleep`` (seconds every action waits first, to exercise timeouts; default 0).
+``op_sleep`` (seconds every action waits first, to exercise timeouts; default 0),
+``start_sleep`` (seconds a start waits on top of that: a slow start; default 0).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _META = """<?xml version="1.0"?>
       <shortdesc lang="en">Directory of the default state file</shortdesc></parameter>
     <parameter name="op_sleep"><content type="string" default="0"/>
       <shortdesc lang="en">Seconds each action waits before acting</shortdesc></parameter>
+    <parameter name="start_sleep"><content type="string" default="0"/>
+      <shortdesc lang="en">Seconds a start waits on top of op_sleep</shortdesc></parameter>
   </parameters>
   <actions>
     <action name="start" timeout="20s"/>
@@ -58,8 +61,10 @@ class DummyAgent(Agent):
         state_dir = Path(str(self.params.get("state_dir", DEFAULT_STATE_DIR)))
         self.state = Path(str(self.params.get("state", state_dir / f"{resource_id}.state")))
 
-    def _sleep(self) -> None:
+    def _sleep(self, extra: str | None = None) -> None:
         delay = float(self.params.get("op_sleep", 0) or 0)
+        if extra is not None:
+            delay += float(self.params.get(extra, 0) or 0)
         if delay > 0:
             time.sleep(min(delay, 3600.0))
 
@@ -76,13 +81,14 @@ class DummyAgent(Agent):
         os.replace(tmp, self.state)
 
     def validate(self) -> AgentResult:
-        try:
-            delay = float(self.params.get("op_sleep", 0) or 0)
-        except (TypeError, ValueError):
-            return AgentResult(OCF.ERR_CONFIGURED, f"op_sleep must be a number of seconds, "
-                               f"got {self.params.get('op_sleep')!r}")
-        if delay < 0:
-            return AgentResult(OCF.ERR_CONFIGURED, "op_sleep must be >= 0")
+        for name in ("op_sleep", "start_sleep"):
+            try:
+                delay = float(self.params.get(name, 0) or 0)
+            except (TypeError, ValueError):
+                return AgentResult(OCF.ERR_CONFIGURED, f"{name} must be a number of seconds, "
+                                   f"got {self.params.get(name)!r}")
+            if delay < 0:
+                return AgentResult(OCF.ERR_CONFIGURED, f"{name} must be >= 0")
         return AgentResult(OCF.SUCCESS)
 
     def meta_data(self) -> str:
@@ -90,7 +96,7 @@ class DummyAgent(Agent):
 
     def start(self, progress: Progress | None = None) -> AgentResult:
         log = ActionLog(progress)
-        self._sleep()
+        self._sleep("start_sleep")
         if self._read() is None:
             self._write("started")
             log(f"created {self.state}")

@@ -54,7 +54,7 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
         return await run_command(request, daemon, forwarded=True)
 
     async def resources(request: web.Request) -> web.Response:
-        return web.json_response(daemon.local.report())
+        return web.json_response(daemon.resource_report())
 
     async def execute(request: web.Request) -> web.Response:
         data = await read_json(request)

@@ -10,7 +10,10 @@ resource report, an action result) pokes it to cycle again.
 Safety:
 - it acts only while this node is the controller of a quorate partition;
 - on taking office it rebuilds what runs where from every member before
-  acting (it never trusts a previous controller's memory);
+  acting (it never trusts a previous controller's memory), and it plans only
+  from reports with nothing under way: while a member runs (or queues) an
+  action that may change a resource, or still drives a transition it began as
+  controller, it waits (a start under way reads "stopped");
 - a node that is not a member and did not leave cleanly is unclean: the
   scheduler orders its fencing before any recovery of its resources, and a
   failed fence stops the transition (retried, loudly, never skipped);
@@ -62,6 +65,7 @@ TICK = 5.0  # re-check even without events (failure timeouts expire, fences retr
 FENCE_RETRY_FIRST = 1.0  # after a failed fence, wait this long before the next attempt on that node,
 FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never hammered, never skipped
 REPORT_TIMEOUT = 5.0
+UNDER_WAY_RECHECK = 0.25  # while members report actions under way, look again this often
 
 
 class FenceResult(StrEnum):
@@ -83,7 +87,9 @@ class ClusterIO(ABC):
 
     @abstractmethod
     async def report(self, node: str) -> Mapping[str, Any]:
-        """That node's LocalResources.report()."""
+        """That node's report (NodeDaemon.resource_report()): ``probed``, ``states``,
+        ``changing`` (rsc -> actions under way or queued that may change it) and
+        ``controlling`` (the actions that node still drives as a controller)."""
 
     @abstractmethod
     async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
@@ -124,6 +130,7 @@ class Controller:
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
         self.reports: dict[str, Mapping[str, Any]] = {}
+        self._waited_for: list[str] = []  # what the last refresh found under way (logged once)
         self.fenced: set[str] = set()
         self.verdicts: list[Verdict] = []
         self.in_flight: dict[str, str] = {}  # action id -> description
@@ -331,7 +338,33 @@ class Controller:
         if waiting:
             log.debug("waiting for probes on %s before acting", ", ".join(waiting))
             return False
+        under_way = self.under_way({n: rep for n, rep in got.items() if rep is not None})
+        if under_way:
+            # A report is the truth only once nothing that may change it is under way: a
+            # start launched by the previous controller reads "stopped" until it ends, and
+            # planning from that starts a second copy elsewhere (chaos finding 4). Wait
+            # (actions have timeouts, so this ends), looking again shortly.
+            if under_way != self._waited_for:
+                log.info("waiting for actions under way before planning: %s", "; ".join(under_way))
+            self._waited_for = under_way
+            asyncio.get_running_loop().call_later(UNDER_WAY_RECHECK, self.poke, "actions under way")
+            return False
+        self._waited_for = []
         return True
+
+    def under_way(self, reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """What the members' reports say is still under way and not ours: actions that may
+        change a resource (running or queued on that node), and actions another member still
+        drives as a controller (it lost office and finishes what it started, e.g. the
+        later steps of a live migration)."""
+        out: list[str] = []
+        for n in sorted(reports):
+            rep = reports[n]
+            changing = rep.get("changing") or {}
+            out.extend(f"{', '.join(acts)} {rsc} on {n}" for rsc, acts in sorted(changing.items()))
+            if n != self.node and rep.get("controlling"):
+                out.append(f"{n} still driving {', '.join(rep['controlling'])}")
+        return out
 
     def _record(self, tr: Transition, result: GraphResult, summary: str) -> None:
         v = Verdict(self.clock.wall(), summary, actions=result.done, failed=result.failed,

@@ -106,7 +106,7 @@ class LocalResources:
             raise Conflict(f"{self.node} is fencing itself ({self.fencing_self}): its watchdog resets it")
         return {"node": self.node, "probed": self.probed,
                 "states": {r: s.to_json() for r, s in self.executor.states().items()},
-                "in_flight": dict(self.executor.in_flight)}
+                "in_flight": dict(self.executor.in_flight), "changing": self.executor.changing()}
 
     async def execute(self, req: ActionRequest) -> ActionRecord:
         if self.fencing_self and req.action not in SAFE_WHEN_FENCING:

@@ -393,9 +393,17 @@ class NodeDaemon(ClusterIO):
     def cluster_config(self) -> ClusterConfig:
         return self.config
 
+    def resource_report(self) -> dict[str, Any]:
+        """This node's report for a controller (GET /internal/resources): what runs
+        here, what is under way here, and the actions this node still drives as a
+        controller (after it lost office it finishes those it started)."""
+        rep = self.local.report()
+        rep["controlling"] = sorted(self.controller.in_flight.values())
+        return rep
+
     async def report(self, node: str) -> dict[str, Any]:
         if node == self.node:
-            return self.local.report()
+            return self.resource_report()
         return await self.ask_peer(node, "GET", "/internal/resources")  # type: ignore[no-any-return]
 
     async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:

@@ -31,6 +31,8 @@ from havm.executor.registry import resolve
 log = logging.getLogger("havm.executor")
 
 INFINITY = 1_000_000
+# actions that only look: they never change whether or where a resource runs
+OBSERVING = frozenset(("monitor", "meta_data", "validate", "migrate_check"))
 MONITOR_RCS_RUNNING = {OCF.SUCCESS: "started", OCF.RUNNING_PROMOTED: "promoted"}
 
 
@@ -71,6 +73,7 @@ class Executor:
         self._monitors: dict[str, asyncio.Task[None]] = {}
         self._monitor_req: dict[str, ActionRequest] = {}
         self.in_flight: dict[str, str] = {}  # rsc -> action running now
+        self._changing: dict[str, list[str]] = {}  # rsc -> actions that may change it, running or queued
         self.fork_server = ForkServer()
 
     # -- state --
@@ -92,10 +95,27 @@ class Executor:
             self.on_change(st)
 
     # -- actions --
+    def changing(self) -> dict[str, list[str]]:
+        """Resources with an action under way or waiting for its turn that may change
+        whether they run here (anything but a look: ``OBSERVING``), oldest first. Until
+        it ends, this node's report of those resources is not yet the truth: a
+        controller must not plan from it (a start under way reads "stopped")."""
+        return {rsc: list(acts) for rsc, acts in self._changing.items() if acts}
+
     async def execute(self, req: ActionRequest, progress: Progress | None = None) -> ActionRecord:
         lock = self._locks.setdefault(req.rsc, asyncio.Lock())
-        async with lock:
-            return await self._run(req, progress)
+        changes = req.action not in OBSERVING
+        if changes:
+            self._changing.setdefault(req.rsc, []).append(req.action)
+        try:
+            async with lock:
+                return await self._run(req, progress)
+        finally:
+            if changes:
+                acts = self._changing[req.rsc]
+                acts.remove(req.action)
+                if not acts:
+                    del self._changing[req.rsc]
 
     async def _run(self, req: ActionRequest, progress: Progress | None) -> ActionRecord:
         started = self.clock.wall()

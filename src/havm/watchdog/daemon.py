@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("havm.watchdog")
 
-# actions that only look: a probe or monitor under way does not make a node "busy" (an
-# empty node probing its resources at start must not arm its watchdog for that)
-OBSERVING = ("monitor", "meta_data", "validate", "migrate_check")
 
 
 class NodeWatchdog:
@@ -59,7 +56,9 @@ class NodeWatchdog:
         cfg = d.config.watchdog
         return WatchdogSnapshot(
             armed=armed, quorate=bool(d.view().quorate), running=tuple(local.running()),
-            in_flight=sum(1 for a in local.executor.in_flight.values() if a not in OBSERVING),
+            # a probe or monitor under way does not make a node "busy" (an empty node
+            # probing its resources at start must not arm its watchdog for that)
+            in_flight=sum(len(acts) for acts in local.executor.changing().values()),
             stop_failed=tuple(local.stop_failed()),
             loop_age=self._lateness(cfg.interval) if self._task is not None else 0.0, loop_limit=cfg.timeout / 2,
             stopping=self._stopping, fencing_enabled=d.config.properties.fencing_enabled,
