@@ -6,7 +6,8 @@ every figure it prints is measured in this run: from the guests themselves
 (boot id, counter), QEMU (migration downtime) and the daemons' logs (detection,
 fencing, recovery). An observer samples every node's QEMU processes throughout
 and reports whether any VM ever ran twice. The lab is torn down at the end,
-also on failure or Ctrl-C.
+also on failure or Ctrl-C; its directory (logs) is removed after a clean run
+it created, and kept (its path printed) otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,8 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     if observer is not None:
         verdict = "never" if not observer.twice else f"{len(observer.twice)} TIMES: {observer.twice[:3]}"
         print(f"  {'observer: a VM running on two nodes':<48} {verdict} ({observer.samples} samples)")
-    print("\nlab " + ("left running in " + lab_dir if args.keep else "torn down"))
-    return 0 if observer is None or not observer.twice else 1
+    ok = observer is None or not observer.twice
+    if args.keep:
+        print(f"\nlab left running in {lab_dir}")
+    elif ok and args.dir is None:
+        shutil.rmtree(lab_dir, ignore_errors=True)  # ours, and nothing to look into
+        print("\nlab torn down, its directory removed")
+    else:
+        print(f"\nlab torn down; its logs stay in {lab_dir}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from havm.durable import atomic_write
 from havm.errors import ConfigError, ConfigIssue, NotFound, UnsafeKeyError, UsageError
-from havm.store.persist import atomic_write
 
 log = logging.getLogger("havm.api")
 

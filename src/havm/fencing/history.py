@@ -1,6 +1,6 @@
 """The fencing history of one node: the last attempts it ran, persisted.
 
-Kept in ``STATE_DIR/fencing-history.json`` (temp file + fsync + rename), so
+Kept in ``STATE_DIR/fencing-history.json`` (``havm.durable.atomic_write``), so
 it survives a daemon restart: after a power cycle the operator still sees
 who fenced whom, when, through which device, and how it went. Each node
 keeps the attempts it ran itself; ``havm status`` merges every member's.
@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Iterable
 
+from havm.durable import atomic_write
 from havm.fencing.records import FenceAttempt
 
 log = logging.getLogger("havm.fencing")
@@ -53,14 +54,10 @@ class FenceHistory:
     def _save(self) -> None:
         if self.path is None:
             return
-        tmp = f"{self.path}.tmp.{os.getpid()}"
+        data = {"schema": SCHEMA, "attempts": [a.to_json() for a in self._attempts]}
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"schema": SCHEMA, "attempts": [a.to_json() for a in self._attempts]}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as e:
+            atomic_write(self.path, json.dumps(data).encode(), 0o644)
+        except OSError as e:  # a history that cannot be saved must not stop a fence
             log.error("cannot save the fencing history to %s: %s", self.path, e)
 
 

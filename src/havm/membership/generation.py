@@ -10,9 +10,8 @@ therefore also remembers the last value in a file and never goes below it.
 
 from __future__ import annotations
 
-import os
-
 from havm.clock import Clock
+from havm.durable import atomic_write
 
 
 def next_generation(path: str, clock: Clock) -> int:
@@ -26,10 +25,5 @@ def next_generation(path: str, clock: Clock) -> int:
     except ValueError:
         last = 0  # a corrupt file: wall clock only (logged by nobody: harmless)
     generation = max(int(clock.wall() * 1e9), last + 1)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{generation}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, f"{generation}\n".encode("ascii"), 0o644)
     return generation

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 
 from havm.config.load import config_digest
+from havm.durable import atomic_write
 from havm.errors import HavmError
 from havm.store.version import StoredConfig
 
@@ -25,29 +25,6 @@ REJECTED_FILE = "config.rejected.json"
 
 class StoreCorrupt(HavmError):
     code = "store-corrupt"
-
-
-def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def read_if_present(path: str) -> bytes | None:

@@ -24,7 +24,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from havm.store.persist import StoreCorrupt, atomic_write, read_if_present
+from havm.durable import atomic_write
+from havm.store.persist import StoreCorrupt, read_if_present
 from havm.store.version import whole
 
 TERM_FILE = "term.json"
