@@ -303,3 +303,56 @@ def test_a_new_controller_plans_only_once_nothing_is_under_way():
         assert ctl.under_way({"n2": {"controlling": ["start b on n1"]}}) == []
 
     asyncio.run(go())
+
+
+def test_an_action_on_a_node_that_leaves_is_given_up_and_the_node_fenced_at_once():
+    # A start (or a VM's stop) under way on a node that dies would hold the transition, and so
+    # the dead node's fence and the recovery of everything, until the request's timeout. Once the
+    # node is no longer a member the action is given up (outcome unknown: the node is unclean)
+    # and the next cycle fences it before recovering anything.
+    members = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+    cancelled: list[tuple[str, str]] = []
+    hang: set[str] = set()
+
+    class Hanging(FakeCluster):
+        async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+            self.actions.append((node, req.rsc, req.action))
+            if not hang and node != "n2":
+                hang.add(node)  # the first remote action never answers: its node is dying
+            if node in hang:
+                try:
+                    await asyncio.Future()
+                except asyncio.CancelledError:
+                    cancelled.append((node, req.rsc))
+                    raise
+            return ActionRecord(node, req.rsc, req.action, 0, 0.0, 0.0, "")
+
+    io = Hanging(members)
+    events: list[str] = []
+    ctl = Controller("n2", io, ManualClock(), emit=lambda kind, text, **f: events.append(text))
+    ctl.observe(members)
+
+    async def go() -> None:
+        task = asyncio.get_running_loop().create_task(ctl.cycle())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert hang and not task.done(), io.actions  # waiting for the start on the dying node
+        lost = next(iter(hang))
+        rsc = next(r for n, r, a in io.actions if n == lost)
+        kept = tuple(n for n in ("n1", "n2", "n3") if n != lost)
+        io.v = FakeView(members=kept, peers=tuple(Peer(n, n in kept, "alive" if n in kept else "dead")
+                                                  for n in ("n1", "n3")))
+        ctl.observe(io.v)
+        ctl.poke("membership", abort=True)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert cancelled == [(lost, rsc)]
+        assert any(f"{lost} left the membership while start {rsc} ran there" in e for e in events), events
+        assert task.done() and task.result() is True  # a failed action: re-plan at once
+        ctl._abort.clear()
+        await asyncio.wait_for(ctl.cycle(), 1)
+        assert io.fenced == [lost]
+        restarted = [n for n, r, a in io.actions if r == rsc and a == "start"]
+        assert restarted[0] == lost and lost not in restarted[1:] and len(restarted) == 2, io.actions
+
+    asyncio.run(go())

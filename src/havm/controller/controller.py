@@ -27,7 +27,10 @@ Safety:
   node out of office, abandons it (not fenced: nothing of it is recovered);
 - a membership change abandons the cycle's report fetches: the incumbent
   never sits out a lost node's report timeout while the other side of a
-  two-node split, whose fence delay was meant to let it shoot first, acts.
+  two-node split, whose fence delay was meant to let it shoot first, acts;
+  and it gives up the actions under way on a node that left (outcome
+  unknown: the node is unclean, so fenced before anything of it is
+  recovered), so a lost node's fence never waits for an action's timeout.
 
 ``no_quorum_policy``: without quorum nobody acts (stop, freeze, demote: each
 node applies the policy to its own resources, daemon/local.py), except with
@@ -140,6 +143,8 @@ class Controller:
         self._migrations: dict[str, dict[str, Any]] = {}  # rsc -> last migration's figures
         self._migrated_from: set[tuple[str, str]] = set()  # (rsc, source) migrated in this transition
         self._outside_since: dict[str, float] = {}  # peer heard but not a member -> since when
+        self._members_seen: tuple[str, ...] | None = None
+        self._members_changed = asyncio.Event()  # set (and replaced) when the members change
         self._planned_on: MembershipView | None = None
 
     # -- events --
@@ -151,6 +156,10 @@ class Controller:
     def observe(self, view: MembershipView) -> None:
         """Every membership view, whether or not we are the controller (LossClock)."""
         self.losses.observe(view, self.node, self.io.cluster_config().node_names, self.clock.monotonic())
+        if view.members != self._members_seen:
+            self._members_seen = view.members
+            self._members_changed.set()  # wakes the actions waiting on a remote node (_exec)
+            self._members_changed = asyncio.Event()
 
     def node_fenced(self, node: str) -> None:
         """``node`` is confirmed off (by us, or by hand): nothing runs there any more."""
@@ -400,8 +409,33 @@ class Controller:
         return self._catalog[rsc]
 
     async def _exec(self, node: str, req: ActionRequest) -> ActionRecord:
+        """Run ``req`` on ``node``; given up (a failed record) once ``node`` is no longer a
+        member. Its outcome is then unknown, but a lost node is unclean: nothing it may run
+        is recovered before it is fenced, and the fence need not wait for the action's
+        timeout (a VM stop under way on a node that dies would otherwise hold the whole
+        recovery for the stop's timeout; Pacemaker fails such actions the same way)."""
         # no cache to update: every cycle starts from fresh reports of every member
-        return await self.io.execute_on(node, req)
+        if node == self.node:
+            return await self.io.execute_on(node, req)
+        started = self.clock.wall()
+        task = asyncio.ensure_future(self.io.execute_on(node, req))
+        try:
+            while node in self.io.view().members:
+                changed = asyncio.ensure_future(self._members_changed.wait())
+                try:
+                    await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                if task.done():
+                    return task.result()
+        finally:
+            task.cancel()  # nothing to cancel once it is done
+        why = f"{node} left the membership while {req.action} {req.rsc} ran there: outcome unknown, " \
+              f"{node} is unclean until fenced"
+        log.warning("%s", why)
+        self.emit("action", f"{req.action} {req.rsc} on {node}: given up, {why}", rsc=req.rsc, op=req.action,
+                  target=node, ok=False, rc=None, error=why)
+        return ActionRecord(node, req.rsc, req.action, 1, started, self.clock.wall() - started, why)
 
     async def _do(self, a: Action) -> bool:
         self.in_flight[a.id] = a.describe()
