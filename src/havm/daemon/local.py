@@ -38,13 +38,17 @@ log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
 RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
-SAFE_WHEN_FENCING = ("stop", "demote", "monitor", "meta_data", "validate")  # nothing that starts anything
+# nothing that starts anything: what a node fencing itself or leaving still accepts
+NEVER_STARTS = ("stop", "demote", "monitor", "meta_data", "validate", "migrate_check", "migrate_abort")
+SETTLE_POLL = 0.05  # seconds between looks while waiting for actions under way to end
 
 
 class LocalResources:
     def __init__(self, node: str, run_dir: str, clock: Clock,
-                 on_change: Callable[[LocalState], None]) -> None:
+                 on_change: Callable[[LocalState], None], may_start: Callable[[], str | None] = lambda: None) -> None:
+        """``may_start()`` says why nothing may start here now (e.g. no quorum), or None."""
         self.node = node
+        self.may_start = may_start
         self.run_dir = run_dir
         self.executor = Executor(node, clock, on_change=on_change, default_params=self._defaults)
         self.catalog: dict[str, PrimitiveRun] = {}
@@ -54,6 +58,7 @@ class LocalResources:
         self._quorum_stop: asyncio.Task[None] | None = None
         self._promotable: set[str] = set()  # primitives of promotable clones (policy demote)
         self.fencing_self = ""  # set by fence_self: why (who asked); nothing starts here any more
+        self.leaving = False  # set by the daemon's shutdown: nothing starts here any more
 
     def _defaults(self, rsc: str, agent: str) -> dict[str, Any]:
         # node-local state for agents whose state lives in files: lab nodes share a
@@ -108,9 +113,21 @@ class LocalResources:
                 "states": {r: s.to_json() for r, s in self.executor.states().items()},
                 "in_flight": dict(self.executor.in_flight), "changing": self.executor.changing()}
 
+    def refusal(self, action: str) -> str | None:
+        """Why ``action`` may not run here now, or None. Only actions that may start
+        something are ever refused (stops, demotes and looks always run)."""
+        if action in NEVER_STARTS:
+            return None
+        if self.fencing_self:
+            return f"{self.node} is fencing itself ({self.fencing_self})"
+        if self.leaving:
+            return f"{self.node} is shutting down"
+        return self.may_start()
+
     async def execute(self, req: ActionRequest) -> ActionRecord:
-        if self.fencing_self and req.action not in SAFE_WHEN_FENCING:
-            raise Conflict(f"{self.node} is fencing itself ({self.fencing_self}): {req.action} {req.rsc} refused")
+        why = self.refusal(req.action)
+        if why:
+            raise Conflict(f"{why}: {req.action} {req.rsc} refused")
         run = self.catalog.get(req.rsc)
         if run is not None and not req.params:
             req = run.request(req.action, req.args, req.interval)
@@ -158,6 +175,19 @@ class LocalResources:
                 await self.executor.execute(self.catalog[r].request("demote"))
             elif r not in self._promotable and r in self.running():
                 await self.executor.execute(self.catalog[r].request("stop"))
+
+    async def settle(self) -> None:
+        """Wait until no action that may change a resource is under way or queued here.
+        Each has a timeout, so this ends. Before a clean LEAVE: a start under way would
+        otherwise bring its resource up after the stop sweep, on a node its peers then take
+        as holding nothing."""
+        said = None
+        while changing := self.executor.changing():
+            what = "; ".join(f"{', '.join(a)} {r}" for r, a in sorted(changing.items()))
+            if what != said:
+                log.warning("waiting for %s to end before stopping", what)
+                said = what
+            await asyncio.sleep(SETTLE_POLL)
 
     async def stop_all(self) -> None:
         # reverse configuration order, one at a time: a group's members stop in

@@ -96,7 +96,7 @@ class NodeDaemon(ClusterIO):
         # volatile resource state (what /run holds on a host): a lab node that was
         # power-cut loses it, a daemon restart does not
         self.run_dir = run_dir or os.path.join(state_dir, "run")
-        self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed)
+        self.local = LocalResources(node, self.run_dir, self.clock, self._local_changed, self._may_start)
         self.controller = Controller(node, self, self.clock, emit=self.events.emit)
         self.watchdog = NodeWatchdog.for_daemon(self)  # None without watchdog self-fencing
         self.fencer = Fencer(node, lambda: self.config.fencing, FenceHistory(os.path.join(state_dir, HISTORY_FILE)),
@@ -236,6 +236,14 @@ class NodeDaemon(ClusterIO):
         except FileNotFoundError:
             pass
 
+    def _may_start(self) -> str | None:
+        """A node without quorum starts nothing, whoever asks (a deposed controller's
+        request still in transit): it must stop what it runs, not add to it."""
+        view = self.view()
+        if view.quorate or self.config.properties.no_quorum_policy == "ignore":
+            return None
+        return f"{self.node} has no quorum ({view.quorum_reason or 'not settled'})"
+
     async def _shutdown(self) -> None:
         for t in self._tasks:
             t.cancel()
@@ -243,6 +251,10 @@ class NodeDaemon(ClusterIO):
         # cleanly as holding nothing, and may start its resources at once.
         if self.watchdog is not None:
             self.watchdog.stopping()  # still fed while quorate: stopping a VM may take longer than its timeout
+        # Nothing starts here any more; what is under way ends first (a start finishing
+        # after the sweep below would leave its resource running on a node that left).
+        self.local.leaving = True
+        await self.local.settle()
         running = self.local.running()
         if running:
             log.info("stopping %s before leaving", ", ".join(running))
