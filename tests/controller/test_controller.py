@@ -356,3 +356,32 @@ def test_an_action_on_a_node_that_leaves_is_given_up_and_the_node_fenced_at_once
         assert restarted[0] == lost and lost not in restarted[1:] and len(restarted) == 2, io.actions
 
     asyncio.run(go())
+
+
+def test_a_refused_action_is_planned_again_shortly_not_in_a_hot_loop():
+    # A member whose own view is not quorate yet (it just joined) refuses starts; the
+    # controller must neither log it as a crash nor re-plan at once, again and again.
+    from havm.errors import Conflict
+
+    view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+    refusals: list[str] = []
+
+    class Refusing(FakeCluster):
+        async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+            if node != "n2" and not refusals:
+                refusals.append(node)
+                raise Conflict(f"{node} has no quorum (minority): {req.action} {req.rsc} refused")
+            return await super().execute_on(node, req)
+
+    io = Refusing(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert await ctl.cycle() is False  # a and b spread over the three nodes: one start refused
+        assert len(refusals) == 1 and ctl._refused and not ctl._poke.is_set()  # no re-plan at once
+        await asyncio.sleep(0.6)
+        assert ctl._poke.is_set()  # ...but after REFUSED_RETRY
+        await ctl.cycle()  # (the fake reports nothing running: b is started again too)
+        assert [(n, r) for n, r, a in io.actions if a == "start" and r == "a"] == [(refusals[0], "a")]
+
+    asyncio.run(go())

@@ -56,6 +56,7 @@ from havm.controller.graph import GraphResult, run_graph
 from havm.controller.selffence import FenceVerdict, LossClock, fence_verdict
 from havm.controller.snapshot import build_state
 from havm.controller.throttle import Limits
+from havm.errors import Conflict
 from havm.executor.records import ActionRecord, ActionRequest
 from havm.membership.view import MembershipView
 from havm.scheduler import plan
@@ -69,6 +70,7 @@ FENCE_RETRY_FIRST = 1.0  # after a failed fence, wait this long before the next 
 FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never hammered, never skipped
 REPORT_TIMEOUT = 5.0
 UNDER_WAY_RECHECK = 0.25  # while members report actions under way, look again this often
+REFUSED_RETRY = 0.5  # after a node refused an action (not quorate yet in its own view...), plan again
 
 
 class FenceResult(StrEnum):
@@ -129,6 +131,7 @@ class Controller:
         self._fence_waits: dict[str, FenceVerdict] = {}  # node -> why its fence cannot be done yet
         self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
         self._abandoned: set[str] = set()  # fence actions of this transition given up (target back, out of office)
+        self._refused = False  # a node refused an action of this transition (retry shortly)
         self._fence_retry: dict[str, tuple[int, float]] = {}  # node -> (failed fences in a row, not before)
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
@@ -247,6 +250,7 @@ class Controller:
         self._migrated_from = set()
         self._deferred = set()
         self._abandoned = set()
+        self._refused = False
         result = await run_graph(tr, self._do, self._abort, Limits.from_properties(config.properties))
         if result.throttled:
             p = config.properties
@@ -254,6 +258,9 @@ class Controller:
                      "migration_limit %d)", len(result.throttled), p.batch_limit, p.node_action_limit,
                      p.migration_limit)
         self._record(tr, result, summary)
+        if self._refused:
+            asyncio.get_running_loop().call_later(REFUSED_RETRY, self.poke, "an action was refused")
+            return False
         if result.failed and set(result.failed) <= self._deferred:
             # only fences that cannot be done yet: no point re-planning before a poke
             # (the watchdog wait's end, a membership change) or the next tick
@@ -415,21 +422,28 @@ class Controller:
         timeout (a VM stop under way on a node that dies would otherwise hold the whole
         recovery for the stop's timeout; Pacemaker fails such actions the same way)."""
         # no cache to update: every cycle starts from fresh reports of every member
-        if node == self.node:
-            return await self.io.execute_on(node, req)
         started = self.clock.wall()
-        task = asyncio.ensure_future(self.io.execute_on(node, req))
         try:
-            while node in self.io.view().members:
-                changed = asyncio.ensure_future(self._members_changed.wait())
-                try:
-                    await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    changed.cancel()
-                if task.done():
-                    return task.result()
-        finally:
-            task.cancel()  # nothing to cancel once it is done
+            if node == self.node:
+                return await self.io.execute_on(node, req)
+            task = asyncio.ensure_future(self.io.execute_on(node, req))
+            try:
+                while node in self.io.view().members:
+                    changed = asyncio.ensure_future(self._members_changed.wait())
+                    try:
+                        await asyncio.wait({task, changed}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        changed.cancel()
+                    if task.done():
+                        return task.result()
+            finally:
+                task.cancel()  # nothing to cancel once it is done
+        except Conflict as e:
+            # the node refuses to start anything now (no quorum in its own view yet, shutting
+            # down, fencing itself): nothing ran; plan again shortly, not in a hot loop
+            log.warning("%s %s on %s refused: %s", req.action, req.rsc, node, e)
+            self._refused = True
+            return ActionRecord(node, req.rsc, req.action, 1, started, self.clock.wall() - started, f"refused: {e}")
         why = f"{node} left the membership while {req.action} {req.rsc} ran there: outcome unknown, " \
               f"{node} is unclean until fenced"
         log.warning("%s", why)
