@@ -69,15 +69,30 @@ class LoopbackCluster:
         for name in self.names:
             self.start(name)
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Signal the daemon and wait for it to exit; one that does not within ``timeout``
+        is SIGKILLed with its process group (ours, by pid) and the TimeoutExpired raised."""
         p = self.procs.pop(name, None)
         if p is not None and p.poll() is None:
             p.send_signal(sig)
-            p.wait(timeout=10)
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(timeout=10)
+                raise
 
     def stop_all(self) -> None:
+        """SIGTERM every daemon; each is waited for (and SIGKILLed if it lingers) even when
+        an earlier one raised."""
+        errors = []
         for name in list(self.procs):
-            self.kill(name, signal.SIGTERM)
+            try:
+                self.kill(name, signal.SIGTERM)
+            except subprocess.TimeoutExpired as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
     def status(self, name: str) -> dict[str, Any]:
         return self.client(name).request("GET", "/v1/status", timeout=5)  # type: ignore[no-any-return]
@@ -115,5 +130,7 @@ def loopback_cluster(root: Path, n: int = 3, **kwargs: Any) -> Iterator[Loopback
     try:
         yield c
     finally:
-        c.stop_all()
-        kill_leftovers(c)
+        try:
+            c.stop_all()
+        finally:
+            kill_leftovers(c)
