@@ -385,3 +385,49 @@ def test_a_refused_action_is_planned_again_shortly_not_in_a_hot_loop():
         assert [(n, r) for n, r, a in io.actions if a == "start" and r == "a"] == [(refusals[0], "a")]
 
     asyncio.run(go())
+
+
+MIGRATING = """\
+cluster: t
+nodes:
+  - {name: n1, addresses: {ring0: 10.0.0.1}}
+  - {name: n2, addresses: {ring0: 10.0.0.2}}
+  - {name: n3, addresses: {ring0: 10.0.0.3}}
+links: [{name: ring0}]
+resources:
+  - {id: m, type: dummy, meta: {allow_migrate: true}}
+constraints:
+  - {location: m, node: n3, score: 100}
+fencing:
+  devices: [{id: power, agent: lab, params: {lab_dir: /nonexistent}}]
+"""
+
+
+def test_a_failed_migration_resumes_the_source_only_once_the_targets_copy_is_gone():
+    # migrate_from failed on n3: the target may have resumed the guest before failing (or
+    # stopped answering). Resuming the source copy is safe only once the target's copy is
+    # known to be gone (migrate_abort succeeded); otherwise the source is left as it is.
+    config = parse_config_text(MIGRATING, "t.yaml").config
+    view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
+
+    for abort_rc, recovered in ((0, True), (1, False)):
+        class Migrating(FakeCluster):
+            abort = abort_rc
+
+            def cluster_config(self) -> Any:
+                return config
+
+            async def report(self, node: str) -> dict[str, Any]:
+                return {"probed": True, "states": {"m": {"role": "started"}} if node == "n1" else {}}
+
+            async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+                self.actions.append((node, req.rsc, req.action))
+                rc = {"migrate_from": 1, "migrate_abort": self.abort}.get(req.action, 0)
+                return ActionRecord(node, req.rsc, req.action, rc, 0.0, 0.0, "")
+
+        io = Migrating(view)
+        asyncio.run(Controller("n2", io, ManualClock()).cycle())
+        steps = [(n, a) for n, _, a in io.actions]
+        assert steps[:4] == [("n3", "migrate_prepare"), ("n1", "migrate_to"), ("n3", "migrate_from"),
+                             ("n3", "migrate_abort")], steps
+        assert (("n1", "migrate_recover") in steps) is recovered, (abort_rc, steps)

@@ -555,7 +555,16 @@ class Controller:
         # OCF agents have no abort/recover actions (rc 3): a stop and a start do the same
         rec = await self._exec(target, run.request("migrate_abort"))
         if rec.rc == 3:
-            await self._exec(target, run.request("stop"))
+            rec = await self._exec(target, run.request("stop"))
+        if not rec.ok:
+            # The target's copy may run (the target resumed the guest, then stopped answering):
+            # resuming the source too could run the VM twice. Leave the source as it is; the
+            # next plan stops the failed copies, fencing the target if it is lost or its stop
+            # fails, before the VM runs again.
+            log.error("migration of %s %s -> %s: the copy on %s is not known to be gone (%s); the source is "
+                      "left as it is until the target's copy is stopped or %s fenced", run.id, source, target,
+                      target, rec.output.strip()[-200:] or f"rc={rec.rc}", target)
+            return
         rec = await self._exec(source, run.request("migrate_recover"))
         if rec.rc == 3:
             await self._exec(source, run.request("start"))
