@@ -387,20 +387,9 @@ def test_a_refused_action_is_planned_again_shortly_not_in_a_hot_loop():
     asyncio.run(go())
 
 
-MIGRATING = """\
-cluster: t
-nodes:
-  - {name: n1, addresses: {ring0: 10.0.0.1}}
-  - {name: n2, addresses: {ring0: 10.0.0.2}}
-  - {name: n3, addresses: {ring0: 10.0.0.3}}
-links: [{name: ring0}]
-resources:
-  - {id: m, type: dummy, meta: {allow_migrate: true}}
-constraints:
-  - {location: m, node: n3, score: 100}
-fencing:
-  devices: [{id: power, agent: lab, params: {lab_dir: /nonexistent}}]
-"""
+MIGRATING = CONFIG.replace("  - {id: a, type: dummy}\n  - {id: b, type: dummy}\n",
+                           "  - {id: m, type: dummy, meta: {allow_migrate: true}}\n"
+                           "constraints:\n  - {location: m, node: n3, score: 100}\n")
 
 
 def test_a_failed_migration_resumes_the_source_only_once_the_targets_copy_is_gone():
