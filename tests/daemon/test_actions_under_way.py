@@ -65,6 +65,9 @@ def test_a_new_controller_does_not_plan_past_a_start_under_way(tmp_path):
         c.wait(lambda: c.status("n1")["controller"] == "n1" and c.converged(), timeout=start_sleep,
                what="n1 the controller while the start is under way")
         assert d_of(c, "n1")["in_flight"], "the start ended before n1 took office: nothing tested"
+        waits = c.wait(lambda: c.status("n3")["controller_waiting"], timeout=start_sleep,
+                       what="the controller's wait shown in status")
+        assert any(w.startswith("start d on n") for w in waits), waits
         placed = c.wait(lambda: (r := d_of(c, "n1"))["nodes"] and not r["in_flight"] and r, timeout=30,
                         what="d started")
         assert placed["nodes"] == list(busy["in_flight"]), placed  # where the first controller started it

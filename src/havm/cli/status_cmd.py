@@ -113,7 +113,9 @@ def render(st: dict[str, Any]) -> str:
         f"Quorum: {'yes' if q['quorate'] else 'NO'} ({q['votes']} of {q['expected_votes']} votes"
         f"{', two-node' if q.get('two_node') else ''})"
         f"   Controller: {st['controller'] or '-'}"
-        f"{'' if st.get('view_agreed', True) else '   (views not yet agreed)'}",
+        f"{'' if st.get('view_agreed', True) else '   (views not yet agreed)'}"
+        + (f"\n  controller waits for actions under way: {'; '.join(st['controller_waiting'])}"
+           if st.get("controller_waiting") else ""),
         f"Config: {cfg['version']}{'' if cfg.get('in_sync', True) else '  (members differ: catching up)'}"
         f"   changed by {cfg.get('changed_by') or '-'}",
         "",

@@ -136,7 +136,7 @@ class Controller:
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
         self.reports: dict[str, Mapping[str, Any]] = {}
-        self._waited_for: list[str] = []  # what the last refresh found under way (logged once)
+        self.waiting: list[str] = []  # what the last refresh found under way (logged once; in status)
         self.fenced: set[str] = set()
         self.verdicts: list[Verdict] = []
         self.in_flight: dict[str, str] = {}  # action id -> description
@@ -208,6 +208,7 @@ class Controller:
                 log.info("no longer the controller (quorate=%s, controller=%s)", view.quorate, view.controller)
             self.active = False
             self.reports.clear()
+            self.waiting = []
             return False
         if not view.settled:
             # within initdead some peers are not heard yet: they are neither members nor
@@ -358,14 +359,14 @@ class Controller:
         if under_way:
             # A report is the truth only once nothing that may change it is under way: a
             # start launched by the previous controller reads "stopped" until it ends, and
-            # planning from that starts a second copy elsewhere (chaos finding 4). Wait
+            # planning from that starts a second copy elsewhere (chaos finding 5). Wait
             # (actions have timeouts, so this ends), looking again shortly.
-            if under_way != self._waited_for:
+            if under_way != self.waiting:
                 log.info("waiting for actions under way before planning: %s", "; ".join(under_way))
-            self._waited_for = under_way
+            self.waiting = under_way
             asyncio.get_running_loop().call_later(UNDER_WAY_RECHECK, self.poke, "actions under way")
             return False
-        self._waited_for = []
+        self.waiting = []
         return True
 
     def under_way(self, reports: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -411,6 +411,7 @@ class NodeDaemon(ClusterIO):
         controller (after it lost office it finishes those it started)."""
         rep = self.local.report()
         rep["controlling"] = sorted(self.controller.in_flight.values())
+        rep["waiting"] = list(self.controller.waiting)  # as the controller: what it waits for to end
         return rep
 
     async def report(self, node: str) -> dict[str, Any]:
@@ -470,7 +471,9 @@ class NodeDaemon(ClusterIO):
 
     async def status_async(self) -> dict[str, Any]:
         reports, fenced = await asyncio.gather(self.gather_reports(), gather_fencing(self))
-        return self.status(resources_view(self.config, reports, self.controller), fencing=fenced)
+        doc = self.status(resources_view(self.config, reports, self.controller), fencing=fenced)
+        doc["controller_waiting"] = list(reports.get(doc["controller"] or "", {}).get("waiting") or [])
+        return doc
 
     def status(self, resources: list[dict[str, Any]] | None = None,
                fencing: dict[str, Any] | None = None) -> dict[str, Any]:
