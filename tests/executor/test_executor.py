@@ -89,6 +89,33 @@ def test_changing_lists_actions_under_way_and_queued_but_not_looks(tmp_path):
     run(go())
 
 
+def test_a_start_whose_caller_is_cancelled_runs_to_its_end_and_is_accounted(tmp_path):
+    # a daemon shutting down cancels its controller mid-transition: the start it was waiting
+    # for must not be orphaned (its process would bring the resource up unaccounted, after
+    # the shutdown's stop sweep looked)
+    async def go():
+        ex = make(tmp_path)
+        caller = asyncio.ensure_future(ex.execute(ActionRequest("d1", "havm:dummy", "start",
+                                                                params={"start_sleep": 0.4})))
+        for _ in range(50):
+            if ex.in_flight.get("d1") == "start":
+                break
+            await asyncio.sleep(0.02)
+        caller.cancel()
+        await asyncio.sleep(0)
+        assert caller.cancelled()
+        assert ex.changing() == {"d1": ["start"]}  # still under way, still said
+        for _ in range(100):
+            if not ex.changing():
+                break
+            await asyncio.sleep(0.02)
+        assert ex.changing() == {} and ex.state("d1").role == "started"  # ended and accounted
+        assert [r.action for r in ex.history.recent("d1")] == ["start"]
+        await ex.close()
+
+    run(go())
+
+
 def test_recurring_monitor_detects_failure(tmp_path):
     changes = []
 

@@ -2,6 +2,9 @@
 
 Guarantees:
 - never two actions at once for one resource (a lock per resource);
+- an action that may change a resource (anything but a look, ``OBSERVING``)
+  runs to its end and is accounted even if its caller is cancelled, and is
+  listed by ``changing()`` from the call (queued included) until it ends;
 - every action has a timeout; on timeout its process group is killed and the
   action counts as failed (a stop that times out is a failed stop);
 - a resource that runs here is monitored at its configured interval; a
@@ -59,6 +62,12 @@ def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
             "migrate_recover": "started"}.get(action, before), False
 
 
+def _log_unawaited_failure(task: asyncio.Task[ActionRecord]) -> None:
+    """A shielded action whose caller was cancelled: nobody else sees its crash."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("an action crashed: %r", task.exception())
+
+
 class Executor:
     def __init__(self, node: str, clock: Clock, on_change: Callable[[LocalState], None] | None = None,
                  default_params: Callable[[str, str], dict[str, Any]] | None = None) -> None:
@@ -104,18 +113,27 @@ class Executor:
 
     async def execute(self, req: ActionRequest, progress: Progress | None = None) -> ActionRecord:
         lock = self._locks.setdefault(req.rsc, asyncio.Lock())
-        changes = req.action not in OBSERVING
-        if changes:
-            self._changing.setdefault(req.rsc, []).append(req.action)
+        if req.action in OBSERVING:
+            async with lock:
+                return await self._run(req, progress)
+        # An action that may change a resource runs to its end and is accounted even if its
+        # caller is cancelled (a daemon shutting down cancels its controller mid-transition):
+        # cancelling the wait would orphan the agent's process, which would then change the
+        # resource behind the executor's back (a start finishing after the stop sweep).
+        self._changing.setdefault(req.rsc, []).append(req.action)
+        task = asyncio.ensure_future(self._run_changing(req, progress, lock))
+        task.add_done_callback(_log_unawaited_failure)
+        return await asyncio.shield(task)
+
+    async def _run_changing(self, req: ActionRequest, progress: Progress | None, lock: asyncio.Lock) -> ActionRecord:
         try:
             async with lock:
                 return await self._run(req, progress)
         finally:
-            if changes:
-                acts = self._changing[req.rsc]
-                acts.remove(req.action)
-                if not acts:
-                    del self._changing[req.rsc]
+            acts = self._changing[req.rsc]
+            acts.remove(req.action)
+            if not acts:
+                del self._changing[req.rsc]
 
     async def _run(self, req: ActionRequest, progress: Progress | None) -> ActionRecord:
         started = self.clock.wall()
