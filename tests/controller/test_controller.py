@@ -11,6 +11,7 @@ from typing import Any
 from havm.clock import ManualClock
 from havm.config.load import parse_config_text
 from havm.controller.controller import ClusterIO, Controller, FenceResult
+from havm.errors import Conflict
 from havm.executor.records import ActionRecord, ActionRequest
 from tests.controller.test_snapshot import CONFIG
 
@@ -361,8 +362,6 @@ def test_an_action_on_a_node_that_leaves_is_given_up_and_the_node_fenced_at_once
 def test_a_refused_action_is_planned_again_shortly_not_in_a_hot_loop():
     # A member whose own view is not quorate yet (it just joined) refuses starts; the
     # controller must neither log it as a crash nor re-plan at once, again and again.
-    from havm.errors import Conflict
-
     view = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")))
     refusals: list[str] = []
 

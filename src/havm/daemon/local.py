@@ -31,15 +31,16 @@ from havm.config.resources import walk_primitives
 from havm.config.schema import ClusterConfig
 from havm.controller.catalog import PrimitiveRun, catalog
 from havm.errors import Conflict
-from havm.executor.executor import Executor
+from havm.executor.executor import OBSERVING, Executor
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 
 log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
 RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
-# nothing that starts anything: what a node fencing itself or leaving still accepts
-NEVER_STARTS = ("stop", "demote", "monitor", "meta_data", "validate", "migrate_check", "migrate_abort")
+# nothing that starts anything (looks, and what removes a copy): what a node fencing itself
+# or leaving still accepts
+NEVER_STARTS = OBSERVING | {"stop", "demote", "migrate_abort"}
 SETTLE_POLL = 0.05  # seconds between looks while waiting for actions under way to end
 
 

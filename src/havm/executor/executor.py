@@ -109,7 +109,7 @@ class Executor:
         whether they run here (anything but a look: ``OBSERVING``), oldest first. Until
         it ends, this node's report of those resources is not yet the truth: a
         controller must not plan from it (a start under way reads "stopped")."""
-        return {rsc: list(acts) for rsc, acts in self._changing.items() if acts}
+        return {rsc: list(acts) for rsc, acts in self._changing.items()}  # (an entry ends with its last action)
 
     async def execute(self, req: ActionRequest, progress: Progress | None = None) -> ActionRecord:
         lock = self._locks.setdefault(req.rsc, asyncio.Lock())

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("havm.watchdog")
 
 
-
 class NodeWatchdog:
     def __init__(self, daemon: NodeDaemon, backend: WatchdogBackend) -> None:
         self.daemon = daemon
