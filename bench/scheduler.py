@@ -5,6 +5,7 @@
     .venv/bin/python bench/scheduler.py --sizes 16x500 --scenarios fresh,mixed --repeat 5
     .venv/bin/python bench/scheduler.py --crm-cache crm.json     # reuse crm_simulate's timings
     .venv/bin/python bench/scheduler.py --no-crm                 # havm only
+    .venv/bin/python bench/scheduler.py --sizes 16x500 --floor   # and the floor of any Python tool
 
 The CIBs come from ../shared/bench/pacemaker/gen_cib.py (``--gen``; scenarios fresh,
 node-failure, constraints, utilization, mixed; seed 1) and are kept in ``--cib-dir``.
@@ -23,6 +24,12 @@ median wall times, and of CPU times. Both tools are single-threaded, so on a qui
 machine wall and CPU time agree; on a loaded one the wall time stretches with the load
 (an upper bound for both) and the CPU ratio is the fairer comparison. The 1-minute load
 average before and after each case is shown.
+
+``--floor`` also times, per case, the least a Python tool can do with the CIB: the
+same interpreter as havm's (its script's ``#!`` line) starting as ``havm`` does, reading
+the file and parsing it with expat (a callback per element, no model, no plan, no
+output). Its median wall time bounds every whole-run ratio from above: "max x" is
+crm_simulate's median over it, the best ratio any Python tool could show on that CIB.
 
 Child processes get ``PYTHONPYCACHEPREFIX`` (a cache directory) and no
 ``PYTHONDONTWRITEBYTECODE``, so havm runs from compiled bytecode as an installed
@@ -97,6 +104,27 @@ def measure(cmd: list[str], repeat: int, env: dict[str, str] | None = None,
             "rss_mb": max(r[2] for r in runs), "runs": len(runs)}
 
 
+FLOOR = """import sys, pyexpat
+n = 0
+def start(name, attrs):
+    global n
+    n += 1
+p = pyexpat.ParserCreate()
+p.StartElementHandler = start
+with open(sys.argv[1], "rb") as f:
+    p.Parse(f.read(), True)
+"""
+
+
+def interpreter_of(script: str) -> str:
+    """The Python that runs ``script`` (its ``#!`` line), e.g. the venv's."""
+    with open(script, "rb") as f:
+        first = f.readline().decode(errors="replace")
+    if not first.startswith("#!"):
+        raise SystemExit(f"{script}: no #! line to find its Python in")
+    return first[2:].split()[0]
+
+
 def cib_path(cib_dir: str, gen: str, scenario: str, n: int, m: int) -> str:
     path = os.path.join(cib_dir, f"{scenario}-{n}x{m}.xml")
     if not os.path.exists(path):
@@ -118,6 +146,8 @@ def main() -> int:
                     help="stop crm_simulate after this many CPU seconds (default 300)")
     ap.add_argument("--crm-cache", help="JSON file of crm_simulate timings: read, and written with new ones")
     ap.add_argument("--json", help="write every figure to this JSON file")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time a bare Python start + expat parse of each CIB (see above)")
     a = ap.parse_args()
     os.makedirs(a.cib_dir, exist_ok=True)
     env = dict(os.environ)
@@ -130,7 +160,9 @@ def main() -> int:
     graph = os.path.join(a.cib_dir, "graph.xml")
     sizes = [tuple(int(x) for x in s.split("x")) for s in a.sizes.split(",")]
     print(f"{'scenario':13s} {'size':>10s} | {'havm s':>7s} {'cpu s':>6s} {'MB':>5s} | {'crm s':>8s} {'cpu s':>7s} "
-          f"{'MB':>5s} | {'wall x':>6s} {'cpu x':>6s} | load")
+          f"{'MB':>5s} | {'wall x':>6s} {'cpu x':>6s} |" + (f" {'floor s':>7s} {'max x':>6s} |" if a.floor else "")
+          + " load")
+    python = interpreter_of(a.havm) if a.floor else ""
     results = []
     for scen in a.scenarios.split(","):
         for n, m in sizes:
@@ -151,6 +183,7 @@ def main() -> int:
                     if a.crm_cache:
                         with open(a.crm_cache, "w") as f:
                             json.dump(cache, f, indent=1)
+            floor = measure([python, "-c", FLOOR, cib], a.repeat, env) if a.floor else None
             load1 = os.getloadavg()[0]
             if a.no_crm:
                 other = f"{'-':>8s} {'-':>7s} {'-':>5s} | {'-':>6s} {'-':>6s}"
@@ -160,10 +193,13 @@ def main() -> int:
             else:
                 other = f"{crm['wall']:8.3f} {crm['cpu']:7.3f} {crm['rss_mb']:5.0f} | " \
                         f"{crm['wall'] / ours['wall']:6.1f} {crm['cpu'] / ours['cpu']:6.1f}"
+            if floor is not None:
+                best = f"{crm['wall'] / floor['wall']:6.1f}" if crm else f"{'-':>6s}"
+                other += f" | {floor['wall']:7.3f} {best}"
             print(f"{scen:13s} {f'{n}x{m}':>10s} | {ours['wall']:7.3f} {ours['cpu']:6.3f} {ours['rss_mb']:5.0f} | "
                   f"{other} | {load0:.1f}-{load1:.1f}" + (" (crm cached)" if crm_note == "cached" else ""),
                   flush=True)
-            results.append({"scenario": scen, "nodes": n, "resources": m, "havm": ours, "crm": crm,
+            results.append({"scenario": scen, "nodes": n, "resources": m, "havm": ours, "crm": crm, "floor": floor,
                             "crm_limit": None if crm or a.no_crm else a.crm_limit, "load": [load0, load1]})
     if a.json:
         with open(a.json, "w") as f:
