@@ -184,14 +184,21 @@ def test_graceful_stop_is_idempotent(lab: Lab) -> None:
     lab.facts["last_counter"] = max(last.counter, parse_serial_states(serial)[-1].counter)
 
 
-def test_cold_restart_restores_the_counter_from_disk(lab: Lab) -> None:
-    assert lab.a.start().rc == OCF.SUCCESS
+def test_cold_restart_over_a_leftover_incoming_copy_restores_the_counter(lab: Lab) -> None:
+    # a controller that died between migrate_prepare and migrate_to left an incoming
+    # QEMU on a: a later start there removes it (it never ran the guest) instead of failing
+    assert lab.a.migrate_prepare("b").rc == OCF.SUCCESS
+    assert [c.status for c in qemu_copies(lab.name)] == ["inmigrate"]
+    started = lab.a.start()
+    assert started.rc == OCF.SUCCESS, started.output
+    assert "removing an incoming QEMU" in started.output
     state = lab.state("a")
     assert state.boot_id != lab.facts["boot_id"]
     assert state.counter >= lab.facts["last_counter"]
     restored = [s for s in parse_serial_states(lab.a.spec.serial_log.read_text())
                 if s.boot_id == state.boot_id]
     assert restored[0].counter == lab.facts["last_counter"]
+    assert copies(lab.name) == scan_for(lab.a.spec.pidfile) and len(copies(lab.name)) == 1
 
 
 def test_kill_9_is_seen_as_a_failure_and_stop_cleans_up(lab: Lab) -> None:
@@ -203,8 +210,6 @@ def test_kill_9_is_seen_as_a_failure_and_stop_cleans_up(lab: Lab) -> None:
     assert lab.a.stop().rc == OCF.SUCCESS
     assert lab.a.monitor().rc == OCF.NOT_RUNNING
     assert copies(lab.name) == []
-
-
 
 
 def test_stop_quits_a_guest_that_ignores_the_powerdown(tmp_path_factory) -> None:

@@ -6,7 +6,10 @@ group (an executor killing a timed-out action's group does not kill the VM);
 ``stop`` always finds it again by pidfile. Disks live on shared storage, so the
 same VM can run on any node, which is what makes cold failover and live
 migration possible; the cluster guarantees a single copy, this agent helps by
-refusing to receive a migration while a running copy exists locally.
+refusing to receive a migration while a running copy exists locally. ``start``
+removes an incoming copy (state ``inmigrate``: it never ran the guest) that a
+migration left when its controller died between the phases, and refuses any
+other non-running copy.
 """
 
 from __future__ import annotations
@@ -189,8 +192,16 @@ class QemuAgent(Agent):
             if status == "running":
                 log(f"already running (pid {pid})")
                 return log.result(OCF.SUCCESS)
-            log(f"a QEMU (pid {pid}) exists here in state {status}; stop it first")
-            return log.result(OCF.ERR_GENERIC)
+            if status != "inmigrate":
+                log(f"a QEMU (pid {pid}) exists here in state {status}; stop it first")
+                return log.result(OCF.ERR_GENERIC)
+            # an incoming copy prepared for a migration that nobody drives any more (its
+            # controller died between the phases): it never ran the guest, the source's copy
+            # was always the one that counts, so it goes, as migrate_prepare removes one
+            log(f"removing an incoming QEMU left by an unfinished migration (pid {pid})")
+            if not self._kill_all(log):
+                return log.result(OCF.ERR_GENERIC)
+            self._cleanup_files()
         try:
             self._launch(log, incoming=False)
             with Qmp(self.spec.qmp_socket, QMP_TIMEOUT) as qmp:
