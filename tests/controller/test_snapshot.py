@@ -65,3 +65,15 @@ def test_known_report_of_unclean_node_is_used():
     reports = {"n1": {"a": {"role": "started"}}, "n2": {}, "n3": {}}
     st = build_state(spec(), view("n2", "n3"), reports, fenced=set(), fencing_enabled=True, now=0.0)
     assert st.on("a")["n1"].running and "n1" not in st.on("b")
+
+
+def test_an_unfinished_migrations_copies_are_both_stopped_before_the_vm_starts_again():
+    # n1, the controller, died during a's live migration n2 -> n3, after migrate_to: the
+    # target's QEMU runs the guest once the stream ends, but migrate_from never came.
+    # Read as stopped, the new controller could start a on a third node beside it.
+    reports = {"n2": {"a": {"role": "migrated"}}, "n3": {"a": {"role": "incoming"}}}
+    st = build_state(spec(), view("n2", "n3"), reports, fenced={"n1"}, fencing_enabled=True, now=0.0)
+    assert st.on("a")["n3"].running and st.on("a")["n3"].failed
+    tr = plan(spec(), st)
+    starts = [x for x in tr.real_actions if x.op == "start" and x.resource == "a"]
+    assert starts and all(tr.depends_on(x.id, "a_stop_n3") and tr.depends_on(x.id, "a_stop_n2") for x in starts)

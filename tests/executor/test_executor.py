@@ -174,6 +174,15 @@ def test_role_after_rules():
     assert role_after("migrate_to", OCF.ERR_GENERIC, "started") == ("started", True)
     assert role_after("migrate_to", OCF.SUCCESS, "started") == ("migrated", False)  # stale source copy
     assert role_after("migrate_from", OCF.SUCCESS, "stopped") == ("started", False)
+    # the target's incoming copy runs once the stream ends: present until migrate_from/abort/stop
+    assert role_after("migrate_prepare", OCF.SUCCESS, "stopped") == ("incoming", False)
+    assert role_after("migrate_abort", OCF.SUCCESS, "incoming") == ("stopped", False)
+    assert role_after("migrate_prepare", OCF.ERR_GENERIC, "stopped") == ("stopped", True)
+    # OCF agents have no prepare/abort/recover (rc 3): no failure, nothing changes
+    # (it counted one failure on the target per migration of an OCF resource)
+    for phase, before in (("migrate_prepare", "stopped"), ("migrate_abort", "stopped"), ("migrate_recover", "migrated")):
+        assert role_after(phase, OCF.ERR_UNIMPLEMENTED, before) == (before, False)
+    assert role_after("migrate_to", OCF.ERR_UNIMPLEMENTED, "started") == ("started", True)
 
 
 @pytest.mark.parametrize("warm", [True, False], ids=["fork-server", "interpreter"])

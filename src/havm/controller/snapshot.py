@@ -25,9 +25,11 @@ from typing import Any
 from havm.membership.view import MembershipView
 from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, frozen_map
 
-# "migrated": a migrated-away source's stale copy, present until stopped; it must be stopped
-ROLE_OF = {"started": "started", "promoted": "promoted", "failed": "started", "stop-failed": "started",
-           "migrated": "started"}
+# "migrated": a migrated-away source's stale copy, present until stopped; it must be stopped.
+# "incoming": a migration target's copy whose migration nobody finished (a controller reads
+# one only if the controller driving the phases died): it may run, so it must be stopped too
+PRESENT_AND_FAILED = ("failed", "stop-failed", "migrated", "incoming")
+ROLE_OF = {"started": "started", "promoted": "promoted", **{r: "started" for r in PRESENT_AND_FAILED}}
 
 
 def stop_failed(report: Mapping[str, Any]) -> list[str]:
@@ -57,7 +59,7 @@ def resource_states(report: Mapping[str, Any]) -> dict[str, ResourceState]:
     out: dict[str, ResourceState] = {}
     for rsc, st in report.items():
         role = ROLE_OF.get(st.get("role", "stopped"))
-        failed = st.get("role") in ("failed", "stop-failed", "migrated")
+        failed = st.get("role") in PRESENT_AND_FAILED
         failcount = int(st.get("failcount", 0))
         if role is None and failcount == 0:
             continue

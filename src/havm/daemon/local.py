@@ -37,7 +37,7 @@ from havm.executor.records import ActionRecord, ActionRequest, LocalState
 log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
-RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated")
+RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated", "incoming")
 # nothing that starts anything (looks, and what removes a copy): what a node fencing itself
 # or leaving still accepts
 NEVER_STARTS = OBSERVING | {"stop", "demote", "migrate_abort"}

@@ -37,6 +37,8 @@ INFINITY = 1_000_000
 # actions that only look: they never change whether or where a resource runs
 OBSERVING = frozenset(("monitor", "meta_data", "validate", "migrate_check"))
 MONITOR_RCS_RUNNING = {OCF.SUCCESS: "started", OCF.RUNNING_PROMOTED: "promoted"}
+# havm's own migration phases: OCF agents answer "unimplemented" (rc 3), which is no failure
+NOT_EVERY_AGENT = frozenset(("migrate_prepare", "migrate_abort", "migrate_recover"))
 
 
 def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
@@ -49,6 +51,8 @@ def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
             # of a running resource finding it stopped is a failure
             return "stopped", before in ("started", "promoted")
         return "failed", True
+    if rc == OCF.ERR_UNIMPLEMENTED and action in NOT_EVERY_AGENT:
+        return before, False  # an OCF agent has no such phase: the controller does without it
     if rc != OCF.SUCCESS:
         if action == "stop":
             return "stop-failed", True
@@ -56,10 +60,14 @@ def role_after(action: str, rc: int, before: str) -> tuple[str, bool]:
             return before, True
         return "failed", True
     # after migrate_to the source holds a paused, stale copy until its stop:
-    # "migrated" (not monitored, still counted as present until stopped)
+    # "migrated" (not monitored, still counted as present until stopped).
+    # After migrate_prepare the target holds an incoming copy that runs the guest as
+    # soon as the source's stream ends: "incoming" (not monitored, present) until
+    # migrate_from, migrate_abort or a stop says which. A controller that took office
+    # between the phases (the one driving them died) must not read it as stopped.
     return {"start": "started", "stop": "stopped", "promote": "promoted", "demote": "started",
-            "migrate_to": "migrated", "migrate_from": "started", "migrate_abort": "stopped",
-            "migrate_recover": "started"}.get(action, before), False
+            "migrate_prepare": "incoming", "migrate_to": "migrated", "migrate_from": "started",
+            "migrate_abort": "stopped", "migrate_recover": "started"}.get(action, before), False
 
 
 def _log_unawaited_failure(task: asyncio.Task[ActionRecord]) -> None:

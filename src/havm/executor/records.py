@@ -53,7 +53,10 @@ class LocalState:
 
     ``role``: started, promoted, stopped, failed (a monitor or start found it
     broken: it may still be partly running, so it must be stopped), or
-    stop-failed (a stop failed: it may still run; only fencing makes it safe).
+    stop-failed (a stop failed: it may still run; only fencing makes it safe),
+    migrated (a live migration's source after migrate_to: a stale copy until its
+    stop), incoming (a migration's target after migrate_prepare: its copy runs
+    once the stream ends, until migrate_from, migrate_abort or a stop settles it).
     """
 
     rsc: str

@@ -26,7 +26,7 @@ from havm.metrics.recorder import ACTION_BUCKETS, Recorded
 from havm.store import ConfigVersion
 
 #: the roles ``havm_resource_state`` reports (one series each, 1 for the current one)
-ROLES = ("started", "promoted", "stopped", "failed", "stop-failed", "migrated")
+ROLES = ("started", "promoted", "stopped", "failed", "stop-failed", "migrated", "incoming")
 
 
 @dataclass(frozen=True)
