@@ -62,7 +62,7 @@ class CampaignOptions:
     vms: int = 2
     fencing: str = "lab"
     bound: float = 60.0  # seconds after the faults stop by which everything runs again
-    kinds: tuple[str, ...] = schedule.KINDS
+    kinds: tuple[str, ...] = schedule.DEFAULT_KINDS
     overlap: float = 0.25
     hold: tuple[float, float] = (2.0, 5.0)
     keepalive: float = 0.2

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from havm.commands.cluster import ApplyConfig, GetConfig, GetStatus
+from havm.commands.resource import ChangeResource
 from havm.daemon.client import Client
 from havm.errors import Conflict, HavmError, NoQuorum, NotReachable
 from havm.lab import control, daemons
@@ -166,6 +167,10 @@ def inject(lab: Lab, spec: FaultSpec) -> Injected:
         at = time.time()
         for n in lab.nodes:
             control.kill_node(lab.dir, n)
+    elif k == "migrate-kill":
+        info.update(_ask_migration(lab, str(p["vm"]), _need(node)))
+        time.sleep(float(str(p["delay"])))
+        at = control.kill_node(lab.dir, _need(node))["at"]
     else:
         raise ValueError(f"unknown fault kind {k!r}")
     return Injected(spec, node, at, info)
@@ -194,6 +199,9 @@ def undo(lab: Lab, inj: Injected) -> None:
     elif k == "restart-all":
         for n in lab.nodes:
             _power_on(lab, n)
+    elif k == "migrate-kill":
+        _power_on(lab, _need(node))
+        _clear_preference(lab, str(inj.spec.params["vm"]), _need(node))
 
 
 def _need(node: str | None) -> str:
@@ -214,6 +222,33 @@ def _kill_vm(lab: Lab, vm: str, node: str | None) -> list[int]:
         except ProcessLookupError:
             pass
     return killed
+
+
+def _ask_migration(lab: Lab, vm: str, controller: str) -> dict[str, Any]:
+    """Ask (through the controller) a live migration of ``vm`` away from where the observer
+    last saw it, to a node other than the controller where there is one (so that the power
+    cut that follows hits the node driving the phases, not their source or target)."""
+    latest = lab.observer.latest
+    hosts = latest.running_nodes(vm) if latest is not None else []
+    others = [n for n in lab.nodes if n not in hosts]
+    to = next((n for n in others if n != controller), others[0] if others else lab.nodes[0])
+    try:
+        lab.client(controller).run(ChangeResource(op="migrate", resource=vm, node=to, by="chaos"),
+                                   timeout=CLIENT_TIMEOUT)
+    except HavmError as e:
+        return {"migrate_to": to, "migrate_error": f"{e.code}: {e}"}
+    return {"migrate_to": to}
+
+
+def _clear_preference(lab: Lab, vm: str, killed: str) -> None:
+    """Remove the preference the migration left (through a node that was not cut); an
+    error leaves it (a VM that prefers a node is no fault), the next migrate-kill replaces it."""
+    for n in [x for x in lab.nodes if x != killed]:
+        try:
+            lab.client(n).run(ChangeResource(op="clear", resource=vm, by="chaos"), timeout=CLIENT_TIMEOUT)
+            return
+        except HavmError:
+            continue
 
 
 # ---------------------------------------------------------- fence device faults

@@ -36,8 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "watchdog: self-fencing only (the last two need a lab that has them)")
     p.add_argument("--bound", type=_duration, default=60.0,
                    help="seconds after the faults stop by which every resource must run again (default 60)")
-    p.add_argument("--faults", type=_kinds, default=schedule.KINDS, metavar="KIND,...",
-                   help=f"fault kinds to draw from (default all): {', '.join(schedule.KINDS)}")
+    p.add_argument("--faults", type=_kinds, default=schedule.DEFAULT_KINDS, metavar="KIND,...",
+                   help=f"fault kinds to draw from: {', '.join(schedule.KINDS)} (default all but "
+                        f"{', '.join(schedule.OPT_IN)}, added later: asked for, so older seeds replay)")
     p.add_argument("--overlap", type=float, default=0.25,
                    help="probability that an iteration injects two overlapping faults (default 0.25)")
     p.add_argument("--hold", type=_duration, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"),
