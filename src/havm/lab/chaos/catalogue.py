@@ -86,6 +86,10 @@ class Injected:
         if self.node and self.node != target:
             target = f"{target}={self.node}" if target else self.node
         extra = " ".join(f"{k}={v}" for k, v in sorted(self.spec.params.items()))
+        if "migrate_to" in self.info:  # migrate-kill: where the migration went, or why it was not asked
+            extra += f" to={self.info['migrate_to']}"
+            if "migrate_error" in self.info:
+                extra += f" (not asked: {self.info['migrate_error']})"
         return " ".join(p for p in (self.spec.kind, target, extra) if p)
 
 

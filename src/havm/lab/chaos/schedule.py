@@ -37,8 +37,8 @@ KINDS = (
 OPT_IN = ("migrate-kill",)
 DEFAULT_KINDS = tuple(k for k in KINDS if k not in OPT_IN)
 # The longest a migrate-kill waits between the migration's request and the power cut: a
-# live migration of the lab's guest takes about a second from the request (docs/chaos.md)
-MIGRATE_KILL_MAX_DELAY = 1.2
+# live migration of the lab's guest runs its phases within ~0.4 s of the request (docs/chaos.md)
+MIGRATE_KILL_MAX_DELAY = 0.5
 # Faults that need a fence device the campaign can make fail or slow.
 FENCE_DEVICE_KINDS = ("fence-fail", "fence-slow")
 # Faults that act on one node (their target may be a role resolved at injection).
