@@ -39,7 +39,8 @@ RESOURCE = obj(["id", "state"], id=STR, agent=STR, state=STR,
                node={"anyOf": [STR, {"type": "array", "items": STR}, {"type": "null"}]},
                nodes={"type": "array", "items": STR}, promoted={"type": "array", "items": STR},
                failed_on={"type": "array", "items": STR}, failcounts={"type": "object"},
-               in_flight={"type": "object"})
+               in_flight={"type": "object"},
+               migrating={"anyOf": [{"type": "null"}, obj(["from", "to"], **{"from": nullable(STR), "to": STR})]})
 
 STATUS = obj(["schema", "cluster", "node", "quorum", "controller", "members", "config", "nodes", "resources"],
              schema=INT, cluster=STR, node=STR, time=NUM, uptime_s=NUM, quorum={"type": "object"},

@@ -163,6 +163,8 @@ def render(st: dict[str, Any]) -> str:
             if r.get("failcounts"):
                 extra.append("failures " + ", ".join(f"{n}:{c if c < 1000000 else 'INFINITY'}"
                                                      for n, c in r["failcounts"].items()))
+            if r.get("migrating"):
+                extra.append(f"migrating {r['migrating'].get('from') or '?'} -> {r['migrating']['to']}")
             if r.get("in_flight"):
                 extra.append("now: " + ", ".join(f"{a} on {n}" for n, a in r["in_flight"].items()))
             lines.append(f"  {r['id']:<16} {r.get('state', '?').upper():<9} {where:<12} {r.get('agent', '')}"

@@ -88,10 +88,13 @@ def build_status(config: ClusterConfig, node: str, view: MembershipView, stored:
 
 def resources_view(config: ClusterConfig, reports: Mapping[str, Mapping[str, Any]],
                    controller: Any = None) -> list[dict[str, Any]]:
-    """Per configured primitive: where it runs, where it failed, fail counts, what is in flight."""
+    """Per configured primitive: where it runs, where it failed, fail counts, what is in flight,
+    and a live migration under way (``migrating``: from, to; once the source's copy is stale
+    and the target's not yet confirmed, the state is "migrating" rather than "stopped")."""
     out = []
     for rsc, run in catalog(config).items():
         running, failed, failcounts, busy = [], [], {}, {}
+        incoming, stale = [], []
         for node, rep in sorted(reports.items()):
             st = rep.get("states", {}).get(rsc)
             if st:
@@ -99,6 +102,10 @@ def resources_view(config: ClusterConfig, reports: Mapping[str, Mapping[str, Any
                     running.append(node)
                 elif st.get("role") in ("failed", "stop-failed"):
                     failed.append(node)
+                elif st.get("role") == "incoming":
+                    incoming.append(node)
+                elif st.get("role") == "migrated":
+                    stale.append(node)
                 if st.get("failcount"):
                     failcounts[node] = st["failcount"]
             action = rep.get("in_flight", {}).get(rsc)
@@ -106,13 +113,16 @@ def resources_view(config: ClusterConfig, reports: Mapping[str, Mapping[str, Any
                 busy[node] = action
         promoted = [n for n, rep in sorted(reports.items())
                     if rep.get("states", {}).get(rsc, {}).get("role") == "promoted"]
-        state = "started" if running else ("failed" if failed else "stopped")
+        state = "started" if running else ("failed" if failed else ("migrating" if incoming or stale else "stopped"))
         if len(running) > 1 and not _is_clone(config, rsc):
             state = "MULTIPLE"  # never expected: shown loudly
+        sources = stale or running
+        migrating = ({"from": sources[0] if len(sources) == 1 else None, "to": incoming[0]}
+                     if len(incoming) == 1 else None)
         out.append({"id": rsc, "agent": run.agent, "state": state,
                     "node": running[0] if len(running) == 1 else (running or None),
                     "nodes": running, "promoted": promoted, "failed_on": failed, "failcounts": failcounts,
-                    "in_flight": busy})
+                    "in_flight": busy, "migrating": migrating})
     return out
 
 

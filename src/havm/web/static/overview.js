@@ -50,7 +50,7 @@ function resourceRow(r, st, me) {
   return h("tr", { dataset: { resource: r.id, state: r.state } },
     h("th", { scope: "row" }, h("a", { href: `/resources/${encodeURIComponent(r.id)}` }, r.id)),
     h("td", {}, r.agent),
-    h("td", { class: "state" }, badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : "bad")),
+    h("td", { class: "state" }, badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : r.state === "migrating" ? "info" : "bad")),
     h("td", { class: "node" }, where),
     h("td", {}, role),
     h("td", { class: "failures" }, fails.join("; ") || "—"),

@@ -54,7 +54,7 @@ function render(model, me) {
   }
   const flights = model.inFlight().filter((f) => f.rsc === rid);
   drawIfChanged(place, [r, flights], () => [
-    item("State", badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : "bad"), "state"),
+    item("State", badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : r.state === "migrating" ? "info" : "bad"), "state"),
     item("Agent", r.agent, "agent"),
     item("Node", (r.nodes || []).join(", ") || "—", "node"),
     item("Promoted on", (r.promoted || []).join(", ") || "—", "promoted"),
