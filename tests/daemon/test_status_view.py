@@ -10,23 +10,13 @@ from havm.api.schemas import RESOURCE
 from havm.cli.status_cmd import render
 from havm.config.load import parse_config_text
 from havm.daemon.status import resources_view
-
-CONFIG = """\
-cluster: t
-nodes:
-  - {name: n1, addresses: {ring0: 10.0.0.1}}
-  - {name: n2, addresses: {ring0: 10.0.0.2}}
-links: [{name: ring0}]
-resources:
-  - {id: vm, type: dummy, meta: {allow_migrate: true}}
-"""
+from tests.controller.test_snapshot import CONFIG  # three nodes, dummies a and b
 
 
 def view(**roles: str) -> dict:
     config = parse_config_text(CONFIG, "t.yaml").config
-    reports = {n: {"states": {"vm": {"role": r}}} for n, r in roles.items()}
-    (line,) = resources_view(config, reports)
-    return line
+    reports = {n: {"states": {"a": {"role": r}}} for n, r in roles.items()}
+    return next(line for line in resources_view(config, reports) if line["id"] == "a")
 
 
 def test_a_live_migration_shows_its_source_and_target_and_never_reads_stopped():
@@ -47,4 +37,4 @@ def test_the_migration_is_in_the_schema_and_the_text():
     jsonschema_rs.validate(RESOURCE, view(n1="started", n2="stopped"))  # null: no migration
     st = copy.deepcopy(json.loads((Path(__file__).parents[1] / "cli" / "data" / "status.json").read_text()))
     st["resources"] = [line]
-    assert "vm               MIGRATING -" in render(st) and "[migrating n1 -> n2]" in render(st)
+    assert "a                MIGRATING -" in render(st) and "[migrating n1 -> n2]" in render(st)
