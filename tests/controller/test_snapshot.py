@@ -77,3 +77,30 @@ def test_an_unfinished_migrations_copies_are_both_stopped_before_the_vm_starts_a
     tr = plan(spec(), st)
     starts = [x for x in tr.real_actions if x.op == "start" and x.resource == "a"]
     assert starts and all(tr.depends_on(x.id, "a_stop_n3") and tr.depends_on(x.id, "a_stop_n2") for x in starts)
+
+
+def test_a_migration_leftover_does_not_clear_a_lost_node_of_the_vm():
+    # chaos (migrate-kill, two nodes): n1, the controller and a's migration target, lost right
+    # after migrate_to ended on n2. n2's stale copy ("migrated") said nothing of where a was:
+    # the new controller restarted a on n2 before n1 was fenced, while n1's copy, resumed by
+    # the migration, might run (frozen or cut off rather than dead). Likewise the other way:
+    # a target's unfinished copy ("incoming") when the lost node is the source.
+    for leftover in ("migrated", "incoming"):
+        reports = {"n2": {"a": {"role": leftover}}, "n3": {}}
+        st = build_state(spec(), view("n2", "n3"), reports, fenced=set(), fencing_enabled=True, now=0.0)
+        assert st.on("a")["n1"].running, leftover
+        tr = plan(spec(), st)
+        starts = [x for x in tr.real_actions if x.op == "start" and x.resource == "a"]
+        assert starts and all(tr.depends_on(x.id, "fence_n1") for x in starts), leftover
+    # both ends of the migration known (n2 -> n3; n1, the controller, lost): a is on one of them
+    reports = {"n2": {"a": {"role": "migrated"}}, "n3": {"a": {"role": "incoming"}}}
+    st = build_state(spec(), view("n2", "n3"), reports, fenced=set(), fencing_enabled=True, now=0.0)
+    assert "n1" not in st.on("a")
+    # a stopped record (a fail count kept) holds nothing
+    st = build_state(spec(), view("n2", "n3"), {"n2": {"a": {"role": "stopped", "failcount": 1}}, "n3": {}},
+                     fenced=set(), fencing_enabled=True, now=0.0)
+    assert st.on("a")["n1"].running
+    # a copy that ran here for real (even a failed one) is where a is: nothing assumed on n1
+    st = build_state(spec(), view("n2", "n3"), {"n2": {"a": {"role": "failed"}}, "n3": {}}, fenced=set(),
+                     fencing_enabled=True, now=0.0)
+    assert "n1" not in st.on("a")

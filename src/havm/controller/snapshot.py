@@ -29,6 +29,7 @@ from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, f
 # "incoming": a migration target's copy whose migration nobody finished (a controller reads
 # one only if the controller driving the phases died): it may run, so it must be stopped too
 PRESENT_AND_FAILED = ("failed", "stop-failed", "migrated", "incoming")
+MIGRATION_LEFTOVERS = ("migrated", "incoming")
 ROLE_OF = {"started": "started", "promoted": "promoted", **{r: "started" for r in PRESENT_AND_FAILED}}
 
 
@@ -77,11 +78,15 @@ def build_state(spec: ClusterSpec, view: MembershipView, reports: Mapping[str, M
     resource that no member runs: each of those is taken as running there, so
     the scheduler fences the node before starting them anywhere else. Without
     this, a new controller would start a dead controller's resources at once,
-    while the dead node might still run them.
+    while the dead node might still run them. One end of a live migration (a
+    stale source copy, an unfinished target copy) does not count as running on
+    a member: the other end may be the unknown node.
     """
     nodes: dict[str, NodeState] = {}
     per_rsc: dict[str, dict[str, ResourceState]] = {}
     unknown: list[str] = []
+    held: set[str] = set()  # resources a node we know about holds for real (no migration leftover)
+    leftovers: dict[str, set[str]] = {}
     for n in spec.nodes:
         status = node_status(n.name, view, fenced, fencing_enabled, bool(stop_failed(reports.get(n.name, {}))))
         nodes[n.name] = NodeState(status=status)  # type: ignore[arg-type]
@@ -90,11 +95,22 @@ def build_state(spec: ClusterSpec, view: MembershipView, reports: Mapping[str, M
         if status == "unclean" and n.name not in reports:
             unknown.append(n.name)
             continue
-        for rsc, rs in resource_states(reports.get(n.name, {})).items():
+        report = reports.get(n.name, {})
+        for rsc, rs in resource_states(report).items():
             per_rsc.setdefault(rsc, {})[n.name] = rs
+            role = report[rsc].get("role")
+            if role in MIGRATION_LEFTOVERS:
+                leftovers.setdefault(rsc, set()).add(role)
+                if leftovers[rsc] == set(MIGRATION_LEFTOVERS):
+                    held.add(rsc)  # both ends of the migration known: it is on one of them
+            elif rs.running:
+                held.add(rsc)
     if unknown:
+        # one end of a migration on a node we know does not say where the VM is: the source's
+        # stale copy ("migrated") means it went to the target, the target's unfinished one
+        # ("incoming") that it may still be on the source; the other end may be an unknown node
         for rsc in spec.primitives:
-            if not any(r.running for r in per_rsc.get(rsc, {}).values()):
+            if rsc not in held:
                 for name in unknown:
                     per_rsc.setdefault(rsc, {})[name] = ResourceState(role="started")
     return State(now=now, quorum=view.quorate, nodes=frozen_map(nodes),
