@@ -37,7 +37,7 @@ def test_every_kind_appears_and_targets_are_valid():
                 assert sorted(n for g in groups for n in g) == ["n1", "n2", "n3"] and all(groups)
             elif f.kind == "block":
                 assert f.params["src"] != f.params["dst"]
-            elif f.kind in ("controller-kill", "migrate-kill"):
+            elif f.kind in ("controller-kill", "migrate-kill", "migrate-freeze"):
                 assert f.target == "controller"
             elif f.kind == "restart-all":
                 assert f.target == "all"
@@ -72,11 +72,12 @@ def test_a_seed_replays_the_schedule_it_had_before_opt_in_kinds_were_added():
                    "kill vm-host:vm1 + block dst=n3 src=n2"]
 
 
-def test_migrate_kill_is_drawn_when_asked_for_and_needs_vms():
+def test_migrate_faults_are_drawn_when_asked_for_and_need_vms():
     plans = plan_schedule(4, 50, ScheduleOptions(nodes=["n1", "n2", "n3"], vms=["vm1", "vm2"],
-                                                 kinds=("migrate-kill", "kill")))
-    mk = [f for p in plans for f in p.faults if f.kind == "migrate-kill"]
+                                                 kinds=("migrate-kill", "migrate-freeze", "kill")))
+    mk = [f for p in plans for f in p.faults if f.kind.startswith("migrate-")]
+    assert {f.kind for f in mk} == {"migrate-kill", "migrate-freeze"}
     assert mk and all(f.target == "controller" and f.params["vm"] in ("vm1", "vm2")
                       and 0 <= float(f.params["delay"]) <= MIGRATE_KILL_MAX_DELAY for f in mk)
-    assert all(len(p.faults) == 1 for p in plans if p.faults[0].kind == "migrate-kill")  # never overlapped
-    assert "migrate-kill" not in usable_kinds(KINDS, nodes=3, vms=0)
+    assert all(len(p.faults) == 1 for p in plans if p.faults[0].kind.startswith("migrate-"))  # never overlapped
+    assert not {"migrate-kill", "migrate-freeze"} & set(usable_kinds(KINDS, nodes=3, vms=0))

@@ -86,7 +86,7 @@ class Injected:
         if self.node and self.node != target:
             target = f"{target}={self.node}" if target else self.node
         extra = " ".join(f"{k}={v}" for k, v in sorted(self.spec.params.items()))
-        if "migrate_to" in self.info:  # migrate-kill: where the migration went, or why it was not asked
+        if "migrate_to" in self.info:  # migrate-kill/-freeze: where the migration went, or why not asked
             extra += f" to={self.info['migrate_to']}"
             if "migrate_error" in self.info:
                 extra += f" (not asked: {self.info['migrate_error']})"
@@ -171,10 +171,11 @@ def inject(lab: Lab, spec: FaultSpec) -> Injected:
         at = time.time()
         for n in lab.nodes:
             control.kill_node(lab.dir, n)
-    elif k == "migrate-kill":
+    elif k in ("migrate-kill", "migrate-freeze"):
         info.update(_ask_migration(lab, str(p["vm"]), _need(node)))
         time.sleep(float(str(p["delay"])))
-        at = control.kill_node(lab.dir, _need(node))["at"]
+        cut = control.kill_node if k == "migrate-kill" else control.freeze_node
+        at = cut(lab.dir, _need(node))["at"]
     else:
         raise ValueError(f"unknown fault kind {k!r}")
     return Injected(spec, node, at, info)
@@ -203,8 +204,11 @@ def undo(lab: Lab, inj: Injected) -> None:
     elif k == "restart-all":
         for n in lab.nodes:
             _power_on(lab, n)
-    elif k == "migrate-kill":
-        _power_on(lab, _need(node))
+    elif k in ("migrate-kill", "migrate-freeze"):
+        if k == "migrate-kill":
+            _power_on(lab, _need(node))
+        else:
+            _thaw(lab, _need(node), daemon_only=False)
         _clear_preference(lab, str(inj.spec.params["vm"]), _need(node))
 
 
@@ -246,7 +250,7 @@ def _ask_migration(lab: Lab, vm: str, controller: str) -> dict[str, Any]:
 
 def _clear_preference(lab: Lab, vm: str, killed: str) -> None:
     """Remove the preference the migration left (through a node that was not cut); an
-    error leaves it (a VM that prefers a node is no fault), the next migrate-kill replaces it."""
+    error leaves it (a VM that prefers a node is no fault), the next migrate-* fault replaces it."""
     for n in [x for x in lab.nodes if x != killed]:
         try:
             lab.client(n).run(ChangeResource(op="clear", resource=vm, by="chaos"), timeout=CLIENT_TIMEOUT)

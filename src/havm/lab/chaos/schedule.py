@@ -31,12 +31,14 @@ KINDS = (
     "restart-all",      # every node power cut, then all started again
     "config-partition", # a config change through each side of a partition
     "migrate-kill",     # a live migration asked, then the controller's node power cut mid-way
+    "migrate-freeze",   # a live migration asked, then the controller's node frozen mid-way
 )
 # Kinds added after campaigns were recorded: drawn only when asked for (--faults), so that
 # every earlier seed still replays the same schedule by default.
-OPT_IN = ("migrate-kill",)
+OPT_IN = ("migrate-kill", "migrate-freeze")
+MIGRATE_KINDS = ("migrate-kill", "migrate-freeze")
 DEFAULT_KINDS = tuple(k for k in KINDS if k not in OPT_IN)
-# The longest a migrate-kill waits between the migration's request and the power cut: a
+# The longest a migrate-kill (-freeze) waits between the migration's request and the cut: a
 # live migration of the lab's guest runs its phases within ~0.4 s of the request (docs/chaos.md)
 MIGRATE_KILL_MAX_DELAY = 0.5
 # Faults that need a fence device the campaign can make fail or slow.
@@ -113,7 +115,7 @@ def fault_spec(kind: str, rng: random.Random, opts: ScheduleOptions) -> FaultSpe
         return FaultSpec(kind, "controller")
     if kind == "restart-all":
         return FaultSpec(kind, "all")
-    if kind == "migrate-kill":
+    if kind in MIGRATE_KINDS:
         return FaultSpec(kind, "controller", {"vm": rng.choice(list(opts.vms)),
                                                "delay": round(rng.uniform(0.0, MIGRATE_KILL_MAX_DELAY), 2)})
     if kind in NODE_KINDS:
@@ -127,9 +129,9 @@ def usable_kinds(kinds: Sequence[str], nodes: int, vms: int) -> list[str]:
     for k in kinds:
         if k in ("partition", "config-partition", "block") and nodes < 2:
             continue
-        if k in ("vm-kill", "migrate-kill") and vms == 0:
+        if (k == "vm-kill" or k in MIGRATE_KINDS) and vms == 0:
             continue
-        if k == "migrate-kill" and nodes < 2:
+        if k in MIGRATE_KINDS and nodes < 2:
             continue
         out.append(k)
     return out
