@@ -11,7 +11,7 @@ from havm.lab.chaos.invariants import (
     check,
     recovery_gaps,
 )
-from havm.lab.chaos.observer import Copy, Event, Sample
+from havm.lab.chaos.observer import FROZEN_INCOMING, Copy, Event, Sample, frozen_status
 
 LIMITS = Limits(bound=30.0, max_fences_per_node=2)
 SAME = FinalState({"n1": "0.3:aa", "n2": "0.3:aa"}, {"n1": frozenset(), "n2": frozenset()})
@@ -65,6 +65,17 @@ def test_copies_that_do_not_run_the_guest_are_not_doubles():
                 sample(13.2, ("vm1", "n1", 200, "running"), ("vm1", "n2", 100, "unknown")),
                 sample(13.3, ("vm1", "n2", 100, "frozen")),
                 sample(13.4, ("vm1", "n2", 100, "frozen"))]
+    assert check(timeline, [it()], SAME, LIMITS) == []
+
+
+def test_a_frozen_incoming_copy_is_not_a_second_run():
+    # the controller's node frozen while it received a migration (chaos migrate-freeze): on
+    # SIGCONT its copy can only finish the migration, which pauses the source first
+    assert frozen_status("inmigrate") == frozen_status(FROZEN_INCOMING) == FROZEN_INCOMING
+    assert frozen_status("running") == frozen_status(None) == frozen_status("postmigrate") == "frozen"
+    timeline = [sample(13.0, ("vm1", "n1", 200, "inmigrate"), ("vm1", "n2", 100, "running")),
+                sample(13.1, ("vm1", "n1", 201, FROZEN_INCOMING), ("vm1", "n2", 100, "running")),
+                sample(13.2, ("vm1", "n1", 201, FROZEN_INCOMING), ("vm1", "n2", 100, "running"))]
     assert check(timeline, [it()], SAME, LIMITS) == []
 
 

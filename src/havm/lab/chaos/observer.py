@@ -4,7 +4,10 @@ QEMU processes continuously and records a timeline.
 It never asks havm. Each sample lists the QEMU guests of the lab's namespaces
 through /proc (``havm.lab.vms``) and asks each its run state over its
 observers' QMP socket; a process stopped by SIGSTOP (a frozen node) is
-recorded as ``frozen`` without asking (it cannot answer). When a sample shows
+recorded as ``frozen`` without asking (it cannot answer), or ``frozen:inmigrate``
+if that node's copy of the VM was last seen waiting for an incoming migration:
+such a copy resumes only by receiving the rest of the stream, which pauses the
+source first (a handover, not a second run). When a sample shows
 a VM running on two nodes, the observer looks again at once and records that
 second look too (``relook``): one sample asks the QEMUs one after the other,
 so a live migration's switchover can show both copies running across it; a
@@ -37,7 +40,7 @@ class Copy:
     vm: str
     node: str
     pid: int
-    status: str  # QMP run state (running, inmigrate, postmigrate, paused...), frozen, or unknown
+    status: str  # QMP run state (running, inmigrate, postmigrate, paused...), frozen(:inmigrate), or unknown
 
     def to_json(self) -> dict[str, Any]:
         return {"vm": self.vm, "node": self.node, "pid": self.pid, "status": self.status}
@@ -94,8 +97,20 @@ def _proc_state(pid: int) -> str:
         return "?"
 
 
-def scan(state: LabState, owner: Callable[[int], str | None], qmp_timeout: float = QMP_TIMEOUT) -> tuple[Copy, ...]:
-    """Every QEMU guest process of the lab now, with its run state."""
+FROZEN_INCOMING = "frozen:inmigrate"
+
+
+def frozen_status(before: str | None) -> str:
+    """The status of a frozen copy whose node's copy of the VM was last seen as ``before``."""
+    return FROZEN_INCOMING if before in ("inmigrate", FROZEN_INCOMING) else "frozen"
+
+
+def scan(state: LabState, owner: Callable[[int], str | None], qmp_timeout: float = QMP_TIMEOUT,
+         before: Sample | None = None) -> tuple[Copy, ...]:
+    """Every QEMU guest process of the lab now, with its run state (``before``: the
+    previous sample, for what a frozen copy was doing when it stopped; by VM and node,
+    as QEMU's daemonizing changes the pid a first look may have seen)."""
+    last = {(c.vm, c.node): c.status for c in before.copies} if before is not None else {}
     copies = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -111,7 +126,10 @@ def scan(state: LabState, owner: Callable[[int], str | None], qmp_timeout: float
         if proc in ("Z", "X", "?"):
             continue
         # a stopped process cannot answer: asking would only stall the sample
-        status = "frozen" if proc in ("T", "t") else vms.qmp_status(guest[1], qmp_timeout)
+        if proc in ("T", "t"):
+            status = frozen_status(last.get((guest[0], node)))
+        else:
+            status = vms.qmp_status(guest[1], qmp_timeout)
         copies.append(Copy(guest[0], node, pid, status))
     return tuple(sorted(copies, key=lambda c: (c.vm, c.node, c.pid)))
 
@@ -168,10 +186,10 @@ class Observer:
             started = time.monotonic()
             for attempt in (1, 2):
                 try:
-                    sample = Sample(time.time(), scan(state, owner))
+                    sample = Sample(time.time(), scan(state, owner, before=self.latest))
                     self._record(sample)
                     if sample.doubles():
-                        self._record(Sample(time.time(), scan(state, owner), relook=True))
+                        self._record(Sample(time.time(), scan(state, owner, before=sample), relook=True))
                     break
                 except Exception as e:  # the observer must outlive any one bad scan
                     # a scan races processes that come and go: scan again at once; only
