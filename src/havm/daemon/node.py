@@ -382,7 +382,15 @@ class NodeDaemon(ClusterIO):
         return await self.handlers.execute(cmd, forwarded, sender)
 
     async def push(self, stored: StoredConfig) -> tuple[list[str], list[str]]:
-        """Push to every member; return (nodes that hold it, members that did not answer)."""
+        """Push to every member; return (nodes that hold it, members that do not).
+
+        A member holds it only if it answers with exactly this version. A member that
+        answers with a newer one refused ours (e.g. a controller that took office while we
+        were frozen committed in a higher term): that version need not contain our change,
+        and counting it as held reported a change committed that was then lost (chaos,
+        migrate-freeze, two nodes). Conservative: a newer version of our own term that does
+        contain it is not counted either; the change is then reported not committed.
+        """
         view = self.view()
         others = [n for n in view.members if n != self.node]
 
@@ -391,7 +399,7 @@ class NodeDaemon(ClusterIO):
                 r = await self.ask_peer(n, "POST", "/internal/config", stored.to_json(), timeout=PUSH_TIMEOUT)
                 if whole(r.get("term")) and r["term"] > stored.version.term:
                     self.term.learn(r["term"])  # deposed: the next change claims a new term
-                return ConfigVersion.from_wire(r.get("version")) >= stored.version
+                return ConfigVersion.from_wire(r.get("version")) == stored.version
             except (HavmError, ValueError) as e:
                 log.warning("pushing config %s to %s failed: %s", stored.version.short(), n, e)
                 return False
