@@ -88,3 +88,19 @@ def test_edits_keep_comments_and_are_idempotent():
     assert "target_role: stopped" in stopped
     assert "target_role" not in edit(stopped, "resource-start", "vm1")
     assert "standby: true" in edit(text, "node-standby", "n1")
+
+
+def test_clear_keeps_the_comment_lines_that_followed_the_constraints_it_removes():
+    # chaos (migrate-* faults): a change appended as a comment after a migration's
+    # cli-prefer constraint vanished when `clear` removed the constraints section with it
+    text = "cluster: x\nnodes:\n  - name: n1\n    addresses: {ring0: 10.0.0.1}\n  - name: n2\n" \
+           "    addresses: {ring0: 10.0.0.2}\nlinks:\n  - name: ring0\nresources:\n  - {id: vm1, type: vm}\n"
+    moved = edit(text + "# --- placement ---\n", "resource-move", "vm1", "n2") + "# chaos change c0002\n"
+    cleared = edit(moved, "resource-clear", "vm1")
+    assert "cli-prefer" not in cleared
+    assert cleared.endswith("# --- placement ---\n# chaos change c0002\n"), cleared
+    assert edit(cleared, "resource-clear", "vm1") == cleared
+    # a section header before the next key stays before it
+    middle = moved.replace("# chaos change c0002\n", "# --- fencing ---\nfencing: {devices: []}\n")
+    cleared = edit(middle, "resource-clear", "vm1")
+    assert "# --- fencing ---\nfencing:" in cleared, cleared

@@ -2,7 +2,8 @@
 QEMU guests, the lab's power switch as fence device, the observer outside.
 
 - 20 iterations of random faults through the CLI (``havm lab chaos --json``):
-  no invariant may be violated;
+  no invariant may be violated; likewise 15 two-node iterations of a live migration whose
+  controller freezes mid-way (finding 6's schedule);
 - the unsafe, test-only fake fencing (fencing "confirms" without powering the
   node off) must make the observer see a VM running twice: the observer can fail.
 """
@@ -59,6 +60,25 @@ def test_twenty_random_iterations_violate_no_invariant(lab_dir):
     assert rep["observer"]["samples"] > 100 and rep["observer"]["errors"] == 0, rep["observer"]
     assert set(rep["final_config_versions"]) == {"n1", "n2", "n3"}
     assert len(set(rep["final_config_versions"].values())) == 1
+
+
+def test_a_two_node_cluster_frozen_mid_migration_never_runs_a_vm_twice(lab_dir):
+    # chaos finding 6: this seed and schedule found 4 double-active VMs in 15 iterations
+    # before a migration's leftover stopped counting as "a member runs it"
+    report_file = Path(lab_dir) / "report.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "havm.cli.main", "lab", "chaos", "--nodes", "2", "--vms", "2", "--iterations", "15",
+         "--seed", "44", "--bound", "60", "--hold", "2", "4", "--faults", "migrate-freeze",
+         "--dir", str(Path(lab_dir) / "lab"), "--json", "--report", str(report_file)],
+        capture_output=True, text=True, timeout=1200)
+    rep = json.loads(run.stdout)
+    assert rep["violations"] == [], run.stderr[-4000:]
+    assert run.returncode == 0 and rep["iterations"] == 15
+    faults = [f for it in rep["per_iteration"] for f in it["faults"]]
+    assert all(f.startswith("migrate-freeze controller=n1") for f in faults)
+    asked = [f for f in faults if "not asked" not in f]
+    assert len(asked) >= 10, faults  # the migrations were really asked, and cut mid-way
+    assert rep["recovery"]["not_recovered"] == 0 and rep["observer"]["errors"] == 0
 
 
 def test_fake_fencing_lets_a_vm_run_twice_and_the_observer_sees_it(lab_dir):

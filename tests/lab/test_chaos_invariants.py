@@ -73,6 +73,9 @@ def test_a_frozen_incoming_copy_is_not_a_second_run():
     # SIGCONT its copy can only finish the migration, which pauses the source first
     assert frozen_status("inmigrate") == frozen_status(FROZEN_INCOMING) == FROZEN_INCOMING
     assert frozen_status("running") == frozen_status(None) == frozen_status("postmigrate") == "frozen"
+    # frozen before the first look: a QEMU started to receive a migration is incoming
+    assert frozen_status(None, incoming=True) == FROZEN_INCOMING
+    assert frozen_status("running", incoming=True) == "frozen"  # it finished a migration: it runs
     timeline = [sample(13.0, ("vm1", "n1", 200, "inmigrate"), ("vm1", "n2", 100, "running")),
                 sample(13.1, ("vm1", "n1", 201, FROZEN_INCOMING), ("vm1", "n2", 100, "running")),
                 sample(13.2, ("vm1", "n1", 201, FROZEN_INCOMING), ("vm1", "n2", 100, "running"))]

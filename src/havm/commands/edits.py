@@ -38,6 +38,45 @@ def _dump(doc: Any) -> str:
     return out.getvalue()
 
 
+def _is_comment(line: str) -> bool:
+    return line.lstrip().startswith("#")
+
+
+def keep_comment_lines(old: str, new: str) -> str:
+    """``new`` with every whole-line comment of ``old`` that it lost put back.
+
+    ruamel.yaml keeps a comment line with the node before it: removing that node (the
+    last constraint, the whole ``constraints:`` section on ``clear``) dropped the comment
+    too, such as a section header for the next key or a note the operator appended at
+    the end. A lost comment goes back before the next line of ``old`` that ``new`` still
+    has exactly once (the end of the text if none), in its order, with its indentation.
+    """
+    new_lines = new.splitlines()
+    left: dict[str, int] = {}
+    for line in new_lines:
+        if _is_comment(line):
+            left[line] = left.get(line, 0) + 1
+    old_lines = old.splitlines()
+    lost: list[tuple[str | None, str]] = []
+    for i, line in enumerate(old_lines):
+        if not _is_comment(line):
+            continue
+        if left.get(line, 0) > 0:
+            left[line] -= 1
+            continue
+        anchor = next((a for a in old_lines[i + 1:] if a.strip() and not _is_comment(a)
+                       and old_lines.count(a) == 1 and new_lines.count(a) == 1), None)
+        lost.append((anchor, line))
+    if not lost:
+        return new
+    out: list[str] = []
+    for line in new_lines:
+        out += [c for a, c in lost if a == line]
+        out.append(line)
+    out += [c for a, c in lost if a is None]
+    return "\n".join(out) + "\n"
+
+
 def _find_resource(doc: Any, rsc: str) -> Any:
     """The mapping that defines ``rsc`` (a primitive, group or clone)."""
     def walk(items: Any) -> Any:
@@ -158,4 +197,4 @@ def edit(text: str, op: str, target: str, node: str | None = None) -> str:
             raise UsageError(f"unknown node operation {op!r}")
     else:
         raise UsageError(f"unknown operation {op!r}")
-    return _dump(doc)
+    return keep_comment_lines(text, _dump(doc))

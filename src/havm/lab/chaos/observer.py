@@ -5,7 +5,8 @@ It never asks havm. Each sample lists the QEMU guests of the lab's namespaces
 through /proc (``havm.lab.vms``) and asks each its run state over its
 observers' QMP socket; a process stopped by SIGSTOP (a frozen node) is
 recorded as ``frozen`` without asking (it cannot answer), or ``frozen:inmigrate``
-if that node's copy of the VM was last seen waiting for an incoming migration:
+if that node's copy of the VM was last seen waiting for an incoming migration (or
+not seen yet, and its QEMU was started with ``-incoming``):
 such a copy resumes only by receiving the rest of the stream, which pauses the
 source first (a handover, not a second run). When a sample shows
 a VM running on two nodes, the observer looks again at once and records that
@@ -100,9 +101,25 @@ def _proc_state(pid: int) -> str:
 FROZEN_INCOMING = "frozen:inmigrate"
 
 
-def frozen_status(before: str | None) -> str:
-    """The status of a frozen copy whose node's copy of the VM was last seen as ``before``."""
-    return FROZEN_INCOMING if before in ("inmigrate", FROZEN_INCOMING) else "frozen"
+def frozen_status(before: str | None, incoming: bool = False) -> str:
+    """The status of a frozen copy whose node's copy of the VM was last seen as ``before``
+    (None: not seen), ``incoming`` if its QEMU was started to receive a migration.
+
+    An incoming QEMU frozen before any look saw it (the freeze hit right after its launch)
+    counts as incoming too. Were it frozen just after finishing a migration unseen, its
+    thaw would show it running next to any other copy, which the relook confirms.
+    """
+    if before in ("inmigrate", FROZEN_INCOMING) or (before is None and incoming):
+        return FROZEN_INCOMING
+    return "frozen"
+
+
+def _started_incoming(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"\0-incoming\0" in f.read()
+    except OSError:
+        return False
 
 
 def scan(state: LabState, owner: Callable[[int], str | None], qmp_timeout: float = QMP_TIMEOUT,
@@ -127,7 +144,7 @@ def scan(state: LabState, owner: Callable[[int], str | None], qmp_timeout: float
             continue
         # a stopped process cannot answer: asking would only stall the sample
         if proc in ("T", "t"):
-            status = frozen_status(last.get((guest[0], node)))
+            status = frozen_status(last.get((guest[0], node)), _started_incoming(pid))
         else:
             status = vms.qmp_status(guest[1], qmp_timeout)
         copies.append(Copy(guest[0], node, pid, status))
