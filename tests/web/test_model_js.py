@@ -78,3 +78,8 @@ def test_events_are_kept_once_in_time_order(js: Any) -> None:
     order = js("(() => { const m = new model.ClusterModel(); m.addEvents(arg); m.addEvents(arg.slice(0, 1)); "
                "return m.sortedEvents().map((e) => e.seq); })()", [ev(3, "stop", "n1"), ev(1, "start", "n1")])
     assert order == [1, 3]
+
+
+def test_a_resource_state_picks_its_badge_kind(js: Any) -> None:
+    kinds = js("['started', 'stopped', 'migrating', 'failed', 'MULTIPLE'].map(model.stateKind)")
+    assert kinds == ["ok", "muted", "info", "bad", "bad"]

@@ -12,6 +12,7 @@ and ``cli-ban-<rsc>-<node>`` (ban); ``clear`` removes exactly those.
 from __future__ import annotations
 
 import io
+from collections import Counter
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -52,20 +53,18 @@ def keep_comment_lines(old: str, new: str) -> str:
     has exactly once (the end of the text if none), in its order, with its indentation.
     """
     new_lines = new.splitlines()
-    left: dict[str, int] = {}
-    for line in new_lines:
-        if _is_comment(line):
-            left[line] = left.get(line, 0) + 1
+    left = Counter(line for line in new_lines if _is_comment(line))  # comments still there
     old_lines = old.splitlines()
+    in_old, in_new = Counter(old_lines), Counter(new_lines)
     lost: list[tuple[str | None, str]] = []
     for i, line in enumerate(old_lines):
         if not _is_comment(line):
             continue
-        if left.get(line, 0) > 0:
+        if left[line] > 0:
             left[line] -= 1
             continue
         anchor = next((a for a in old_lines[i + 1:] if a.strip() and not _is_comment(a)
-                       and old_lines.count(a) == 1 and new_lines.count(a) == 1), None)
+                       and in_old[a] == 1 and in_new[a] == 1), None)
         lost.append((anchor, line))
     if not lost:
         return new

@@ -22,14 +22,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from typing import Any
 
+from havm.executor.records import MIGRATION_LEFTOVERS, PRESENT_AND_FAILED
 from havm.membership.view import MembershipView
 from havm.scheduler.model import ClusterSpec, NodeState, ResourceState, State, frozen_map
 
 # "migrated": a migrated-away source's stale copy, present until stopped; it must be stopped.
 # "incoming": a migration target's copy whose migration nobody finished (a controller reads
 # one only if the controller driving the phases died): it may run, so it must be stopped too
-PRESENT_AND_FAILED = ("failed", "stop-failed", "migrated", "incoming")
-MIGRATION_LEFTOVERS = ("migrated", "incoming")
 ROLE_OF = {"started": "started", "promoted": "promoted", **{r: "started" for r in PRESENT_AND_FAILED}}
 
 

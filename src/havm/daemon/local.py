@@ -32,12 +32,12 @@ from havm.config.schema import ClusterConfig
 from havm.controller.catalog import PrimitiveRun, catalog
 from havm.errors import Conflict
 from havm.executor.executor import OBSERVING, Executor
-from havm.executor.records import ActionRecord, ActionRequest, LocalState
+from havm.executor.records import PRESENT, ActionRecord, ActionRequest, LocalState
 
 log = logging.getLogger("havm.local")
 
 PROBE_CONCURRENCY = 4
-RUNNING = ("started", "promoted", "failed", "stop-failed", "migrated", "incoming")
+RUNNING = PRESENT  # a copy may run here
 # nothing that starts anything (looks, and what removes a copy): what a node fencing itself
 # or leaving still accepts
 NEVER_STARTS = OBSERVING | {"stop", "demote", "migrate_abort"}

@@ -47,6 +47,14 @@ class ActionRecord:
         return d
 
 
+# Roles (LocalState.role) of a copy that is present but must be stopped before the
+# resource runs elsewhere; of those, the two ends of an unfinished live migration.
+PRESENT_AND_FAILED = ("failed", "stop-failed", "migrated", "incoming")
+MIGRATION_LEFTOVERS = ("migrated", "incoming")
+PRESENT = ("started", "promoted", *PRESENT_AND_FAILED)  # a copy may run here
+ROLES = ("started", "promoted", "stopped", *PRESENT_AND_FAILED)  # every role
+
+
 @dataclass(frozen=True)
 class LocalState:
     """What this node knows of one resource here.

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from havm.config.schema import ClusterConfig
+from havm.executor import records
 from havm.membership.view import LATENESS_BOUNDS, LATENESS_LABELS, MembershipView
 from havm.metrics.exposition import Family
 from havm.metrics.recorder import ACTION_BUCKETS, Recorded
 from havm.store import ConfigVersion
 
 #: the roles ``havm_resource_state`` reports (one series each, 1 for the current one)
-ROLES = ("started", "promoted", "stopped", "failed", "stop-failed", "migrated", "incoming")
+ROLES = records.ROLES
 
 
 @dataclass(frozen=True)

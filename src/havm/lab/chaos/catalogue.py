@@ -32,7 +32,7 @@ from havm.lab import control, daemons
 from havm.lab.chaos import fencehook
 from havm.lab.chaos.invariants import ConfigChange
 from havm.lab.chaos.observer import Observer
-from havm.lab.chaos.schedule import FaultSpec
+from havm.lab.chaos.schedule import MIGRATE_KINDS, FaultSpec
 from havm.lab.state import LabState
 
 CHANGE_MARK = "# chaos change "
@@ -171,7 +171,7 @@ def inject(lab: Lab, spec: FaultSpec) -> Injected:
         at = time.time()
         for n in lab.nodes:
             control.kill_node(lab.dir, n)
-    elif k in ("migrate-kill", "migrate-freeze"):
+    elif k in MIGRATE_KINDS:
         info.update(_ask_migration(lab, str(p["vm"]), _need(node)))
         time.sleep(float(str(p["delay"])))
         cut = control.kill_node if k == "migrate-kill" else control.freeze_node
@@ -204,7 +204,7 @@ def undo(lab: Lab, inj: Injected) -> None:
     elif k == "restart-all":
         for n in lab.nodes:
             _power_on(lab, n)
-    elif k in ("migrate-kill", "migrate-freeze"):
+    elif k in MIGRATE_KINDS:
         if k == "migrate-kill":
             _power_on(lab, _need(node))
         else:

@@ -35,8 +35,8 @@ KINDS = (
 )
 # Kinds added after campaigns were recorded: drawn only when asked for (--faults), so that
 # every earlier seed still replays the same schedule by default.
-OPT_IN = ("migrate-kill", "migrate-freeze")
 MIGRATE_KINDS = ("migrate-kill", "migrate-freeze")
+OPT_IN = MIGRATE_KINDS
 DEFAULT_KINDS = tuple(k for k in KINDS if k not in OPT_IN)
 # The longest a migrate-kill (-freeze) waits between the migration's request and the cut: a
 # live migration of the lab's guest runs its phases within ~0.4 s of the request (docs/chaos.md)

@@ -84,6 +84,12 @@ export class ClusterModel {
   }
 }
 
+// The badge kind of a resource's state (dom.badge): started ok, stopped muted, a live
+// migration between its phases informative, anything else (failed, MULTIPLE) bad.
+export function stateKind(state) {
+  return state === "started" ? "ok" : state === "stopped" ? "muted" : state === "migrating" ? "info" : "bad";
+}
+
 // Recurring monitors run all the time: they are not what an operator waits for.
 const ROUTINE = new Set(["monitor"]);
 

@@ -3,7 +3,7 @@
 
 import { nodeButtons, resourceButtons } from "./actions.js";
 import { ago, badge, clock, drawIfChanged, duration, empty, eventRow, h, replaceChildren } from "./dom.js";
-import { busy } from "./model.js";
+import { busy, stateKind } from "./model.js";
 import { startPage } from "./page.js";
 
 const RECENT = 30; // events listed; a resource's page lists all of its own
@@ -50,7 +50,7 @@ function resourceRow(r, st, me) {
   return h("tr", { dataset: { resource: r.id, state: r.state } },
     h("th", { scope: "row" }, h("a", { href: `/resources/${encodeURIComponent(r.id)}` }, r.id)),
     h("td", {}, r.agent),
-    h("td", { class: "state" }, badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : r.state === "migrating" ? "info" : "bad")),
+    h("td", { class: "state" }, badge(r.state, stateKind(r.state))),
     h("td", { class: "node" }, where),
     h("td", {}, role),
     h("td", { class: "failures" }, fails.join("; ") || "—"),

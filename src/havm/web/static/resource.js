@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { resourceButtons } from "./actions.js";
 import { badge, drawIfChanged, duration, eventRow, h, toast } from "./dom.js";
-import { migrationPhases } from "./model.js";
+import { migrationPhases, stateKind } from "./model.js";
 import { startPage } from "./page.js";
 
 const rid = decodeURIComponent(location.pathname.split("/").pop());
@@ -54,7 +54,7 @@ function render(model, me) {
   }
   const flights = model.inFlight().filter((f) => f.rsc === rid);
   drawIfChanged(place, [r, flights], () => [
-    item("State", badge(r.state, r.state === "started" ? "ok" : r.state === "stopped" ? "muted" : r.state === "migrating" ? "info" : "bad"), "state"),
+    item("State", badge(r.state, stateKind(r.state)), "state"),
     item("Agent", r.agent, "agent"),
     item("Node", (r.nodes || []).join(", ") || "—", "node"),
     item("Promoted on", (r.promoted || []).join(", ") || "—", "promoted"),
