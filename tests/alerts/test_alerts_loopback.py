@@ -4,6 +4,7 @@ webhook on a loopback server, configured through cluster.yaml like an operator w
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -57,16 +58,21 @@ alerts:
             c.start_all()
             c.wait(lambda: c.converged(), timeout=30, what="3 members")
             c.kill("n3")
-            wait_until(lambda: {p.name for p in out.iterdir()} == {"n1.log", "n2.log"}, 30,
-                       "the script ran on both survivors")
+            # The shell creates the file before echo writes to it: wait for the line, not the file.
+            wait_until(lambda: {p.name for p in out.iterdir() if p.read_text().endswith("\n")} == {"n1.log", "n2.log"},
+                       30, "the script ran on both survivors")
             wait_until(lambda: len(Receiver.got) >= 2, 30, "the webhook got both survivors' events")
             for n in ("n1", "n2"):
                 assert (out / f"{n}.log").read_text().splitlines() == [f"node n3 lost {n}"]
             assert sorted(d["event"]["node"] for d in Receiver.got) == ["n1", "n2"]
             assert {d["event"]["fields"]["target"] for d in Receiver.got} == {"n3"}
             assert all(d["alert"] == "hook" and d["cluster"] == c.config_text.split()[1] for d in Receiver.got)
-            log = (c.root / "n1" / "havmd.log").read_text()
-            assert "alert script for node.leave" in log and "delivered: exit 0" in log
+            # The script's output file exists before the script has exited; the daemon logs the
+            # delivery only after the exit, so the log line may trail the file by a moment.
+            log_path = c.root / "n1" / "havmd.log"
+            wait_until(lambda: re.search(r"alert script for node\.leave#\d+ delivered: exit 0",
+                                         log_path.read_text()) is not None,
+                       30, "n1 logged the script's delivery")
     finally:
         server.shutdown()
         server.server_close()
