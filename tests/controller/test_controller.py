@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from havm.clock import ManualClock
 from havm.config.load import parse_config_text
 from havm.controller.controller import ClusterIO, Controller, FenceResult
-from havm.errors import Conflict
+from havm.errors import Conflict, NoQuorum
 from havm.executor.records import ActionRecord, ActionRequest
 from tests.controller.test_snapshot import CONFIG
 
 DEADTIME = 3.0  # the config's default
+_CONFIG = parse_config_text(CONFIG, "t.yaml").config
 
 
 @dataclass
@@ -34,6 +35,7 @@ class FakeView:
     quorate: bool = True
     controller: str | None = "n2"
     settled: bool = True
+    stale: str = ""
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:
@@ -52,13 +54,23 @@ class FakeCluster(ClusterIO):
         return self.v
 
     def cluster_config(self) -> Any:
-        return parse_config_text(CONFIG, "t.yaml").config
+        return _CONFIG  # one object, as a daemon's: a new one means the configuration changed
 
     async def report(self, node: str) -> dict[str, Any]:
         return {"probed": True, "states": {}}
 
-    async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+    term: int = 1  # what office() grants; 0: it cannot be claimed
+    terms: list[int] = field(default_factory=list)  # the term each action was sent in
+
+    async def office(self) -> int:
+        if not self.term:
+            raise NoQuorum("n2 could not claim a controller term from a majority (n3: no answer): "
+                           "no action is taken")
+        return self.term
+
+    async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
         self.actions.append((node, req.rsc, req.action))
+        self.terms.append(term)
         return ActionRecord(node, req.rsc, req.action, 0, 0.0, 0.0, "")
 
     async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
@@ -95,6 +107,38 @@ def test_a_dead_peer_is_fenced_before_its_resources_start_elsewhere():
         # n1 never reported to this controller: it may run a and b, so fence first
         assert io.fenced == ["n1"]
         assert sorted(r for _, r, a in io.actions if a == "start") == ["a", "b"]
+
+    asyncio.run(go())
+
+
+def test_actions_carry_the_term_claimed_before_the_first_one_and_none_run_without_it():
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    io = FakeCluster(view, term=0)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert await ctl.cycle() is False  # no term: nothing is fenced, nothing started
+        assert io.fenced == [] and io.actions == []
+        io.term = 7
+        await ctl.cycle()
+        assert io.fenced == ["n1"] and len(io.actions) >= 2 and set(io.terms) == {7}
+
+    asyncio.run(go())
+
+
+def test_a_controller_whose_own_view_is_stale_plans_nothing():
+    # resumed from a freeze long enough to have been declared dead: it listens first
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")),
+                    stale="resumed 0.05s ago from a 4.00s stall: listening to peers again")
+    io = FakeCluster(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert await ctl.cycle() is False
+        assert io.fenced == [] and io.actions == [] and not ctl.active
+        io.v = replace(view, stale="")
+        await ctl.cycle()
+        assert io.fenced == ["n1"]
 
     asyncio.run(go())
 
@@ -231,6 +275,9 @@ def test_a_fence_is_abandoned_out_of_office_but_a_members_fence_is_kept():
     io.v = FakeView(members=("n1", "n2", "n3"), peers=(Peer("n1", True, "alive"), Peer("n3", True, "alive")),
                     controller="n1")
     assert lost() == "n1 is a member again"  # both hold: the target's return is the news
+    io.v = replace(view, stale="resumed 0.05s ago from a 4.00s stall: listening to peers again")
+    assert lost() == escalated() == ("n2's membership view is not current (resumed 0.05s ago from a 4.00s "
+                                     "stall: listening to peers again)")  # frozen in the delay: decide anew
 
 
 def test_the_configured_action_limits_reach_the_transition():
@@ -249,7 +296,7 @@ def test_the_configured_action_limits_reach_the_transition():
             def cluster_config(self) -> Any:
                 return config
 
-            async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+            async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
                 running[node] += 1
                 total[0] += 1
                 peak[node] = max(peak[node], running[node])
@@ -258,7 +305,7 @@ def test_the_configured_action_limits_reach_the_transition():
                     await asyncio.sleep(0)
                 running[node] -= 1
                 total[0] -= 1
-                return await super().execute_on(node, req)
+                return await super().execute_on(node, req, term)
 
         io = Counting(view)
         asyncio.run(Controller("n2", io, ManualClock()).cycle())
@@ -316,7 +363,7 @@ def test_an_action_on_a_node_that_leaves_is_given_up_and_the_node_fenced_at_once
     hang: set[str] = set()
 
     class Hanging(FakeCluster):
-        async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+        async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
             self.actions.append((node, req.rsc, req.action))
             if not hang and node != "n2":
                 hang.add(node)  # the first remote action never answers: its node is dying
@@ -366,11 +413,11 @@ def test_a_refused_action_is_planned_again_shortly_not_in_a_hot_loop():
     refusals: list[str] = []
 
     class Refusing(FakeCluster):
-        async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+        async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
             if node != "n2" and not refusals:
                 refusals.append(node)
                 raise Conflict(f"{node} has no quorum (minority): {req.action} {req.rsc} refused")
-            return await super().execute_on(node, req)
+            return await super().execute_on(node, req, term)
 
     io = Refusing(view)
     ctl = Controller("n2", io, ManualClock())
@@ -408,7 +455,7 @@ def test_a_failed_migration_resumes_the_source_only_once_the_targets_copy_is_gon
             async def report(self, node: str) -> dict[str, Any]:
                 return {"probed": True, "states": {"m": {"role": "started"}} if node == "n1" else {}}
 
-            async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+            async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
                 self.actions.append((node, req.rsc, req.action))
                 rc = {"migrate_from": 1, "migrate_abort": self.abort}.get(req.action, 0)
                 return ActionRecord(node, req.rsc, req.action, rc, 0.0, 0.0, "")

@@ -5,6 +5,7 @@ a fence that cannot happen blocks recovery for good. Time is a ManualClock."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,11 @@ def lost(name: str) -> Peer:
     return Peer(name, False, "dead")
 
 
+@functools.cache
+def _parsed(text: str) -> Any:
+    return parse_config_text(text, "t.yaml").config
+
+
 def member(name: str, *members: str) -> Peer:
     return Peer(name, True, "alive", members=members)
 
@@ -38,7 +44,8 @@ class Cluster(FakeCluster):
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def cluster_config(self) -> Any:
-        return parse_config_text(self.text, "t.yaml").config
+        # one object per text, as a daemon's: a new object means the configuration changed
+        return _parsed(self.text)
 
     async def report(self, node: str) -> dict[str, Any]:
         return {"probed": True, "states": self.states.get(node, {})}

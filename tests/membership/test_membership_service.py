@@ -412,3 +412,25 @@ def test_time_listened_before_a_stall_still_counts(cluster_of) -> None:  # type:
     assert c.view("n1").peer("n3").state == "late"
     c.run(0.2)  # ...dead once it has listened to deadtime of silence in all
     assert c.view("n1").peer("n3").state == "dead" and c.view("n1").members == ("n1", "n2")
+
+
+def test_a_view_is_stale_from_a_long_stall_until_the_node_has_listened_again(cluster_of) -> None:  # type: ignore[no-untyped-def]
+    # keepalive 0.5 s, deadtime 3 s: a node whose membership thread did not run for
+    # deadtime/2 may have been declared dead; it starts nothing until it listened again
+    c = cluster_of()
+    c.run(2.0)
+    assert c.view("n1").stale == ""
+    freeze(c, "n1", 1.0)  # shorter than deadtime/2: no peer can have declared n1 dead
+    assert c.view("n1").stale == ""
+    c.services["n1"].tick()
+    assert c.view("n1").stale == ""
+    freeze(c, "n1", 4.0)
+    # asked before the membership thread ran again (the control thread, right after SIGCONT)
+    assert c.view("n1").stale.startswith("the membership thread has not run for 4.")
+    c.services["n1"].tick()  # the wake-up: the stall is noted, peers are not heard yet
+    assert "from a 4." in c.view("n1").stale and "listening to peers again" in c.view("n1").stale
+    c.run(0.9)
+    assert c.view("n1").stale != ""
+    c.run(0.2)  # 2 x keepalive after the wake-up: every live peer was heard again
+    assert c.view("n1").stale == ""
+    assert c.view("n2").stale == ""  # the others never stalled

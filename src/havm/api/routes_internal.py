@@ -5,7 +5,7 @@
   POST /internal/term             a controller claims a term (havm.daemon.term)
   POST /internal/commands/{name}  a command forwarded to the controller
   GET  /internal/resources        this node's resource report (for the controller)
-  POST /internal/execute          run one agent action here (from the controller)
+  POST /internal/execute          run one agent action here (from the controller, in its term)
   POST /internal/poke             ask the controller to re-plan now
   POST /internal/events           this node's events matching a filter (for history)
   POST /internal/fence-self       fence yourself: stop feeding your watchdog for good (watchdog fencing)
@@ -24,6 +24,7 @@ from havm.commands.history import GetHistory
 from havm.daemon import fencing
 from havm.errors import UsageError
 from havm.executor.records import ActionRequest
+from havm.store.version import whole
 
 if TYPE_CHECKING:
     from havm.daemon.node import NodeDaemon
@@ -58,11 +59,17 @@ def setup(app: web.Application, daemon: NodeDaemon) -> None:
 
     async def execute(request: web.Request) -> web.Response:
         data = await read_json(request)
+        if not isinstance(data, dict):
+            raise UsageError(f"bad action request: expected a JSON object, got {type(data).__name__}")
+        term = data.pop("term", None)
+        if not whole(term):
+            raise UsageError(f"bad action request: 'term' (the controller term it is asked in) must be a whole "
+                             f"number >= 0, got {term!r}")
         try:
             req = ActionRequest(**data)
         except TypeError as e:
             raise UsageError(f"bad action request: {e}") from None
-        rec = await daemon.local.execute(req)
+        rec = await daemon.run_request(req, term, _sender(request))
         return web.json_response(asdict(rec))
 
     async def poke(request: web.Request) -> web.Response:

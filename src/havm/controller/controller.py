@@ -8,7 +8,13 @@ n2 before recovering vm1"). Any change (membership, configuration, a
 resource report, an action result) pokes it to cycle again.
 
 Safety:
-- it acts only while this node is the controller of a quorate partition;
+- it acts only while this node is the controller of a quorate partition, and
+  only in a controller term a majority promised (claimed before its first
+  transition in office): every action carries that term, and a node refuses
+  to start anything for a term below the one it promised, so a controller
+  deposed while frozen, or its request still in transit, cannot act beside
+  its successor; nor does it plan while its own membership view is stale
+  (frozen long enough to have been declared dead);
 - on taking office it rebuilds what runs where from every member before
   acting (it never trusts a previous controller's memory), and it plans only
   from reports with nothing under way: while a member runs (or queues) an
@@ -56,7 +62,7 @@ from havm.controller.graph import GraphResult, run_graph
 from havm.controller.selffence import FenceVerdict, LossClock, fence_verdict
 from havm.controller.snapshot import build_state
 from havm.controller.throttle import Limits
-from havm.errors import Conflict
+from havm.errors import Conflict, HavmError
 from havm.executor.records import ActionRecord, ActionRequest
 from havm.membership.view import MembershipView
 from havm.scheduler import plan
@@ -70,6 +76,7 @@ FENCE_RETRY_FIRST = 1.0  # after a failed fence, wait this long before the next 
 FENCE_RETRY_MAX = 30.0  # doubling up to this: a refusing BMC is retried, never hammered, never skipped
 REPORT_TIMEOUT = 5.0
 UNDER_WAY_RECHECK = 0.25  # while members report actions under way, look again this often
+STALE_RECHECK = 0.25  # while this node's own membership view is stale, look again this often
 REFUSED_RETRY = 0.5  # after a node refused an action (not quorate yet in its own view...), plan again
 
 
@@ -97,8 +104,15 @@ class ClusterIO(ABC):
         ``controlling`` (the actions that node still drives as a controller)."""
 
     @abstractmethod
-    async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
-        """Run one action on ``node`` and return its record."""
+    async def office(self) -> int:
+        """The controller term to act in: held, or claimed now from a majority of votes
+        (havm.daemon.term). Raises HavmError if it cannot be claimed."""
+
+    @abstractmethod
+    async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
+        """Run one action on ``node`` for controller term ``term`` and return its record.
+        Raises Conflict if the node refuses it (no quorum, a stale view, a term below the
+        one it promised: nothing ran) and HavmError if it cannot be asked."""
 
     @abstractmethod
     async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
@@ -132,6 +146,8 @@ class Controller:
         self._deferred: set[str] = set()  # fence actions of this transition that could not be done yet
         self._abandoned: set[str] = set()  # fence actions of this transition given up (target back, out of office)
         self._refused = False  # a node refused an action of this transition (retry shortly)
+        self._term = 0  # the controller term this transition's actions carry (ClusterIO.office)
+        self._stale = False  # the last cycle found this node's view stale (said once per episode)
         self._fence_retry: dict[str, tuple[int, float]] = {}  # node -> (failed fences in a row, not before)
         self._fence_retry_config: object = None  # the configuration those failures were made with
         self.active = False
@@ -202,6 +218,16 @@ class Controller:
     async def cycle(self) -> bool:
         """Returns True if another cycle should follow at once."""
         view = self.io.view()
+        if view.stale:
+            # frozen long enough to have been declared dead: office, members and reports
+            # as we believe them may all be false; listen first (a deposed controller
+            # resuming mid-transition must not go on with it)
+            log.log(logging.DEBUG if self._stale else logging.WARNING,
+                    "not planning: %s's membership view is not current (%s)", self.node, view.stale)
+            self._stale = True
+            asyncio.get_running_loop().call_later(STALE_RECHECK, self.poke, "membership view current again?")
+            return False
+        self._stale = False
         self.observe(view)
         if not self._in_charge(view):
             if self.active:
@@ -244,6 +270,19 @@ class Controller:
         real = tr.real_actions
         if not real:
             return False
+        try:
+            # every action carries the term; a node refuses to start anything for a term
+            # below the one it promised, so a deposed controller (frozen, then resumed
+            # mid-transition; or its request still in transit) cannot act beside this one
+            self._term = await self.io.office()
+        except HavmError as e:
+            log.warning("not acting: %s", e)
+            asyncio.get_running_loop().call_later(REFUSED_RETRY, self.poke, "claim the controller term again")
+            return False
+        if self.io.view().members != view.members:
+            return False
+        if self.io.cluster_config() is not config:
+            return True  # the claim caught up with a newer configuration: plan on that
         summary = "; ".join(tr.notes) if tr.notes else f"{len(real)} action(s)"
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)
@@ -426,8 +465,8 @@ class Controller:
         started = self.clock.wall()
         try:
             if node == self.node:
-                return await self.io.execute_on(node, req)
-            task = asyncio.ensure_future(self.io.execute_on(node, req))
+                return await self.io.execute_on(node, req, self._term)
+            task = asyncio.ensure_future(self.io.execute_on(node, req, self._term))
             try:
                 while node in self.io.view().members:
                     changed = asyncio.ensure_future(self._members_changed.wait())
@@ -507,11 +546,15 @@ class Controller:
         node that rejoined since the fence was decided, or this node out of office, ends
         the fence (chaos finding 3: a node resuming from a freeze decided to fence its
         healthy peer from a stale view, and the fence, in its delay, outlived the heal).
-        A fence of a member (a failed stop escalated) is kept while it stays a member."""
+        A fence of a member (a failed stop escalated) is kept while it stays a member. A
+        stale view of ours (frozen during the delay) ends it too: the next cycle decides anew.
+        """
         was_member = decided is not None and node in decided.members
 
         def check() -> str | None:
             view = self.io.view()
+            if view.stale:  # frozen meanwhile: the view the fence was decided on may be long false
+                return f"{self.node}'s membership view is not current ({view.stale})"
             if not was_member and node in view.members:
                 return f"{node} is a member again"
             if not self._in_charge(view):

@@ -36,11 +36,11 @@ from havm.controller.controller import ClusterIO, Controller, FenceResult
 from havm.daemon.fencing import gather as gather_fencing
 from havm.daemon.fencing import watchdog_fence
 from havm.daemon.handlers import CommandHandlers
-from havm.daemon.local import LocalResources
+from havm.daemon.local import NEVER_STARTS, LocalResources
 from havm.daemon.peers import PeerClient
 from havm.daemon.status import build_status, resources_view
 from havm.daemon.term import ControllerTerm
-from havm.errors import HavmError, UsageError
+from havm.errors import Conflict, HavmError, UsageError
 from havm.events import EventLog
 from havm.executor.records import ActionRecord, ActionRequest, LocalState
 from havm.fencing.history import HISTORY_FILE, FenceHistory
@@ -159,6 +159,11 @@ class NodeDaemon(ClusterIO):
         self._record_view(old, view)
         if view.controller != self.node:
             self.term.resign("no longer the controller")
+        # a member advertising a higher promise: a controller took office with it (e.g. while
+        # this node was frozen); learning it deposes our own office at once
+        terms = [t for n in view.members if n != self.node and whole(t := view.advertised(n, "term"))]
+        if terms and max(terms) > self.term.promised:
+            self.term.learn(max(terms))
         self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
@@ -238,8 +243,13 @@ class NodeDaemon(ClusterIO):
 
     def _may_start(self) -> str | None:
         """A node without quorum starts nothing, whoever asks (a deposed controller's
-        request still in transit): it must stop what it runs, not add to it."""
+        request still in transit): it must stop what it runs, not add to it. Nor does a
+        node whose own view is stale (it was frozen long enough to be declared dead: what
+        it believes about members, quorum and its office may be false) until it has
+        listened to its peers again."""
         view = self.view()
+        if view.stale:
+            return f"{self.node}'s membership view is not current ({view.stale})"
         if view.quorate or self.config.properties.no_quorum_policy == "ignore":
             return None
         return f"{self.node} has no quorum ({view.quorum_reason or 'not settled'})"
@@ -427,9 +437,20 @@ class NodeDaemon(ClusterIO):
             return self.resource_report()
         return await self.ask_peer(node, "GET", "/internal/resources")  # type: ignore[no-any-return]
 
-    async def execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+    async def office(self) -> int:
+        if not self.view().quorate:
+            # no_quorum_policy ignore: nothing can be claimed; the operator waived the guarantee
+            return self.term.promised
+        return await self.term.ensure("no action is taken")
+
+    async def execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
+        if term < self.term.promised:
+            # deposed meanwhile (a successor's term seen in a heartbeat, a push, a refusal):
+            # what this transition still holds is not ours to do
+            raise Conflict(f"controller term {term} is over here (term {self.term.promised} since): "
+                           f"{req.action} {req.rsc} on {node} not asked")
         try:
-            rec = await self._execute_on(node, req)
+            rec = await self._execute_on(node, req, term)
         except HavmError as e:
             self.events.emit("action", f"{req.action} {req.rsc} on {node}: {e}", rsc=req.rsc, op=req.action,
                              target=node, ok=False, rc=None, error=str(e))
@@ -439,11 +460,27 @@ class NodeDaemon(ClusterIO):
                          rsc=req.rsc, op=req.action, target=node, ok=rec.ok, rc=rec.rc, duration=rec.duration)
         return rec
 
-    async def _execute_on(self, node: str, req: ActionRequest) -> ActionRecord:
+    async def _execute_on(self, node: str, req: ActionRequest, term: int) -> ActionRecord:
         if node == self.node:
-            return await self.local.execute(req)
-        data = await self.ask_peer(node, "POST", "/internal/execute", asdict(req), timeout=req.timeout + 10)
+            return await self.run_request(req, term, self.node)
+        data = await self.ask_peer(node, "POST", "/internal/execute", {**asdict(req), "term": term},
+                                   timeout=req.timeout + 10)
         return ActionRecord(**{k: v for k, v in data.items() if k in ActionRecord.__dataclass_fields__})
+
+    async def run_request(self, req: ActionRequest, term: int, sender: str) -> ActionRecord:
+        """Run an action a controller asked for in controller ``term`` (POST
+        /internal/execute, or this node's own controller). An action that may start
+        something is refused for a term below the one this node promised: its sender was
+        deposed (frozen while a successor took office, or its request was in transit when
+        it lost office) and the successor may already have placed that resource. Stops,
+        demotes and looks run whatever the term: they never add a copy."""
+        promised = self.term.promised
+        if term < promised and req.action not in NEVER_STARTS:
+            raise Conflict(f"{req.action} {req.rsc} asked by {sender} in controller term {term} is refused: "
+                           f"{self.node} promised term {promised} to a later controller")
+        if term > promised:
+            self.term.learn(term)  # a term a majority promised without us: we follow it
+        return await self.local.execute(req)
 
     async def fence(self, node: str, still_due: Callable[[], str | None]) -> FenceResult:
         outcome = await self.fence_node(node, f"controller {self.node}", still_due)

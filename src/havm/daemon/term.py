@@ -1,9 +1,10 @@
-"""The controller's term: claimed from a majority before its first configuration change.
+"""The controller's term: claimed from a majority before its first configuration change
+or its first transition in office (every action it sends carries the term).
 
 The rule and the persisted promise live in ``havm.store.term``; this module
 runs the claim round over the peers' signed ``/internal/term`` and answers it.
 
-Claim (controller, once per time in office, before committing anything):
+Claim (controller, once per time in office, before committing or acting):
 promise the term to itself, ask every member to promise it, and hold it only
 if a majority of votes promised (or, in a quorate partition smaller than a
 majority, e.g. a two-node survivor, every member did: its changes then still
@@ -76,14 +77,16 @@ class ControllerTerm:
                 "version": self.d.replica.version.to_wire()}
 
     # -- controller side --
-    async def ensure(self) -> int:
-        """The term to make changes in; claims one first if this node does not hold one."""
+    async def ensure(self, refused: str = "the change is refused, nothing was stored") -> int:
+        """The term to make changes in (and to act in: the controller's actions carry
+        it); claims one first if this node does not hold one. ``refused`` ends the
+        message of the NoQuorum raised when it cannot: what the caller does not do."""
         if self.office is not None:
             return self.office
         d = self.d
         view = d.view()
         if not view.quorate or view.controller != d.node:
-            raise NoQuorum(f"node {d.node} is not the controller of a quorate partition: the change is refused")
+            raise NoQuorum(f"node {d.node} is not the controller of a quorate partition: {refused}")
         others = [n for n in view.members if n != d.node]
         term = max([self.promised] + [_advertised_term(view, n) for n in others]) + 1
         refusals: list[str] = []
@@ -97,7 +100,7 @@ class ControllerTerm:
             granted = [n for n, a in zip(others, answers, strict=True) if a and a.get("granted")]
             held, total = votes_held(d.config, [d.node, *granted])
             if held * 2 > total or (view.quorate and len(granted) == len(others)):
-                await self._catch_up(others, answers)
+                await self._catch_up(others, answers, refused)
                 self.office = term
                 log.info("controller term %s (promised by %s)", term, ", ".join(sorted([d.node, *granted])))
                 d.events.emit("controller.term", f"{d.node} holds controller term {term}", term=term,
@@ -109,7 +112,7 @@ class ControllerTerm:
             seen = [a["term"] for a in answers if a and whole(a.get("term"))]
             term = max([term, *seen]) + 1
         raise NoQuorum(f"{d.node} could not claim a controller term from a majority ({'; '.join(refusals)}): "
-                       f"the change is refused, nothing was stored")
+                       f"{refused}")
 
     async def _ask(self, node: str, term: int) -> dict[str, Any] | None:
         d = self.d
@@ -120,7 +123,7 @@ class ControllerTerm:
             return None
         return r if isinstance(r, dict) else None
 
-    async def _catch_up(self, others: list[str], answers: list[dict[str, Any] | None]) -> None:
+    async def _catch_up(self, others: list[str], answers: list[dict[str, Any] | None], refused: str) -> None:
         """Adopt the newest configuration a promising member holds (before any change is based on ours)."""
         d = self.d
         best: tuple[ConfigVersion, str] | None = None
@@ -137,8 +140,7 @@ class ControllerTerm:
             return
         await d.fetch_config(best[1])
         if d.replica.version < best[0]:
-            raise NoQuorum(f"could not catch up with configuration {best[0].short()} held by {best[1]}: "
-                           f"the change is refused, nothing was stored")
+            raise NoQuorum(f"could not catch up with configuration {best[0].short()} held by {best[1]}: {refused}")
 
 
 def _advertised_term(view: Any, node: str) -> int:

@@ -97,6 +97,7 @@ class MembershipService:
         self._seq = 0
         self._next_send = self._started
         self._awake = self._started  # when this thread last ran (a tick or a datagram): it listened until then
+        self._resumed: tuple[float, float] | None = None  # (when, how long) of the last long stall
         self._guard = ReplayGuard()
         self._peers: dict[str, _PeerInfo] = {}
         self._drops: Counter[str] = Counter()
@@ -290,6 +291,8 @@ class MembershipService:
         if gap > 2 * keepalive:
             stall = gap - keepalive  # a normal sleep is at most one keepalive
             self._detector.stalled(stall, now)
+            if gap >= self.config.timing.deadtime / 2:
+                self._resumed = (now, gap)
             log.warning("membership thread stalled %.2fs: peers' silence is judged from what it heard "
                         "before and after, not during the stall", stall)
 
@@ -482,7 +485,23 @@ class MembershipService:
             quorum_reason=quorum.reason, controller=controller,
             agreed=views_agree(self.node, members, reported), settled=det.settled(),
             peers=tuple(peers), links=tuple(links),
-            traffic=Traffic(drops=dict(self._drops), **self._traffic), jitter=jitter_stats)
+            traffic=Traffic(drops=dict(self._drops), **self._traffic), jitter=jitter_stats,
+            stale=self._staleness(now))
+
+    def _staleness(self, now: float) -> str:
+        """Why this node's view may be out of date, or "" (MembershipView.stale). Peers
+        declare a node dead after deadtime of silence; a node silent for less than half of
+        it cannot have been, so only a longer gap counts. Asked from the control thread, it
+        also covers the moments after a SIGCONT before this thread has run again."""
+        timing = self.config.timing
+        quiet = now - self._awake
+        if quiet >= timing.deadtime / 2:
+            return f"the membership thread has not run for {quiet:.2f}s"
+        if self._resumed is not None:
+            when, gap = self._resumed
+            if now - when < 2 * timing.keepalive:
+                return f"resumed {now - when:.2f}s ago from a {gap:.2f}s stall: listening to peers again"
+        return ""
 
     def _link_ages(self, peer: str, link_names: list[str], now: float) -> dict[str, float | None]:
         ages: dict[str, float | None] = {}

@@ -219,6 +219,11 @@ class MembershipView:
     links: tuple[LinkView, ...]
     traffic: Traffic
     jitter: JitterStats
+    # Why this node's own view may be out of date ("" when current): its membership
+    # thread did not run for deadtime/2 or more (peers may have declared it dead
+    # meanwhile), or it resumed from such a stall and has not listened for 2 x keepalive
+    # yet. Such a node starts nothing, for anyone, until this clears.
+    stale: str = ""
 
     @property
     def is_controller(self) -> bool:
