@@ -51,6 +51,7 @@ class _View:
     quorate: bool = True
     controller: str | None = "n1"
     members: tuple[str, ...] = ("n1",)
+    stale: str = ""
 
 
 @dataclass
@@ -90,10 +91,11 @@ class FakeDaemon:
         self.term = ControllerTerm(self)  # type: ignore[arg-type]  # a one-member view: claims alone
         self.executed: list[tuple[Command, str]] = []
         self.tokens_path = str(root / "tokens")
+        self.stale = ""  # MembershipView.stale, as a test sets it
 
     # -- what the handlers and routes use --
     def view(self) -> _View:
-        return _View()
+        return _View(stale=self.stale)
 
     async def sync_config(self) -> None:
         return None

@@ -157,3 +157,25 @@ def test_history_gathers_events_through_the_command(tmp_path: Path) -> None:
     run(body())
     hist = [c for c, _ in d.executed if isinstance(c, GetHistory)]
     assert hist[0] == GetHistory(resource="vm1") and hist[1] == GetHistory(kinds=["node"], limit=5)
+
+
+def test_a_change_on_a_node_whose_view_is_stale_is_refused_and_stores_nothing(tmp_path: Path) -> None:
+    # just resumed from a freeze: who is controller, and in which term, may be past
+    d = FakeDaemon(tmp_path)
+    d.stale = "resumed 0.05s ago from a 4.00s stall: listening to peers again"
+
+    async def body() -> None:
+        async with api_client(d) as c:
+            h = admin(d)
+            text = d.replica.current.text + "# one\n"
+            r = await c.put("/v1/config", json={"text": text, "base_epoch": [0, 0]}, headers=h)
+            err = (await r.json())["error"]
+            assert r.status == 503 and err["code"] == "no-quorum", err
+            assert err["message"] == ("node n1's membership view is not current (resumed 0.05s ago from a 4.00s "
+                                      "stall: listening to peers again): the change is refused, nothing was "
+                                      "stored; try again in a moment")
+            d.stale = ""
+            r = await c.put("/v1/config", json={"text": text, "base_epoch": [0, 0]}, headers=h)
+            assert r.status == 200
+    run(body())
+    assert d.replica.version.epoch == 1

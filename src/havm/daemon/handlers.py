@@ -78,6 +78,9 @@ class CommandHandlers:
     async def _to_controller(self, cmd: Command, forwarded: bool) -> tuple[bool, Any]:
         """Forward ``cmd`` to the controller unless we are it. Returns (handled, result)."""
         view = self.d.view()
+        if view.stale:  # frozen until a moment ago: who is controller, and in which term, may be past
+            raise NoQuorum(f"node {self.d.node}'s membership view is not current ({view.stale}): the change is "
+                           f"refused, nothing was stored; try again in a moment")
         if not view.quorate or view.controller is None:
             raise NoQuorum(f"node {self.d.node} is not in a quorate partition: the change is refused")
         if view.controller == self.d.node:
