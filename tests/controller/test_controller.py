@@ -126,6 +126,40 @@ def test_actions_carry_the_term_claimed_before_the_first_one_and_none_run_withou
     asyncio.run(go())
 
 
+def test_a_new_term_is_claimed_once_nothing_is_under_way_and_the_reports_are_read_again_after_it():
+    # a start asked by the previous controller may reach n3 until the claim (it is refused
+    # after it): the plan must rest on reports read after the claim
+    calls: list[str] = []
+    under_way = {"n3": {"changing": {"a": ["start"]}}}
+
+    class Ordered(FakeCluster):
+        async def office(self) -> int:
+            calls.append("office")
+            return await super().office()
+
+        async def report(self, node: str) -> dict[str, Any]:
+            calls.append(f"report {node}")
+            return {"probed": True, "states": {}, **under_way.get(node, {})}
+
+    view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")))
+    io = Ordered(view)
+    ctl = Controller("n2", io, ManualClock())
+
+    async def go() -> None:
+        assert await ctl.cycle() is False  # n3 still runs a start: wait, and claim nothing yet
+        assert "office" not in calls and io.actions == []
+        under_way.clear()
+        calls.clear()
+        await ctl.cycle()
+        assert calls == ["report n2", "report n3", "office", "report n2", "report n3"], calls
+        assert io.fenced == ["n1"]
+        calls.clear()
+        await ctl.cycle()  # the term is held: one read per cycle again
+        assert calls == ["report n2", "report n3", "office"], calls
+
+    asyncio.run(go())
+
+
 def test_a_controller_whose_own_view_is_stale_plans_nothing():
     # resumed from a freeze long enough to have been declared dead: it listens first
     view = FakeView(members=("n2", "n3"), peers=(Peer("n1", False, "dead"), Peer("n3", True, "alive")),

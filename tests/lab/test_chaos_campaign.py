@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,3 +98,10 @@ def test_fake_fencing_lets_a_vm_run_twice_and_the_observer_sees_it(lab_dir):
     assert seen  # the excerpt holds the samples that show it
     assert any(e["type"] == "fault" and e["fault"].startswith("freeze-daemon") for e in v["timeline"])
     assert not os.path.exists(fencehook.hook_path(str(Path(lab_dir) / "lab")))  # the lie ends with the campaign
+    kept = Path(rep["kept_logs"])  # the lab is gone; what its daemons said is kept
+    try:
+        assert sorted(p.name for p in kept.iterdir()) == ["n1", "n2", "n3"]
+        assert any(re.search(r"WARNING: fencing n\d", (kept / n / "havmd.log").read_text()) for n in ("n1", "n2", "n3"))
+        assert all((kept / n / "events.jsonl").stat().st_size > 0 for n in ("n1", "n2", "n3"))
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)

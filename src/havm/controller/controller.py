@@ -255,6 +255,23 @@ class Controller:
             return False
         if self.io.view().members != view.members:
             return False  # the view moved on while we fetched: its poke starts a cycle on the new one
+        try:
+            # Every action carries the term; a node refuses to start anything for a term
+            # below the one it promised, so a deposed controller (frozen, then resumed
+            # mid-transition; or its request still in transit) cannot act beside this one.
+            # Claimed once nothing is under way (a predecessor finishing a migration is not
+            # cut off mid-way), and the reports are fetched again after a new claim: a
+            # request of an older term that reached a member before it shows there, any
+            # later one is refused.
+            term = await self.io.office()
+        except HavmError as e:
+            log.warning("not acting: %s", e)
+            asyncio.get_running_loop().call_later(REFUSED_RETRY, self.poke, "claim the controller term again")
+            return False
+        if term != self._term:
+            self._term = term
+            if not await self._refresh(view) or self.io.view().members != view.members:
+                return False
         config = self.io.cluster_config()
         if config is not self._fence_retry_config:  # a new configuration (a fixed device?): fence at once
             self._fence_retry.clear()
@@ -270,19 +287,6 @@ class Controller:
         real = tr.real_actions
         if not real:
             return False
-        try:
-            # every action carries the term; a node refuses to start anything for a term
-            # below the one it promised, so a deposed controller (frozen, then resumed
-            # mid-transition; or its request still in transit) cannot act beside this one
-            self._term = await self.io.office()
-        except HavmError as e:
-            log.warning("not acting: %s", e)
-            asyncio.get_running_loop().call_later(REFUSED_RETRY, self.poke, "claim the controller term again")
-            return False
-        if self.io.view().members != view.members:
-            return False
-        if self.io.cluster_config() is not config:
-            return True  # the claim caught up with a newer configuration: plan on that
         summary = "; ".join(tr.notes) if tr.notes else f"{len(real)} action(s)"
         log.info("transition: %s: %s", summary, ", ".join(a.describe() for a in real))
         self._catalog = catalog(config)

@@ -42,6 +42,10 @@ class ControllerTerm:
         self.d = daemon
         self.store = TermStore(daemon.state_dir)
         self.office: int | None = None  # the term this node holds as controller, once claimed
+        # one claim at a time (the controller's first transition and an operator's change may
+        # both ask): two overlapping claims could leave office at the lower of two terms
+        # promised, and every action of it refused
+        self._claiming = asyncio.Lock()
 
     @property
     def promised(self) -> int:
@@ -81,8 +85,12 @@ class ControllerTerm:
         """The term to make changes in (and to act in: the controller's actions carry
         it); claims one first if this node does not hold one. ``refused`` ends the
         message of the NoQuorum raised when it cannot: what the caller does not do."""
-        if self.office is not None:
-            return self.office
+        async with self._claiming:
+            if self.office is not None and self.office >= self.promised:
+                return self.office
+            return await self._claim(refused)
+
+    async def _claim(self, refused: str) -> int:
         d = self.d
         view = d.view()
         if not view.quorate or view.controller != d.node:

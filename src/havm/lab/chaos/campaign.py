@@ -359,8 +359,30 @@ def run(opts: CampaignOptions, plans: Sequence[schedule.IterationPlan] | None = 
     violations = invariants.check(timeline, records, final, limits)
     result = report.build(opts, records, violations, final, observer, began, time.time(), lab_dir, aborted,
                           lab_.changes)
+    if violations and not opts.keep_lab:
+        # the daemons' own account of what they did is the first thing a violation is read
+        # against; the lab (and its logs) goes away below
+        result["kept_logs"] = keep_logs(lab_dir, lab_.nodes)
+        say(f"violations: the nodes' logs are kept in {result['kept_logs']}")
     _teardown(lab_dir, own_dir, opts.keep_lab)
     return result
+
+
+KEPT_FILES = ("havmd.log", os.path.join("state", "events.jsonl"))
+
+
+def keep_logs(lab_dir: str, nodes: Sequence[str]) -> str:
+    """Copy every node's havmd.log and event log out of the lab into a new directory
+    (``<dir>/<node>/...``); returns its path."""
+    out = tempfile.mkdtemp(prefix="hchaos-logs-")
+    for n in nodes:
+        for rel in KEPT_FILES:
+            src = os.path.join(lab_dir, "nodes", n, rel)
+            if os.path.exists(src):
+                dst = os.path.join(out, n, os.path.basename(rel))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
+    return out
 
 
 def _teardown(lab_dir: str, own_dir: bool, keep: bool) -> None:

@@ -7,7 +7,9 @@ when none; each with ``kind``, ``message``, ``at``, ``iteration`` and the
 everything running again: ``median``, ``p90``, ``max``,
 ``by_kind``, ``since_first_fault``: the same counted from the first fault),
 ``fences`` (``total``, ``by_node``, ``failed_attempts``), ``config_changes``,
-``observer`` (samples taken and stored), ``per_iteration`` and ``duration_s``.
+``observer`` (samples taken and stored), ``per_iteration`` and ``duration_s``;
+with violations and without ``--keep-lab`` also ``kept_logs``: a directory holding
+every node's ``havmd.log`` and ``events.jsonl`` (the lab itself is removed).
 """
 
 from __future__ import annotations
@@ -137,6 +139,8 @@ def summary(rep: dict[str, Any]) -> str:
         lines.append(f"  VIOLATIONS: {len(rep['violations'])} {rep['violation_counts']}")
         for v in rep["violations"][:10]:
             lines.append(f"    [{v['kind']}] iteration {v['iteration']}: {v['message']}")
+        if rep.get("kept_logs"):
+            lines.append(f"  the nodes' logs: {rep['kept_logs']}")
     else:
         lines.append("  violations: none (no double-active VM, no lost change, configs identical, "
                      "no fence loop, all recovered within the bound)")
