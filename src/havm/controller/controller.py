@@ -9,8 +9,9 @@ resource report, an action result) pokes it to cycle again.
 
 Safety:
 - it acts only while this node is the controller of a quorate partition, and
-  only in a controller term a majority promised (claimed before its first
-  transition in office): every action carries that term, and a node refuses
+  only in a controller term a majority promised (claimed on taking office, once
+  nothing is under way; the reports are read again after the claim): every
+  action carries that term, and a node refuses
   to start anything for a term below the one it promised, so a controller
   deposed while frozen, or its request still in transit, cannot act beside
   its successor; nor does it plan while its own membership view is stale

@@ -1,5 +1,5 @@
-"""The controller's term: claimed from a majority before its first configuration change
-or its first transition in office (every action it sends carries the term).
+"""The controller's term: claimed from a majority on taking office (before its first
+transition or configuration change; every action it sends carries the term).
 
 The rule and the persisted promise live in ``havm.store.term``; this module
 runs the claim round over the peers' signed ``/internal/term`` and answers it.
