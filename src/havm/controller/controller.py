@@ -11,11 +11,11 @@ Safety:
 - it acts only while this node is the controller of a quorate partition, and
   only in a controller term a majority promised (claimed on taking office, once
   nothing is under way; the reports are read again after the claim): every
-  action carries that term, and a node refuses
-  to start anything for a term below the one it promised, so a controller
-  deposed while frozen, or its request still in transit, cannot act beside
-  its successor; nor does it plan while its own membership view is stale
-  (frozen long enough to have been declared dead);
+  action carries that term, and a node refuses to start anything for a term
+  below the one it promised, so a controller deposed while frozen, or its
+  request still in transit, cannot act beside its successor; nor does it plan
+  while its own membership view is stale (frozen long enough to have been
+  declared dead);
 - on taking office it rebuilds what runs where from every member before
   acting (it never trusts a previous controller's memory), and it plans only
   from reports with nothing under way: while a member runs (or queues) an
