@@ -288,11 +288,11 @@ class MembershipService:
         keepalive = self.config.timing.keepalive
         gap = now - self._awake
         self._awake = now
+        if gap >= self.config.timing.deadtime / 2:
+            self._resumed = (now, gap)  # long enough to have been declared dead: listen first (_staleness)
         if gap > 2 * keepalive:
             stall = gap - keepalive  # a normal sleep is at most one keepalive
             self._detector.stalled(stall, now)
-            if gap >= self.config.timing.deadtime / 2:
-                self._resumed = (now, gap)
             log.warning("membership thread stalled %.2fs: peers' silence is judged from what it heard "
                         "before and after, not during the stall", stall)
 
