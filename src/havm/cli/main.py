@@ -45,7 +45,7 @@ EXIT_STATUS_HELP = """exit status:
   2   bad command-line usage
   3   invalid configuration (every problem is listed)
   4   no daemon reachable
-  5   no quorum
+  5   no quorum (or not yet: try again)
   6   conflict (stale config epoch)
   7   not found
   8   timed out
