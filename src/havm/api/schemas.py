@@ -44,7 +44,8 @@ RESOURCE = obj(["id", "state"], id=STR, agent=STR, state=STR,
 
 STATUS = obj(["schema", "cluster", "node", "quorum", "controller", "members", "config", "nodes", "resources"],
              schema=INT, cluster=STR, node=STR, time=NUM, uptime_s=NUM, quorum={"type": "object"},
-             controller=nullable(STR), controller_waiting={"type": "array", "items": STR}, view_agreed=BOOL,
+             controller=nullable(STR), controller_term=INT, controller_waiting={"type": "array", "items": STR},
+             view_agreed=BOOL,
              members={"type": "array", "items": STR},
              config={"type": "object"}, nodes={"type": "array", "items": NODE}, links={"type": "array"},
              resources={"type": "array", "items": RESOURCE})

@@ -113,6 +113,7 @@ def render(st: dict[str, Any]) -> str:
         f"Quorum: {'yes' if q['quorate'] else 'NO'} ({q['votes']} of {q['expected_votes']} votes"
         f"{', two-node' if q.get('two_node') else ''})"
         f"   Controller: {st['controller'] or '-'}"
+        f"{' (term ' + str(st['controller_term']) + ')' if st.get('controller') and st.get('controller_term') else ''}"
         f"{'' if st.get('view_agreed', True) else '   (views not yet agreed)'}"
         + (f"\n  controller waits for actions under way: {'; '.join(st['controller_waiting'])}"
            if st.get("controller_waiting") else ""),

@@ -525,4 +525,5 @@ class NodeDaemon(ClusterIO):
         doc = build_status(self.config, self.node, self.view(), self.replica.current, self.peer_versions(),
                            started_at=self.started_at, now=time.time(), resources=resources, fencing=fencing)
         doc["watchdog"] = watchdog_status(self)
+        doc["controller_term"] = self.term.promised
         return doc
