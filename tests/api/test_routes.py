@@ -6,9 +6,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from havm.commands.fence import FenceNode
 from havm.commands.history import GetHistory
 from havm.commands.resource import ChangeNode, ChangeResource, CleanupResource
+from havm.daemon import handlers
 from tests.api.fake import FakeDaemon, api_client
 
 
@@ -159,8 +162,11 @@ def test_history_gathers_events_through_the_command(tmp_path: Path) -> None:
     assert hist[0] == GetHistory(resource="vm1") and hist[1] == GetHistory(kinds=["node"], limit=5)
 
 
-def test_a_change_on_a_node_whose_view_is_stale_is_refused_and_stores_nothing(tmp_path: Path) -> None:
-    # just resumed from a freeze: who is controller, and in which term, may be past
+def test_a_change_on_a_node_whose_view_is_stale_waits_for_it_then_is_refused_and_stores_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # just resumed from a freeze: who is controller, and in which term, may be past; the
+    # node listens for 2 x keepalive, and a change waits that out (at most deadtime, 3 s here)
+    monkeypatch.setattr(handlers, "STALE_POLL", 0.01)
     d = FakeDaemon(tmp_path)
     d.stale = "resumed 0.05s ago from a 4.00s stall: listening to peers again"
 
@@ -174,7 +180,8 @@ def test_a_change_on_a_node_whose_view_is_stale_is_refused_and_stores_nothing(tm
             assert err["message"] == ("node n1's membership view is not current (resumed 0.05s ago from a 4.00s "
                                       "stall: listening to peers again): the change is refused, nothing was "
                                       "stored; try again in a moment")
-            d.stale = ""
+            assert d.replica.version.epoch == 0
+            asyncio.get_running_loop().call_later(0.1, setattr, d, "stale", "")  # listened enough
             r = await c.put("/v1/config", json={"text": text, "base_epoch": [0, 0]}, headers=h)
             assert r.status == 200
     run(body())

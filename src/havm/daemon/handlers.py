@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("havm.daemon")
 
 FORWARD_TIMEOUT = 15.0
+STALE_POLL = 0.05  # while this node's membership view is stale, look again this often
 
 
 class CommandHandlers:
@@ -77,7 +78,7 @@ class CommandHandlers:
 
     async def _to_controller(self, cmd: Command, forwarded: bool) -> tuple[bool, Any]:
         """Forward ``cmd`` to the controller unless we are it. Returns (handled, result)."""
-        view = self.d.view()
+        view = await self._current_view()
         if view.stale:  # frozen until a moment ago: who is controller, and in which term, may be past
             raise NoQuorum(f"node {self.d.node}'s membership view is not current ({view.stale}): the change is "
                            f"refused, nothing was stored; try again in a moment")
@@ -89,6 +90,18 @@ class CommandHandlers:
             raise NoQuorum(f"node {self.d.node} is not the controller ({view.controller} is); try again")
         result = await self.d.forward(view.controller, cmd, timeout=FORWARD_TIMEOUT)
         return True, result
+
+    async def _current_view(self) -> Any:
+        """The membership view, once current: a node that just resumed from a freeze
+        listens to its peers for 2 x keepalive first (MembershipView.stale). A change
+        asked meanwhile waits that out (at most deadtime) rather than be refused."""
+        view = self.d.view()
+        for _ in range(int(self.d.config.timing.deadtime / STALE_POLL) + 1):
+            if not view.stale:
+                break
+            await asyncio.sleep(STALE_POLL)
+            view = self.d.view()
+        return view
 
     async def _commit(self, make_text: Any, by: str, base: ConfigVersion | None = None, force: bool = False,
                       comment: str = "") -> dict[str, Any]:
