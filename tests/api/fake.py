@@ -23,6 +23,7 @@ from havm.config.load import load_config, write_key
 from havm.daemon.handlers import CommandHandlers
 from havm.daemon.term import ControllerTerm
 from havm.events import EventLog
+from havm.membership.view import MembershipView
 from havm.store import ConfigFileStore, ConfigReplica
 
 CONFIG = """\
@@ -52,6 +53,9 @@ class _View:
     controller: str | None = "n1"
     members: tuple[str, ...] = ("n1",)
     stale: str = ""
+    node: str = "n1"
+
+    not_current = MembershipView.not_current  # the real sentence, from node and stale
 
 
 @dataclass

@@ -13,6 +13,7 @@ from havm.config.load import parse_config_text
 from havm.controller.controller import ClusterIO, Controller, FenceResult
 from havm.errors import Conflict, NoQuorum
 from havm.executor.records import ActionRecord, ActionRequest
+from havm.membership.view import MembershipView
 from tests.controller.test_snapshot import CONFIG
 
 DEADTIME = 3.0  # the config's default
@@ -36,6 +37,9 @@ class FakeView:
     controller: str | None = "n2"
     settled: bool = True
     stale: str = ""
+    node: str = "n2"
+
+    not_current = MembershipView.not_current  # the real sentence, from node and stale
 
     def peer(self, name: str) -> Peer:
         for p in self.peers:

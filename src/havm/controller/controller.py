@@ -224,7 +224,7 @@ class Controller:
             # as we believe them may all be false; listen first (a deposed controller
             # resuming mid-transition must not go on with it)
             log.log(logging.DEBUG if self._stale else logging.WARNING,
-                    "not planning: %s's membership view is not current (%s)", self.node, view.stale)
+                    "not planning: %s", view.not_current)
             self._stale = True
             asyncio.get_running_loop().call_later(STALE_RECHECK, self.poke, "membership view current again?")
             return False
@@ -559,7 +559,7 @@ class Controller:
         def check() -> str | None:
             view = self.io.view()
             if view.stale:  # frozen meanwhile: the view the fence was decided on may be long false
-                return f"{self.node}'s membership view is not current ({view.stale})"
+                return str(view.not_current)
             if not was_member and node in view.members:
                 return f"{node} is a member again"
             if not self._in_charge(view):

@@ -29,7 +29,7 @@ from havm.commands.resource import (
 from havm.daemon import fencing
 from havm.daemon.history import gather_history
 from havm.errors import HavmError, NoQuorum, UsageError
-from havm.membership.view import votes_held
+from havm.membership.view import MembershipView, votes_held
 from havm.scheduler.model import ClusterSpec
 from havm.store import ConfigVersion
 
@@ -80,8 +80,8 @@ class CommandHandlers:
         """Forward ``cmd`` to the controller unless we are it. Returns (handled, result)."""
         view = await self._current_view()
         if view.stale:  # frozen until a moment ago: who is controller, and in which term, may be past
-            raise NoQuorum(f"node {self.d.node}'s membership view is not current ({view.stale}): the change is "
-                           f"refused, nothing was stored; try again in a moment")
+            raise NoQuorum(f"node {view.not_current}: the change is refused, nothing was stored; "
+                           f"try again in a moment")
         if not view.quorate or view.controller is None:
             raise NoQuorum(f"node {self.d.node} is not in a quorate partition: the change is refused")
         if view.controller == self.d.node:
@@ -91,7 +91,7 @@ class CommandHandlers:
         result = await self.d.forward(view.controller, cmd, timeout=FORWARD_TIMEOUT)
         return True, result
 
-    async def _current_view(self) -> Any:
+    async def _current_view(self) -> MembershipView:
         """The membership view, once current: a node that just resumed from a freeze
         listens to its peers for 2 x keepalive first (MembershipView.stale). A change
         asked meanwhile waits that out (at most deadtime) rather than be refused."""

@@ -253,7 +253,7 @@ class NodeDaemon(ClusterIO):
         listened to its peers again."""
         view = self.view()
         if view.stale:
-            return f"{self.node}'s membership view is not current ({view.stale})"
+            return str(view.not_current)
         if view.quorate or self.config.properties.no_quorum_policy == "ignore":
             return None
         return f"{self.node} has no quorum ({view.quorum_reason or 'not settled'})"

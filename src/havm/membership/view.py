@@ -226,6 +226,11 @@ class MembershipView:
     stale: str = ""
 
     @property
+    def not_current(self) -> str:
+        """``stale`` said in a sentence naming this node ("" when current)."""
+        return f"{self.node}'s membership view is not current ({self.stale})" if self.stale else ""
+
+    @property
     def is_controller(self) -> bool:
         return self.controller == self.node
 
