@@ -49,9 +49,9 @@ def actions_on(c: LoopbackCluster, rsc: str) -> list[tuple[str, str]]:
     for name in c.names:
         path = c.root / name / "state" / "events.jsonl"
         for line in path.read_text().splitlines() if path.exists() else ():
-            f = json.loads(line)["fields"]
-            if json.loads(line)["kind"] == "action" and f.get("rsc") == rsc:
-                out.append((f.get("op"), f.get("target")))
+            e = json.loads(line)
+            if e["kind"] == "action" and e["fields"].get("rsc") == rsc:
+                out.append((e["fields"].get("op"), e["fields"].get("target")))
     return out
 
 
