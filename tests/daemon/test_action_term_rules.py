@@ -1,15 +1,17 @@
-"""The term rules of NodeDaemon (run_request, execute_on, learn_advertised_term) with the
-daemon's parts faked; tests/daemon/test_action_terms.py runs them on real daemons."""
+"""The term rules of NodeDaemon (run_request, execute_on) with the daemon's parts faked,
+and ControllerTerm.learn_advertised; tests/daemon/test_action_terms.py runs them on real daemons."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from havm.daemon.node import NodeDaemon
+from havm.daemon.term import ControllerTerm
 from havm.errors import Conflict
 from havm.executor.records import ActionRecord, ActionRequest
 
@@ -58,17 +60,18 @@ def test_the_controller_sends_nothing_once_a_higher_term_is_known_here() -> None
         asyncio.run(NodeDaemon.execute_on(d, "n2", ActionRequest("vm1", "havm:qemu", "stop"), 5))
 
 
-def test_a_members_advertised_higher_term_is_learned_others_are_not() -> None:
-    terms = {"n1": 4, "n2": 9, "n4": 12}  # n4 is heard but not a member
+def test_a_members_advertised_higher_term_is_learned_others_are_not(tmp_path: Path) -> None:
+    terms: dict[str, object] = {"n1": 4, "n2": 9, "n4": 12}  # n4 is heard but not a member
 
     def view(members: tuple[str, ...]) -> Any:
         return SimpleNamespace(members=members, advertised=lambda n, key: terms.get(n) if key == "term" else None)
 
-    d = fake(promised=7)
-    NodeDaemon.learn_advertised_term(d, view(("n1", "n3")))
-    assert d.learned == []  # n1 advertises 4: older
-    NodeDaemon.learn_advertised_term(d, view(("n1", "n2", "n3")))
-    assert d.learned == [9]
-    terms["n2"] = "9"  # not a whole number: ignored
-    NodeDaemon.learn_advertised_term(d, view(("n1", "n2", "n3")))
-    assert d.learned == [9]
+    t = ControllerTerm(SimpleNamespace(state_dir=str(tmp_path), node="n3", refresh_app_info=lambda: None))  # type: ignore[arg-type]
+    t.learn(7)
+    t.learn_advertised(view(("n1", "n3")))
+    assert t.promised == 7  # n1 advertises 4: older
+    t.learn_advertised(view(("n1", "n2", "n3")))
+    assert t.promised == 9
+    terms["n2"] = "10"  # not a whole number: ignored
+    t.learn_advertised(view(("n1", "n2", "n3")))
+    assert t.promised == 9

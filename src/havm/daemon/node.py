@@ -159,7 +159,7 @@ class NodeDaemon(ClusterIO):
         self._record_view(old, view)
         if view.controller != self.node:
             self.term.resign("no longer the controller")
-        self.learn_advertised_term(view)
+        self.term.learn_advertised(view)
         self.controller.observe(view)
         self._enforce_quorum(view)
         joined = set(view.members) - set(old.members if old else ())
@@ -168,14 +168,6 @@ class NodeDaemon(ClusterIO):
         changed = old is None or (old.members, old.quorate, old.controller) != (
             view.members, view.quorate, view.controller)
         self.controller.poke("membership", abort=changed)
-
-    def learn_advertised_term(self, view: MembershipView) -> None:
-        """A member advertising a higher promise than ours: a controller took office in that
-        term (e.g. while this node was frozen). Learning it ends our own office at once, so
-        what our controller still holds of an older transition is not sent (execute_on)."""
-        terms = [t for n in view.members if n != self.node and whole(t := view.advertised(n, "term"))]
-        if terms and max(terms) > self.term.promised:
-            self.term.learn(max(terms))
 
     def _record_view(self, old: MembershipView | None, view: MembershipView) -> None:
         before = set(old.members) if old else {self.node}

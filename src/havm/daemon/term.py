@@ -62,6 +62,13 @@ class ControllerTerm:
             self.resign(f"term {term} seen")
             self.d.refresh_app_info()
 
+    def learn_advertised(self, view: Any) -> None:
+        """A member advertising a higher promise than ours: a controller took office in that
+        term (e.g. while this node was frozen). Learning it ends our own office at once, so
+        what our controller still holds of an older transition is not sent (NodeDaemon.execute_on)."""
+        others = [n for n in view.members if n != self.d.node]
+        self.learn(max((_advertised_term(view, n) for n in others), default=0))
+
     # -- member side --
     def answer_claim(self, term: object, claimant: str) -> dict[str, Any]:
         if not whole(term) or term < 1:
